@@ -1,0 +1,1 @@
+"""The thin Typer layer: parse options, call one library function, render its result."""

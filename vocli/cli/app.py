@@ -1,0 +1,110 @@
+"""Root command: global options, command registration, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from typing import Optional, Sequence
+
+import click
+import typer
+from rich.markup import escape
+
+from vocli import __version__
+from vocli.cli.common import err_console
+from vocli.errors import VocliError
+
+app = typer.Typer(
+    name="vocli",
+    help="PASCAL VOC to a trained, evaluated YOLOv3: fetch, convert, anchors, weights, train, evaluate, detect.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"vocli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors (also VOCLI_DEBUG=1)."),
+) -> None:
+    """vocli: from nothing to a trained, evaluated YOLOv3 on PASCAL VOC."""
+
+
+# Each module registers its commands with ``register(app)``; keep this list in help order.
+COMMAND_MODULES = (
+    "fetch",
+    "convert",
+    "anchors",
+    "weights",
+    "train",
+    "evaluate",
+    "detect",
+    "stats",
+    "demo",
+)
+
+
+def _register_commands() -> None:
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"vocli.cli.{name}")
+        except ModuleNotFoundError as err:
+            if err.name == f"vocli.cli.{name}":
+                continue  # command not built yet
+            raise
+        module.register(app)
+
+
+_register_commands()
+
+
+def _debug_requested(argv: Sequence[str]) -> bool:
+    return "--debug" in argv or os.environ.get("VOCLI_DEBUG", "").lower() in ("1", "true", "yes")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the CLI; return the exit code (0 ok, 1 error, 2 usage, 130 interrupted)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = _debug_requested(args)
+    # --debug is accepted anywhere on the line, not only before the command.
+    args = [a for a in args if a != "--debug"]
+    console = err_console()
+    try:
+        result = app(args=args, prog_name="vocli", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        console.print("[yellow]interrupted[/]")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except VocliError as exc:
+        if debug:
+            traceback.print_exc()
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - last resort: one line unless --debug
+        if debug:
+            traceback.print_exc()
+        else:
+            console.print(
+                f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))} (run with --debug for the traceback)",
+                soft_wrap=True,
+            )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Datasets: VOC annotation parsing, splits, the synthetic shapes set, fetch/verify."""

@@ -1,0 +1,357 @@
+"""PASCAL VOC annotations and splits: the one place that reads VOC XML.
+
+Coordinates are kept exactly as written in the file: VOC uses 1-based,
+inclusive pixel corners (``1 <= xmin <= xmax <= width``). Conversions to other
+conventions (0-based, normalised) happen in the consumers, each documenting
+its rule; this module never shifts them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+from lxml import etree
+
+from vocli.errors import AnnotationError, DatasetNotFoundError, UnknownClassError
+
+VOC_CLASSES: tuple[str, ...] = (
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+    "train", "tvmonitor",
+)
+
+#: Sets converted by default when present, in darknet's recipe order.
+STANDARD_SETS: tuple[str, ...] = ("2007/train", "2007/val", "2007/test", "2012/train", "2012/val")
+SPLITS: tuple[str, ...] = ("train", "val", "trainval", "test")
+
+
+def _hardened_parser() -> etree.XMLParser:
+    # No entity expansion (billion laughs / XXE), no DTD or network access, no huge trees.
+    return etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
+        huge_tree=False, remove_comments=True, remove_pis=True,
+    )
+
+
+_PARSER = _hardened_parser()
+
+
+@dataclass(frozen=True)
+class VocObject:
+    """One ``<object>``: class name and box as written (1-based inclusive pixels)."""
+
+    name: str
+    xmin: float
+    ymin: float
+    xmax: float
+    ymax: float
+    difficult: bool = False
+    truncated: bool = False
+    pose: str = "Unspecified"
+
+    @property
+    def bbox(self) -> tuple[float, float, float, float]:
+        return (self.xmin, self.ymin, self.xmax, self.ymax)
+
+
+@dataclass
+class Annotation:
+    """One VOC XML file."""
+
+    path: Path
+    filename: str
+    width: int
+    height: int
+    depth: int = 3
+    objects: list[VocObject] = field(default_factory=list)
+
+    @property
+    def image_id(self) -> str:
+        return self.path.stem
+
+    def boxes(self, include_difficult: bool = True) -> np.ndarray:
+        """(N, 4) float64 xyxy, 1-based inclusive pixels as in the file."""
+        objs = self._select(include_difficult)
+        return np.array([o.bbox for o in objs], dtype=np.float64).reshape(-1, 4)
+
+    def labels(self, classes: Sequence[str] = VOC_CLASSES, include_difficult: bool = True) -> np.ndarray:
+        """(N,) int64 class indices into ``classes`` (0-based)."""
+        index = {c: i for i, c in enumerate(classes)}
+        out = []
+        for o in self._select(include_difficult):
+            if o.name not in index:
+                raise unknown_class(self.path, o.name, classes)
+            out.append(index[o.name])
+        return np.array(out, dtype=np.int64)
+
+    def difficult(self, include_difficult: bool = True) -> np.ndarray:
+        """(N,) bool difficult flags."""
+        return np.array([o.difficult for o in self._select(include_difficult)], dtype=bool)
+
+    def _select(self, include_difficult: bool) -> list[VocObject]:
+        return self.objects if include_difficult else [o for o in self.objects if not o.difficult]
+
+
+def unknown_class(path, name: str, classes: Sequence[str]) -> UnknownClassError:
+    return UnknownClassError(
+        path, f"unknown class {name!r}",
+        hint=f"known classes: {', '.join(classes)}; pass --classes FILE for a custom list",
+    )
+
+
+def _text(node, tag: str, path, required: bool = True, default: str | None = None) -> str | None:
+    child = node.find(tag)
+    if child is None or child.text is None or not child.text.strip():
+        if required:
+            where = node.tag if node.tag != "annotation" else "annotation"
+            raise AnnotationError(path, f"missing <{tag}> in <{where}>")
+        return default
+    return child.text.strip()
+
+
+def _number(node, tag: str, path, kind=float) -> float:
+    raw = _text(node, tag, path)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise AnnotationError(path, f"<{tag}> is not a number: {raw!r}") from None
+    if not np.isfinite(value):
+        raise AnnotationError(path, f"<{tag}> is not a finite number: {raw!r}")
+    if kind is int:
+        if value != int(value):
+            raise AnnotationError(path, f"<{tag}> must be a whole number: {raw!r}")
+        return int(value)
+    return value
+
+
+def _flag(node, tag: str, path) -> bool:
+    raw = _text(node, tag, path, required=False, default="0")
+    try:
+        return bool(int(float(raw)))
+    except ValueError:
+        raise AnnotationError(path, f"<{tag}> must be 0 or 1, got {raw!r}") from None
+
+
+def image_size_from_file(image_path: Path) -> tuple[int, int, int]:
+    """(width, height, depth) read from the image header only (Pillow, lazy)."""
+    from PIL import Image
+
+    with Image.open(image_path) as im:
+        depth = len(im.getbands())
+        return im.width, im.height, depth
+
+
+def parse_annotation_bytes(
+    data: bytes,
+    path: str | os.PathLike = "<bytes>",
+    classes: Sequence[str] | None = None,
+    image_dir: str | os.PathLike | None = None,
+) -> Annotation:
+    """Parse the bytes of one VOC XML file (see ``parse_annotation``)."""
+    path = Path(path)
+    try:
+        root = etree.fromstring(data, _PARSER)
+    except etree.XMLSyntaxError as err:
+        raise AnnotationError(path, f"not valid XML ({err.msg})", hint="re-download or fix the file") from None
+    if root is None or root.tag != "annotation":
+        tag = None if root is None else root.tag
+        raise AnnotationError(path, f"root element is <{tag}>, expected <annotation>")
+
+    filename = _text(root, "filename", path, required=False, default=f"{path.stem}.jpg")
+    size = root.find("size")
+    if size is None:
+        raise AnnotationError(path, "missing <size>")
+    width = _number(size, "width", path, int)
+    height = _number(size, "height", path, int)
+    depth = int(_text(size, "depth", path, required=False, default="3") or 3)
+    if width <= 0 or height <= 0:
+        # A few real VOC files say 0x0; the JPEG header knows better.
+        img_dir = Path(image_dir) if image_dir is not None else path.parent.parent / "JPEGImages"
+        image_path = img_dir / filename
+        if not image_path.exists():
+            raise AnnotationError(
+                path, f"image size is {width}x{height} and {image_path} is missing to read it from",
+                hint="fix <size> or put the image in JPEGImages/",
+            )
+        try:
+            width, height, depth = image_size_from_file(image_path)
+        except Exception as err:  # noqa: BLE001 - any decoder error is a bad image
+            raise AnnotationError(path, f"image size is 0 and {image_path} is unreadable ({err})") from None
+
+    objects = []
+    for i, obj in enumerate(root.iterchildren("object"), start=1):
+        name = _text(obj, "name", path)
+        if classes is not None and name not in classes:
+            raise unknown_class(path, name, classes)
+        box = obj.find("bndbox")
+        if box is None:
+            raise AnnotationError(path, f"object {i} ({name}) has no <bndbox>")
+        xmin, ymin, xmax, ymax = (_number(box, t, path) for t in ("xmin", "ymin", "xmax", "ymax"))
+        if xmax < xmin or ymax < ymin:
+            raise AnnotationError(
+                path, f"object {i} ({name}) has inverted coordinates "
+                f"xmin={xmin:g} ymin={ymin:g} xmax={xmax:g} ymax={ymax:g}",
+            )
+        # VOC is 1-based; 0 is tolerated because many hand-labelled trees are 0-based.
+        if xmin < 0 or ymin < 0 or xmax > width or ymax > height:
+            raise AnnotationError(
+                path, f"object {i} ({name}) box {xmin:g},{ymin:g},{xmax:g},{ymax:g} "
+                f"lies outside the {width}x{height} image",
+            )
+        objects.append(VocObject(
+            name=name, xmin=xmin, ymin=ymin, xmax=xmax, ymax=ymax,
+            difficult=_flag(obj, "difficult", path), truncated=_flag(obj, "truncated", path),
+            pose=_text(obj, "pose", path, required=False, default="Unspecified"),
+        ))
+    return Annotation(path=path, filename=filename, width=width, height=height, depth=depth, objects=objects)
+
+
+def parse_annotation(
+    path: str | os.PathLike,
+    classes: Sequence[str] | None = None,
+    image_dir: str | os.PathLike | None = None,
+) -> Annotation:
+    """Parse one VOC XML file into an ``Annotation``.
+
+    ``classes``: when given, an object whose name is not in it raises
+    ``UnknownClassError``. ``image_dir``: where to find the image when
+    ``<size>`` is 0 (default: ``../JPEGImages`` beside the Annotations folder).
+    Raises ``AnnotationError`` naming the file and the problem.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise AnnotationError(path, "file not found") from None
+    except OSError as err:
+        raise AnnotationError(path, f"cannot read ({err.strerror})") from None
+    return parse_annotation_bytes(data, path, classes=classes, image_dir=image_dir)
+
+
+# --------------------------------------------------------------------------- splits and sets
+
+
+def devkit_dir(root: str | os.PathLike) -> Path:
+    """The ``VOCdevkit`` folder under ``root`` (or ``root`` itself if it holds ``VOC*`` folders)."""
+    root = Path(root).expanduser()
+    if (root / "VOCdevkit").is_dir():
+        return root / "VOCdevkit"
+    if root.is_dir() and any(p.is_dir() and p.name.startswith("VOC") for p in root.iterdir()):
+        return root
+    raise DatasetNotFoundError(
+        f"{root}: no VOCdevkit folder found",
+        hint="pass --root pointing at the folder that holds VOCdevkit/, or run `vocli fetch`",
+    )
+
+
+@dataclass(frozen=True)
+class VocSet:
+    """One split of one ``VOC<year>`` folder, named ``<year>/<split>`` (``2007/test``, ``shapes/train``)."""
+
+    year: str
+    split: str
+    dir: Path  # the VOC<year> folder
+
+    @property
+    def name(self) -> str:
+        return f"{self.year}/{self.split}"
+
+    @property
+    def split_file(self) -> Path:
+        return self.dir / "ImageSets" / "Main" / f"{self.split}.txt"
+
+    def ids(self) -> list[str]:
+        """Image ids listed in ``ImageSets/Main/<split>.txt``, in file order."""
+        return read_split(self.split_file)
+
+    def annotation_path(self, image_id: str) -> Path:
+        return self.dir / "Annotations" / f"{image_id}.xml"
+
+    def image_path(self, image_id: str) -> Path:
+        return self.dir / "JPEGImages" / f"{image_id}.jpg"
+
+
+def read_split(path: str | os.PathLike) -> list[str]:
+    """Ids from a VOC split list (first column; blank lines ignored)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DatasetNotFoundError(f"{path}: split list not found", hint="check --sets and --root") from None
+    return [line.split()[0] for line in text.splitlines() if line.strip()]
+
+
+def discover_sets(root: str | os.PathLike) -> list[VocSet]:
+    """Every ``<year>/<split>`` with a split list under ``root``, sorted by year then split order."""
+    devkit = devkit_dir(root)
+    found = []
+    for voc_dir in sorted(p for p in devkit.iterdir() if p.is_dir() and p.name.startswith("VOC")):
+        main = voc_dir / "ImageSets" / "Main"
+        for split in SPLITS:
+            if (main / f"{split}.txt").is_file():
+                found.append(VocSet(voc_dir.name[3:], split, voc_dir))
+    return found
+
+
+def parse_set_names(sets: str | Iterable[str]) -> list[tuple[str, str]]:
+    """``"2007/train,2012/val"`` -> ``[("2007", "train"), ("2012", "val")]``."""
+    names = [s.strip() for s in sets.split(",")] if isinstance(sets, str) else [s.strip() for s in sets]
+    out = []
+    for name in names:
+        if not name:
+            continue
+        year, sep, split = name.partition("/")
+        if not sep or not year or not split or "/" in split:
+            raise DatasetNotFoundError(f"bad set name {name!r}", hint="use <year>/<split>, e.g. 2007/test or shapes/train")
+        out.append((year, split))
+    return out
+
+
+def resolve_sets(
+    root: str | os.PathLike,
+    sets: str | Iterable[str] | None = None,
+    default: Sequence[str] = STANDARD_SETS,
+) -> list[VocSet]:
+    """Turn ``--sets`` into ``VocSet``s under ``root``.
+
+    Explicit sets must exist. ``sets=None`` means the ``default`` sets that are
+    present, else every split of every ``VOC*`` folder found.
+    """
+    devkit = devkit_dir(root)
+    if sets is None:
+        present = [VocSet(y, s, devkit / f"VOC{y}") for y, s in parse_set_names(default)]
+        present = [vs for vs in present if vs.split_file.is_file()]
+        if present:
+            return present
+        found = discover_sets(root)
+        if not found:
+            raise DatasetNotFoundError(f"{devkit}: no ImageSets/Main/<split>.txt lists found", hint="is this a VOC-layout tree?")
+        return found
+    out = []
+    for year, split in parse_set_names(sets):
+        vs = VocSet(year, split, devkit / f"VOC{year}")
+        if not vs.split_file.is_file():
+            known = ", ".join(v.name for v in discover_sets(root)) or "none"
+            raise DatasetNotFoundError(f"set {vs.name}: {vs.split_file} not found", hint=f"sets present: {known}")
+        out.append(vs)
+    if not out:
+        raise DatasetNotFoundError("no sets given", hint="e.g. --sets 2007/trainval")
+    return out
+
+
+def read_classes(path: str | os.PathLike) -> tuple[str, ...]:
+    """A class-list file: one name per line (darknet ``.names`` format)."""
+    path = Path(path)
+    try:
+        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except FileNotFoundError:
+        raise DatasetNotFoundError(f"{path}: class list not found") from None
+    if not names:
+        raise DatasetNotFoundError(f"{path}: class list is empty", hint="one class name per line")
+    if len(set(names)) != len(names):
+        raise DatasetNotFoundError(f"{path}: class list has duplicate names")
+    return tuple(names)

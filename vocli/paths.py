@@ -1,0 +1,59 @@
+"""Where vocli keeps data, and how it writes files without leaving partial ones behind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+DEFAULT_HOME = "~/.cache/vocli"
+
+
+def vocli_home() -> Path:
+    """``$VOCLI_HOME`` or ``~/.cache/vocli``."""
+    return Path(os.environ.get("VOCLI_HOME") or DEFAULT_HOME).expanduser()
+
+
+def data_root() -> Path:
+    """The default ``--root``: ``<home>/data`` (holds ``VOCdevkit/VOC2007`` ...)."""
+    return vocli_home() / "data"
+
+
+def weights_dir() -> Path:
+    """Where fetched Darknet weight files are stored (not extracted)."""
+    return vocli_home() / "weights"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it onto ``path``.
+
+    On any exception (Ctrl-C included) the temporary file is removed, so ``path``
+    is either the old file or the complete new one, never a partial write.
+    ``suffix`` keeps an extension on the temp name for writers that infer the
+    format from it (e.g. PIL).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
