@@ -49,3 +49,12 @@ class DarknetFormatError(VocliError):
 
 class DatasetNotFoundError(VocliError):
     """An expected dataset folder, split list or image is missing."""
+
+
+class ImageReadError(VocliError):
+    """An image file is missing, not an image, or cannot be decoded. ``path`` names it."""
+
+    def __init__(self, path, reason: str, hint: str | None = None):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}", hint)
