@@ -68,6 +68,23 @@ def _register_commands() -> None:
 _register_commands()
 
 
+def _click_exceptions(name: str) -> tuple:
+    """``name`` from click, typer, and the copy of click that newer Typer versions vendor."""
+    modules = [click.exceptions, typer]
+    try:
+        from typer._click import exceptions as vendored  # Typer >= 0.20
+
+        modules.append(vendored)
+    except ImportError:
+        pass
+    return tuple({getattr(m, name) for m in modules if isinstance(getattr(m, name, None), type)})
+
+
+_EXIT = _click_exceptions("Exit")
+_ABORT = _click_exceptions("Abort")
+_CLICK_ERROR = _click_exceptions("ClickException") + _click_exceptions("UsageError")
+
+
 def _debug_requested(argv: Sequence[str]) -> bool:
     return "--debug" in argv or os.environ.get("VOCLI_DEBUG", "").lower() in ("1", "true", "yes")
 
@@ -82,12 +99,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         result = app(args=args, prog_name="vocli", standalone_mode=False)
         return result if isinstance(result, int) else 0
-    except click.exceptions.Exit as exc:
+    except _EXIT as exc:
         return exc.exit_code
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, *_ABORT):
         console.print("[yellow]interrupted[/]")
         return 130
-    except click.ClickException as exc:
+    except _CLICK_ERROR as exc:
         exc.show()
         return exc.exit_code
     except VocliError as exc:

@@ -1,0 +1,49 @@
+"""Shared fixtures: the optional real VOC sample, and a tiny VOC tree built per test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SAMPLE_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "voc-sample"
+
+
+@pytest.fixture
+def voc_sample() -> Path:
+    """Folder holding the real VOCdevkit sample; skips when ../shared is absent (users' clones)."""
+    if not (SAMPLE_ROOT / "VOCdevkit").is_dir():
+        pytest.skip("real VOC sample (../shared/data/voc-sample) not available")
+    return SAMPLE_ROOT
+
+
+def write_voc_xml(path: Path, filename: str, width: int, height: int, objects, depth: int = 3) -> Path:
+    """Write a minimal VOC annotation. objects: iterable of (name, xmin, ymin, xmax, ymax, difficult)."""
+    parts = [f"<annotation><folder>VOCtest</folder><filename>{filename}</filename>",
+             f"<size><width>{width}</width><height>{height}</height><depth>{depth}</depth></size>",
+             "<segmented>0</segmented>"]
+    for name, x1, y1, x2, y2, difficult in objects:
+        parts.append(
+            f"<object><name>{name}</name><pose>Unspecified</pose><truncated>0</truncated>"
+            f"<difficult>{int(difficult)}</difficult><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin>"
+            f"<xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>")
+    parts.append("</annotation>")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(parts), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def tiny_voc(tmp_path) -> Path:
+    """A two-image VOC2007-layout tree with train/val/trainval/test lists; returns the root."""
+    voc = tmp_path / "VOCdevkit" / "VOC2007"
+    write_voc_xml(voc / "Annotations" / "000001.xml", "000001.jpg", 100, 80,
+                  [("dog", 10, 20, 50, 60, 0), ("person", 1, 1, 100, 80, 1)])
+    write_voc_xml(voc / "Annotations" / "000002.xml", "000002.jpg", 64, 64, [("cat", 5, 5, 20, 30, 0)])
+    main = voc / "ImageSets" / "Main"
+    main.mkdir(parents=True)
+    (main / "train.txt").write_text("000001\n")
+    (main / "val.txt").write_text("000002\n")
+    (main / "trainval.txt").write_text("000001\n000002\n")
+    (main / "test.txt").write_text("000002\n")
+    return tmp_path
