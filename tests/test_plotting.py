@@ -1,0 +1,155 @@
+"""PIL charts: valid PNGs of the promised size, empty and NaN input, atomic writes, readable drawings."""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vocli import plotting
+
+
+def _png_header(path) -> tuple[int, int]:
+    """Width and height read straight from the PNG signature + IHDR chunk (checked by its CRC)."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    length, kind = struct.unpack(">I4s", data[8:16])
+    assert kind == b"IHDR" and length == 13
+    body = data[16:29]
+    (crc,) = struct.unpack(">I", data[29:33])
+    assert zlib.crc32(kind + body) == crc
+    width, height = struct.unpack(">II", body[:8])
+    return width, height
+
+
+def _distinct_colours(path) -> int:
+    with Image.open(path) as im:
+        return len(im.convert("RGB").getcolors(maxcolors=1 << 20) or [])
+
+
+def _no_temp_files(folder) -> bool:
+    return not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_line_chart_size_and_content(tmp_path):
+    x = np.arange(20)
+    out = plotting.line_chart(tmp_path / "loss.png", {"train": (x, 1 / (x + 1)), "val": (x, 2 / (x + 2))},
+                              "Loss", "epoch", "loss")
+    assert out == tmp_path / "loss.png"
+    assert _png_header(out) == (800, 500)
+    assert _distinct_colours(out) > 20  # text, grid, two line colours, anti-aliasing
+    with Image.open(out) as im:
+        pixels = np.asarray(im.convert("RGB")).reshape(-1, 3)
+    # Both series colours appear.
+    for col in plotting.PALETTE[:2]:
+        assert (np.abs(pixels.astype(int) - col).sum(1) < 30).sum() > 50
+    assert _no_temp_files(tmp_path)
+
+
+@pytest.mark.parametrize("series", [{}, {"a": ([], [])}, {"a": ([math.nan, 1.0], [1.0, math.inf])},
+                                    {"a": ([1, 1, 1], [2, 2, 2])}])
+def test_line_chart_degenerate_input(tmp_path, series):
+    out = plotting.line_chart(tmp_path / "x.png", series, "t", "x", "y", size=(300, 200))
+    assert _png_header(out) == (300, 200)
+
+
+def test_line_chart_nan_breaks_line_and_limits(tmp_path):
+    ys = [0.0, 0.5, math.nan, 0.7, 1.0]
+    out = plotting.line_chart(tmp_path / "pr.png", {"p": (range(5), ys)}, "t", "x", "y", xlim=(0, 4), ylim=(0, 1))
+    assert _png_header(out) == (800, 500)
+
+
+def test_bar_chart_many_and_few_labels(tmp_path):
+    names = [f"class_with_long_name_{i}" for i in range(20)]
+    a = plotting.bar_chart(tmp_path / "a.png", names, list(range(20)), "Objects", "count")
+    b = plotting.bar_chart(tmp_path / "b.png", ["x", "y"], [3, math.nan], "Objects", "count", size=(400, 300))
+    c = plotting.bar_chart(tmp_path / "c.png", [], [], "Empty", "count")
+    assert _png_header(a) == (800, 500) and _png_header(b) == (400, 300) and _png_header(c) == (800, 500)
+
+
+def test_bar_heights_are_proportional(tmp_path):
+    out = plotting.bar_chart(tmp_path / "bars.png", ["a", "b"], [10, 40], "t", "v", size=(400, 400))
+    with Image.open(out) as im:
+        rgb = np.asarray(im.convert("RGB")).astype(int)
+    heights = []
+    for col in plotting.PALETTE[:2]:
+        mask = np.abs(rgb - col).sum(-1) < 10
+        rows = np.where(mask.any(1))[0]
+        heights.append(rows.max() - rows.min() + 1)
+    # 40 / 10 = 4, within a pixel or two of rounding.
+    assert heights[1] / heights[0] == pytest.approx(4.0, rel=0.08)
+
+
+def test_scatter_with_highlight_and_empty(tmp_path):
+    rng = np.random.default_rng(0)
+    groups = {"a": (rng.random(300), rng.random(300)), "b": (rng.random(5), [math.nan] * 5)}
+    out = plotting.scatter_chart(tmp_path / "s.png", groups, "Boxes", "w", "h",
+                                 highlight={"anchors": ([0.2, 0.5], [0.3, 0.6])})
+    assert _png_header(out) == (800, 600)
+    empty = plotting.scatter_chart(tmp_path / "e.png", {}, "Boxes", "w", "h")
+    assert _png_header(empty) == (800, 600)
+
+
+def test_multi_line_grid_size(tmp_path):
+    panels = [(f"class {i}", {"pr": ([0, 0.5, 1], [1, 0.8, 0.2])}) for i in range(5)]
+    out = plotting.multi_line_grid(tmp_path / "g.png", panels, "recall", cols=3)
+    assert _png_header(out) == (3 * 340, 2 * 250)
+    one = plotting.multi_line_grid(tmp_path / "one.png", panels[:1], "recall", cols=3)
+    assert _png_header(one) == (340, 250)
+    none = plotting.multi_line_grid(tmp_path / "none.png", [], "recall")
+    assert _png_header(none) == (340, 250)
+
+
+def test_failed_write_leaves_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "c.png"
+    target.write_bytes(b"old")
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(Image.Image, "save", boom)
+    with pytest.raises(RuntimeError):
+        plotting.bar_chart(target, ["a"], [1], "t", "v")
+    assert target.read_bytes() == b"old"
+    assert _no_temp_files(tmp_path)
+
+
+def test_nice_ticks_hand_worked():
+    assert plotting.nice_ticks(0, 10) == [0, 2, 4, 6, 8, 10]
+    assert plotting.nice_ticks(0.1, 5.2) == [0, 2, 4, 6]
+    assert plotting.nice_ticks(-3, 17) == [-5, 0, 5, 10, 15, 20]
+    ticks = plotting.nice_ticks(0, 1)
+    assert ticks == pytest.approx([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+
+
+def test_palette_distinct():
+    cols = [plotting.colour(i) for i in range(40)]
+    assert len(set(cols)) == 40
+    assert len(set(plotting.PALETTE)) == len(plotting.PALETTE) == 20
+
+
+def test_draw_detections_outlines_in_class_colour():
+    image = Image.new("RGB", (200, 160), (128, 128, 128))
+    out = plotting.draw_detections(image, np.array([[20, 40, 120, 140], [130, 10, 190, 60]]),
+                                   ["dog", "cat"], [0.9, 0.4], [1, 3])
+    assert out.size == image.size and out is not image
+    assert image.getpixel((20, 100)) == (128, 128, 128)  # input untouched
+    assert out.getpixel((20, 100)) == plotting.colour(1)  # left edge of box 1
+    assert out.getpixel((190, 30)) == plotting.colour(3)  # right edge of box 2
+    # Label backgrounds are filled above box 1.
+    assert out.getpixel((21, 38)) == plotting.colour(1)
+
+
+def test_draw_detections_class_name_lookup_and_empty():
+    image = Image.new("RGB", (64, 64))
+    names = ["a", "b", "c"]
+    out = plotting.draw_detections(image, np.array([[5, 5, 30, 30]]), names, None, [2])
+    assert out.getpixel((5, 20)) == plotting.colour(2)
+    blank = plotting.draw_detections(image, np.zeros((0, 4)), [], None, [])
+    assert np.array_equal(np.asarray(blank), np.asarray(image))
+    with pytest.raises(ValueError):
+        plotting.draw_detections(image, np.zeros((1, 4)), ["a"], None, [])
