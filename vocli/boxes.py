@@ -63,13 +63,21 @@ def box_iou(a, b, plus_one: bool = False):
     ``plus_one=True`` is the VOC devkit rule: corners are inclusive pixel
     indices, so a box from 1 to 10 is 10 pixels wide.
     """
+    return box_iou_paired(a[:, None, :], b[None, :, :], plus_one)
+
+
+def box_iou_paired(a, b, plus_one: bool = False):
+    """IoU of corresponding boxes, broadcasting. a: (..., 4), b: (..., 4) xyxy -> (...,).
+
+    Exact ``inter / union`` (no epsilon), so thresholds such as VOC's ``> 0.5``
+    compare the same numbers the devkit does. ``plus_one`` as in ``box_iou``.
+    """
     d = 1.0 if plus_one else 0.0
-    top_left = _max(a[:, None, :2], b[None, :, :2])
-    bottom_right = _min(a[:, None, 2:], b[None, :, 2:])
+    top_left = _max(a[..., :2], b[..., :2])
+    bottom_right = _min(a[..., 2:], b[..., 2:])
     wh = _clip0(bottom_right - top_left + d)
     inter = wh[..., 0] * wh[..., 1]
-    union = box_area(a, plus_one)[:, None] + box_area(b, plus_one)[None, :] - inter
-    return inter / union
+    return inter / (box_area(a, plus_one) + box_area(b, plus_one) - inter)
 
 
 def wh_iou(wh_a, wh_b):
@@ -120,9 +128,9 @@ def iou_aligned(a, b, kind: str = "iou", eps: float = 1e-9):
     v = (4 / math.pi ** 2) * (atan(w2 / (h2 + eps)) - atan(w1 / (h1 + eps))) ** 2
     if t:
         with torch.no_grad():
-            alpha = v / (v - iou + (1 + eps))
+            alpha = v / ((1 - iou) + v + eps)  # (1 + eps) rounds to 1 in float32: 0/0 for equal boxes
     else:
-        alpha = v / (v - iou + (1 + eps))
+        alpha = v / ((1 - iou) + v + eps)
     return iou - (centre2 / diag2 + v * alpha)
 
 

@@ -1,0 +1,216 @@
+"""VOC AP worked out on paper, and the vectorised matcher against a plain devkit-style loop."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from vocli.boxes import box_iou
+from vocli.metrics import (Detections, GroundTruth, coco_ap, default_metric, evaluate_detections,
+                           voc_ap)
+from vocli.errors import VocliError
+
+CLASSES = ("dog", "cat", "bird", "cow")
+DOG, CAT, BIRD, COW = range(4)
+
+
+def hand_case():
+    # img1: dog A (1,1,10,10); dog B (21,21,30,30) difficult.  img2: dog C (1,1,10,10), cat (30,30,40,40).
+    # img3: cow (5,5,20,20) which nobody detects.  No bird anywhere.
+    gt = GroundTruth.from_images([
+        ("img1", [[1, 1, 10, 10], [21, 21, 30, 30]], [DOG, DOG], [False, True]),
+        ("img2", [[1, 1, 10, 10], [30, 30, 40, 40]], [DOG, CAT], [False, False]),
+        ("img3", [[5, 5, 20, 20]], [COW], [False]),
+    ])
+    rows = [  # image, score, box, class
+        ("img1", 0.9, [1, 1, 10, 10], DOG),     # TP on A
+        ("img1", 0.8, [1, 1, 10, 10], DOG),     # duplicate of A -> FP
+        ("img1", 0.7, [21, 21, 30, 30], DOG),   # on the difficult B -> ignored
+        ("img2", 0.6, [50, 50, 60, 60], DOG),   # nothing there -> FP
+        ("img2", 0.6, [1, 1, 10, 10], DOG),     # same score, later in input -> after the FP; TP on C
+        ("img2", 0.5, [30, 30, 40, 40], CAT),   # TP
+        ("img3", 0.4, [5, 5, 20, 20], BIRD),    # class without ground truth
+    ]
+    det = Detections(np.array([r[0] for r in rows], object), np.array([r[2] for r in rows], float),
+                     np.array([r[1] for r in rows]), np.array([r[3] for r in rows]))
+    return det, gt
+
+
+def test_hand_worked_dog_curve_and_ap():
+    det, gt = hand_case()
+    # dog, sorted stably: TP, FP, ignored, FP, TP; npos = 2 (B is difficult)
+    # tp 1,1,1,1,2  fp 0,1,1,2,2 -> recall .5,.5,.5,.5,1  precision 1,.5,.5,1/3,.5
+    r12 = evaluate_detections(det, gt, CLASSES, metric="voc12")
+    dog = r12.per_class[DOG]
+    assert dog.num_gt == 2 and dog.num_difficult == 1 and dog.num_det == 5
+    np.testing.assert_allclose(dog.recall, [.5, .5, .5, .5, 1])
+    np.testing.assert_allclose(dog.precision, [1, .5, .5, 1 / 3, .5])
+    # area: recall 0->.5 at envelope 1, .5->1 at envelope .5 -> .75
+    # (an unstable sort putting the tied TP first would give .5 + .5 * 2/3 = .8333)
+    assert dog.ap == pytest.approx(0.75)
+    # 11-point: t = 0..0.5 (6 points) max precision 1; t = .6..1 (5 points) only recall 1 -> .5
+    r07 = evaluate_detections(det, gt, CLASSES, metric="voc07")
+    assert r07.per_class[DOG].ap == pytest.approx((6 * 1 + 5 * 0.5) / 11)
+
+
+def test_missing_ground_truth_and_missing_detections():
+    det, gt = hand_case()
+    r = evaluate_detections(det, gt, CLASSES, metric="voc12")
+    bird, cow, cat = r.per_class[BIRD], r.per_class[COW], r.per_class[CAT]
+    assert math.isnan(bird.ap) and bird.num_gt == 0 and bird.num_det == 1
+    assert r.excluded == ["bird"]
+    assert cow.ap == 0.0 and cow.num_det == 0 and cow.num_gt == 1
+    assert cat.ap == pytest.approx(1.0)
+    assert r.map == pytest.approx((0.75 + 1.0 + 0.0) / 3)
+    assert r.metric == "voc12" and r.num_images == 3 and r.num_detections == 7
+    # nothing detected at all: every AP 0, no crash
+    empty = evaluate_detections(Detections.empty(), gt, CLASSES, metric="voc07")
+    assert empty.map == 0.0 and [c.num_det for c in empty.per_class] == [0, 0, 0, 0]
+
+
+def test_iou_uses_inclusive_plus_one_widths():
+    # (1,1,10,10) vs (6,1,15,10): 5 x 10 overlap, 10 x 10 each -> 50 / 150
+    assert box_iou(np.array([[1., 1, 10, 10]]), np.array([[6., 1, 15, 10]]), plus_one=True)[0, 0] == pytest.approx(1 / 3)
+    # gt (1,1,2,2) vs det (1,1,2,3): +1 rule 4 / 6 = .667 -> TP; continuous 1 / 2 = .5 would not be > .5
+    gt = GroundTruth.from_images([("a", [[1, 1, 2, 2]], [0], [False])])
+    det = Detections(np.array(["a"], object), np.array([[1., 1, 2, 3]]), np.array([1.0]), np.array([0]))
+    assert evaluate_detections(det, gt, ["x"], metric="voc12").map == pytest.approx(1.0)
+    # exactly 0.5 is not enough: (1,1,10,10) vs (1,1,10,5) -> 50 / 100
+    det.boxes[:] = [[1, 1, 10, 5]]
+    assert evaluate_detections(det, gt.__class__.from_images([("a", [[1, 1, 10, 10]], [0], [False])]),
+                               ["x"], metric="voc12").map == 0.0
+
+
+def test_voc_ap_and_coco_ap_by_hand():
+    rec, prec = np.array([0.5, 1.0]), np.array([1.0, 0.5])
+    assert voc_ap(rec, prec, use_07_metric=False) == pytest.approx(0.75)
+    assert voc_ap(rec, prec, use_07_metric=True) == pytest.approx(8.5 / 11)
+    # 101 points: r = 0..0.50 (51 points) -> 1, r = 0.51..1 (50 points) -> .5
+    assert coco_ap(rec, prec) == pytest.approx(76 / 101)
+    # envelope lifts a dip: precision .5 at recall .25 is raised to the later 1.0
+    assert voc_ap(np.array([.25, .5]), np.array([.5, 1.0]), False) == pytest.approx(0.5)
+    for use07 in (True, False):
+        assert voc_ap(np.empty(0), np.empty(0), use07) == 0.0
+    assert coco_ap(np.empty(0), np.empty(0)) == 0.0
+
+
+def test_coco_view_reports_both():
+    det, gt = hand_case()
+    r = evaluate_detections(det, gt, CLASSES, metric="coco")
+    assert r.per_class[DOG].ap == pytest.approx(76 / 101)  # same curve as above, 101-point
+    # all TPs are exact boxes (IoU 1), so every threshold in .5:.95 gives the same curve
+    assert r.per_class[DOG].ap_50_95 == pytest.approx(76 / 101)
+    assert r.map_50_95 == pytest.approx((76 / 101 + 1 + 0) / 3)
+
+
+def test_default_metric_and_errors():
+    assert default_metric(["2007/test"]) == "voc07"
+    assert default_metric(["2012/val"]) == "voc12"
+    assert default_metric(["2007/test", "2012/val"]) == "voc12"
+    det, gt = hand_case()
+    with pytest.raises(VocliError, match="unknown metric"):
+        evaluate_detections(det, gt, CLASSES, metric="voc10")
+    det.image_ids[0] = "nope"
+    with pytest.raises(VocliError, match="nope"):
+        evaluate_detections(det, gt, CLASSES)
+
+
+# --------------------------------------------------------------------------- loop reference
+
+
+def loop_eval(det_ids, det_boxes, det_scores, det_labels, gts, classes, thr, use07):
+    """Devkit-style evaluation, one detection at a time (py-faster-rcnn structure, stable sort)."""
+    aps, curves = [], []
+    for c in range(len(classes)):
+        recs = {}
+        npos = 0
+        for image_id, boxes, labels, difficult in gts:
+            sel = [i for i in range(len(labels)) if labels[i] == c]
+            recs[image_id] = ([boxes[i] for i in sel], [difficult[i] for i in sel], [False] * len(sel))
+            npos += sum(1 for i in sel if not difficult[i])
+        idx = [i for i in range(len(det_labels)) if det_labels[i] == c]
+        idx.sort(key=lambda i: -det_scores[i])  # Python's sort is stable
+        tp, fp = [], []
+        for i in idx:
+            bbs, diffs, seen = recs[det_ids[i]]
+            bb = det_boxes[i]
+            ovmax, jmax = -np.inf, -1
+            for j, g in enumerate(bbs):
+                iw = min(bb[2], g[2]) - max(bb[0], g[0]) + 1
+                ih = min(bb[3], g[3]) - max(bb[1], g[1]) + 1
+                inter = max(iw, 0) * max(ih, 0)
+                uni = (bb[2] - bb[0] + 1) * (bb[3] - bb[1] + 1) + (g[2] - g[0] + 1) * (g[3] - g[1] + 1) - inter
+                if inter / uni > ovmax:
+                    ovmax, jmax = inter / uni, j
+            t = f = 0
+            if ovmax > thr:
+                if not diffs[jmax]:
+                    if not seen[jmax]:
+                        t, seen[jmax] = 1, True
+                    else:
+                        f = 1
+            else:
+                f = 1
+            tp.append(t)
+            fp.append(f)
+        tp, fp = np.cumsum(tp), np.cumsum(fp)
+        rec = tp / npos if npos else None
+        prec = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
+        curves.append((rec, prec))
+        if not npos:
+            aps.append(float("nan"))
+        elif use07:
+            aps.append(sum(max([p for r, p in zip(rec, prec) if r >= t], default=0.0)
+                           for t in np.arange(0, 1.1, 0.1)) / 11)
+        else:
+            points = [(0.0, 0.0)] + list(zip(rec, prec)) + [(1.0, 0.0)]
+            area = 0.0
+            for k in range(1, len(points)):
+                envelope = max(p for _, p in points[k:])
+                area += (points[k][0] - points[k - 1][0]) * envelope
+            aps.append(area)
+    return aps, curves
+
+
+def random_case(seed, n_images=40, n_classes=3):
+    rng = np.random.default_rng(seed)
+    gts = []
+    for i in range(n_images):
+        n = int(rng.integers(0, 6))
+        xy = rng.integers(1, 40, (n, 2))
+        wh = rng.integers(3, 25, (n, 2))
+        gts.append((f"im{i}", np.concatenate([xy, xy + wh], 1).astype(float).tolist(),
+                    rng.integers(0, n_classes, n).tolist(), (rng.random(n) < 0.2).tolist()))
+    # half the detections are jittered copies of ground truths (hits, duplicates, difficult ones), half random
+    flat = [(f"im{i}", box, label) for i, (_, boxes, labels, _) in enumerate(gts) for box, label in zip(boxes, labels)]
+    pick = rng.integers(0, len(flat), 200)
+    near = np.array([flat[j][1] for j in pick]) + rng.integers(-3, 4, (200, 4))
+    k = 200
+    xy = rng.integers(1, 40, (k, 2))
+    wh = rng.integers(3, 25, (k, 2))
+    det_boxes = np.concatenate([near, np.concatenate([xy, xy + wh], 1)]).astype(float)
+    det_scores = np.round(rng.random(2 * k), 1)  # many ties
+    det_ids = np.array([flat[j][0] for j in pick] + [f"im{i}" for i in rng.integers(0, n_images, k)], object)
+    det_labels = np.concatenate([[flat[j][2] for j in pick], rng.integers(0, n_classes, k)])
+    order = rng.permutation(2 * k)
+    return gts, det_ids[order], det_boxes[order], det_scores[order], det_labels[order]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("metric", ["voc07", "voc12"])
+def test_vectorised_matches_loop_on_random_data(seed, metric):
+    gts, det_ids, det_boxes, det_scores, det_labels = random_case(seed)
+    classes = ("a", "b", "c")
+    gt = GroundTruth.from_images(gts)
+    result = evaluate_detections(Detections(det_ids, det_boxes, det_scores, det_labels), gt, classes,
+                                 metric=metric)
+    aps, curves = loop_eval(det_ids, det_boxes.tolist(), det_scores.tolist(), det_labels.tolist(),
+                            gts, classes, 0.5, metric == "voc07")
+    for c, (ap, (rec, prec)) in enumerate(zip(aps, curves)):
+        got = result.per_class[c]
+        np.testing.assert_allclose(got.precision, prec, rtol=0, atol=1e-12)
+        if rec is not None:
+            np.testing.assert_allclose(got.recall, rec, rtol=0, atol=1e-12)
+        assert (math.isnan(ap) and math.isnan(got.ap)) or got.ap == pytest.approx(ap, abs=1e-12)
