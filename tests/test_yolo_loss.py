@@ -1,0 +1,135 @@
+"""YOLOv3 loss: hand-worked assignment, near-zero loss for a perfect prediction, ignore rule."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from vocli.yolo.loss import LossConfig, assign_targets, yolo_loss
+
+# yolov3-tiny's anchors: coarse head (stride 32) first, as in the cfg.
+HEADS = [
+    SimpleNamespace(anchors=torch.tensor([[81.0, 82.0], [135.0, 169.0], [344.0, 319.0]]), stride=32),
+    SimpleNamespace(anchors=torch.tensor([[10.0, 14.0], [23.0, 27.0], [37.0, 58.0]]), stride=16),
+]
+NUM_CLASSES = 3
+SIZE = 128  # grids 4x4 and 8x8
+
+
+def logit(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
+def empty_outputs(batch: int = 1) -> list[torch.Tensor]:
+    outs = []
+    for h in HEADS:
+        g = SIZE // h.stride
+        o = torch.zeros(batch, 3, g, g, 5 + NUM_CLASSES)
+        o[..., 4] = -20.0  # confident "no object"
+        o[..., 5:] = -20.0
+        outs.append(o)
+    return outs
+
+
+# Ground truth: class 2, centre (0.6, 0.3), size 0.25 x 0.3 -> 32 x 38.4 px at 128 px.
+# Shape IoU with each anchor (worked by hand):
+#   (37, 58): 32*38.4 / (37*58) = 1228.8 / 2146 = 0.573   <- best
+#   (23, 27): 23*27 / 1228.8 = 621 / 1228.8 = 0.505
+#   (81, 82): 1228.8 / 6642 = 0.185, the rest smaller.
+# So: head 1 (stride 16, 8x8 grid), anchor 2, cell gi = floor(0.6*8) = 4, gj = floor(0.3*8) = 2.
+TARGET = torch.tensor([[0.0, 2.0, 0.6, 0.3, 0.25, 0.3]])
+
+
+def perfect_outputs() -> list[torch.Tensor]:
+    outs = empty_outputs()
+    p = outs[1][0, 2, 2, 4]
+    p[0] = logit(0.8)                 # 0.6*8 - 4
+    p[1] = logit(0.4)                 # 0.3*8 - 2
+    p[2] = math.log(32.0 / 37.0)
+    p[3] = math.log(38.4 / 58.0)
+    p[4] = 20.0
+    p[5 + 2] = 20.0
+    return outs
+
+
+def test_assignment_picks_hand_worked_anchor_and_cell():
+    asg = assign_targets(TARGET, HEADS, [(4, 4), (8, 8)], (SIZE, SIZE))
+    assert len(asg[0].image) == 0
+    a = asg[1]
+    assert a.anchor.tolist() == [2] and a.gi.tolist() == [4] and a.gj.tolist() == [2]
+    assert a.cls.tolist() == [2]
+    assert torch.allclose(a.box, torch.tensor([[4.8, 2.4, 2.0, 2.4]]))
+
+
+def test_large_box_goes_to_coarse_head():
+    # 0.9 x 0.8 -> 115.2 x 102.4 px; best anchor (135, 169)? IoU = 115.2*102.4/(135*169) = 0.517,
+    # (81, 82): 6642/11796 = 0.563 -> anchor 0 of head 0, cell (floor(0.5*4), floor(0.5*4)) = (2, 2).
+    t = torch.tensor([[0.0, 0.0, 0.5, 0.5, 0.9, 0.8]])
+    asg = assign_targets(t, HEADS, [(4, 4), (8, 8)], (SIZE, SIZE))
+    assert asg[0].anchor.tolist() == [0] and asg[0].gi.tolist() == [2] and asg[0].gj.tolist() == [2]
+    assert len(asg[1].image) == 0
+
+
+def test_two_truths_on_one_cell_keep_the_later():
+    t = torch.tensor([[0.0, 0.0, 0.6, 0.3, 0.25, 0.3], [0.0, 1.0, 0.61, 0.31, 0.25, 0.3]])
+    asg = assign_targets(t, HEADS, [(4, 4), (8, 8)], (SIZE, SIZE))
+    assert asg[1].cls.tolist() == [1]
+
+
+@pytest.mark.parametrize("box", ["ciou", "diou", "giou", "mse"])
+def test_perfect_prediction_has_near_zero_box_and_class_loss(box):
+    parts = yolo_loss(perfect_outputs(), TARGET, HEADS, LossConfig(box=box))
+    assert parts.box.item() < 1e-5
+    assert parts.cls.item() < 1e-6
+    assert parts.obj.item() < 1e-6
+
+
+def test_wrong_prediction_costs_more():
+    outs = perfect_outputs()
+    outs[1][0, 2, 2, 4, 0] = logit(0.2)  # centre off by 0.6 cells
+    outs[1][0, 2, 2, 4, 5 + 2] = -20.0   # class wrong
+    parts = yolo_loss(outs, TARGET, HEADS, LossConfig(box="ciou"))
+    assert parts.box.item() > 0.1
+    # cls: mean BCE over 3 outputs, one of them now -20 against target 1 -> about 20 / 3
+    assert parts.cls.item() == pytest.approx(20.0 / 3, rel=1e-3)
+
+
+def test_ignore_threshold_spares_overlapping_predictions():
+    outs = perfect_outputs()
+    # Anchor 1 (23, 27) of the same cell predicts the same box and says "object" confidently.
+    q = outs[1][0, 1, 2, 4]
+    q[0], q[1] = logit(0.8), logit(0.4)
+    q[2], q[3] = math.log(32.0 / 23.0), math.log(38.4 / 27.0)
+    q[4] = 20.0
+    spared = yolo_loss(outs, TARGET, HEADS, LossConfig(ignore_thresh=0.7, obj_balance=False))
+    assert spared.obj.item() < 1e-6
+    charged = yolo_loss(outs, TARGET, HEADS, LossConfig(ignore_thresh=1.0, obj_balance=False))
+    # one wrong cell out of 3*8*8 = 192 in head 1, BCE about 20 -> 20 / 192
+    assert charged.obj.item() == pytest.approx(20.0 / 192, rel=1e-3)
+
+
+def test_total_combines_weights_and_batch():
+    outs = empty_outputs(batch=2)
+    t = torch.tensor([[1.0, 0.0, 0.5, 0.5, 0.2, 0.2]])
+    cfg = LossConfig(box_weight=2.0, obj_weight=3.0, cls_weight=5.0)
+    parts = yolo_loss(outs, t, HEADS, cfg)
+    expected = 2 * (2.0 * parts.box + 3.0 * parts.obj + 5.0 * parts.cls)
+    assert parts.total.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_empty_targets_give_only_objectness():
+    outs = empty_outputs()
+    for o in outs:
+        o.requires_grad_(True)
+    parts = yolo_loss(outs, torch.zeros((0, 6)), HEADS)
+    assert parts.box.item() == 0 and parts.cls.item() == 0
+    parts.total.backward()
+    assert outs[0].grad is not None
+
+
+def test_unknown_box_loss_is_rejected():
+    with pytest.raises(ValueError, match="box loss"):
+        yolo_loss(empty_outputs(), TARGET, HEADS, LossConfig(box="l1"))

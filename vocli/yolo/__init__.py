@@ -1,0 +1,1 @@
+"""YOLOv3 training: data pipeline (``data``), loss (``loss``) and the training loop (``train``)."""
