@@ -1,0 +1,434 @@
+"""VOC XML to darknet/YOLO labels, list files, ``.names`` and ``.data``.
+
+VOC corners are 1-based inclusive pixel indices (``1 <= xmin <= xmax <= W``).
+Two ways to turn them into normalised ``class cx cy w h`` lines:
+
+``darknet`` (default): the numbers darknet's ``scripts/voc_label.py`` writes,
+bit for bit (same float operations, Python's shortest ``repr``)::
+
+    cx = ((xmin + xmax) / 2 - 1) * (1 / W)    w = (xmax - xmin) * (1 / W)
+    cy = ((ymin + ymax) / 2 - 1) * (1 / H)    h = (ymax - ymin) * (1 / H)
+
+  The centre moves to 0-based pixels, but the width is the difference of
+  inclusive indices, one pixel less than the box covers.
+
+``exact`` (``exact_pixels=True``): pixel ``i`` covers the continuous span
+``[i - 1, i]``, so the box covers ``[xmin - 1, xmax]``::
+
+    cx = (xmin - 1 + xmax) / 2 / W            w = (xmax - xmin + 1) / W
+
+Both are clipped to [0, 1]; that only changes anything for 0-based trees
+(``xmin = 0``), which real VOC never has.
+
+Layout written (darknet's recipe): ``VOC<year>/labels/<id>.txt`` beside
+``JPEGImages``; ``<year>_<split>.txt`` lists of absolute image paths;
+``train.txt``, ``train.all.txt``, ``test.txt``; ``<name>.names``; ``<name>.data``.
+With ``out``, lists go to ``out`` and labels to ``out/VOC<year>/labels`` next to
+``out/VOC<year>/JPEGImages``, a symlink to the real image folder, so every
+trainer that swaps ``JPEGImages`` for ``labels`` in a listed path finds them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from converters._common import (InvalidFile, Progress, chunked, image_file_name, resolve_workers,
+                                run_chunks, write_if_changed)
+from vocli.datasets.voc import (VOC_CLASSES, VocSet, devkit_dir, parse_annotation, read_classes,
+                                resolve_sets)
+from vocli.errors import AnnotationError, DatasetNotFoundError, VocliError
+from vocli.paths import atomic_write_text, data_root
+
+CACHE_NAME = ".vocli-labels.json"
+CACHE_VERSION = 1
+
+
+# --------------------------------------------------------------------------- label maths
+
+
+def yolo_boxes(boxes: np.ndarray, widths: np.ndarray, heights: np.ndarray,
+               exact_pixels: bool = False) -> np.ndarray:
+    """VOC corners to normalised centre boxes (see the module docstring for both conventions).
+
+    boxes: (N, 4) xmin, ymin, xmax, ymax, 1-based inclusive pixels; widths, heights: (N,)
+    image sizes -> (N, 4) float64 cx, cy, w, h in [0, 1].
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    w = np.asarray(widths, dtype=np.float64)
+    h = np.asarray(heights, dtype=np.float64)
+    xmin, ymin, xmax, ymax = boxes.T
+    if exact_pixels:
+        x0, x1 = np.clip(xmin - 1, 0, w), np.clip(xmax, 0, w)
+        y0, y1 = np.clip(ymin - 1, 0, h), np.clip(ymax, 0, h)
+        out = np.stack([(x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h], axis=1)
+    else:
+        # Same operations, in the same order, as voc_label.py (multiply by 1/W, not divide).
+        dw, dh = 1.0 / w, 1.0 / h
+        out = np.stack([((xmin + xmax) / 2.0 - 1) * dw, ((ymin + ymax) / 2.0 - 1) * dh,
+                        (xmax - xmin) * dw, (ymax - ymin) * dh], axis=1)
+    return np.clip(out, 0.0, 1.0)
+
+
+def format_label_lines(class_ids: Sequence[int], yolo: np.ndarray) -> str:
+    """``class cx cy w h`` lines; floats in Python's shortest round-trip form, like darknet's script."""
+    return "".join(f"{c} {x!r} {y!r} {w!r} {h!r}\n" for c, (x, y, w, h) in zip(class_ids, yolo.tolist()))
+
+
+def label_path_for(image_path: str | os.PathLike) -> Path:
+    """The label file of an image: the last ``JPEGImages`` folder becomes ``labels``, the suffix ``.txt``.
+
+    Falls back to the last ``images`` folder (the Ultralytics layout), then to the
+    image's own folder.
+    """
+    path = Path(image_path)
+    parts = list(path.parts)
+    for folder in ("JPEGImages", "images"):
+        if folder in parts[:-1]:
+            i = len(parts) - 2 - parts[:-1][::-1].index(folder)
+            parts[i] = "labels"
+            return Path(*parts).with_suffix(".txt")
+    return path.with_suffix(".txt")
+
+
+# --------------------------------------------------------------------------- .data files
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A darknet ``.data`` file: class count, list files, class names, backup folder."""
+
+    classes: int
+    train: Path
+    valid: Path
+    names: tuple[str, ...]
+    backup: Path
+    path: Optional[Path] = None
+
+
+def read_data_file(path: str | os.PathLike) -> DataFile:
+    """Read a darknet ``.data`` file (``key = value`` lines).
+
+    Relative paths are taken relative to the ``.data`` file's folder. ``names``
+    is read into the class names; their count must equal ``classes``.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DatasetNotFoundError(f"{path}: .data file not found", hint="run `vocli convert yolo` first") from None
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise VocliError(f"{path}:{number}: expected `key = value`, got {line!r}")
+        values[key.strip()] = value.strip()
+    missing = [k for k in ("classes", "train", "names") if k not in values]
+    if missing:
+        raise VocliError(f"{path}: missing {', '.join(missing)}", hint="a .data file needs classes, train, valid, names")
+    try:
+        classes = int(values["classes"])
+    except ValueError:
+        raise VocliError(f"{path}: classes = {values['classes']!r} is not a whole number") from None
+
+    def resolve(value: str) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else path.parent / p
+
+    names = read_classes(resolve(values["names"]))
+    if len(names) != classes:
+        raise VocliError(f"{path}: classes = {classes} but {values['names']} lists {len(names)} names")
+    train = resolve(values["train"])
+    return DataFile(classes=classes, train=train, valid=resolve(values.get("valid", values["train"])),
+                    names=names, backup=resolve(values.get("backup", "backup")), path=path)
+
+
+def write_data_file(path: Path, classes: int, train: Path, valid: Path, names: Path, backup: Path) -> None:
+    atomic_write_text(path, f"classes = {classes}\ntrain = {train}\nvalid = {valid}\n"
+                            f"names = {names}\nbackup = {backup}/\n")
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class SetSummary:
+    """One converted ``<year>/<split>``: images listed (valid ones), boxes written, its list file."""
+
+    name: str
+    images: int
+    objects: int
+    list_file: Path
+
+
+@dataclass
+class YoloConvertResult:
+    out: Path
+    convention: str  # "darknet" or "exact"
+    classes: tuple[str, ...]
+    sets: list[SetSummary]
+    labels_written: int  # new or changed label files
+    labels_unchanged: int  # parsed, identical content already on disk
+    labels_cached: int  # skipped without parsing: annotation and label unchanged since last run
+    invalid: list[InvalidFile]
+    train_list: Path
+    train_all_list: Path
+    test_list: Path
+    names_file: Path
+    data_file: Path
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.invalid
+
+
+# --------------------------------------------------------------------------- worker
+
+
+@dataclass(frozen=True)
+class _Job:
+    voc_dir: str
+    labels_dir: str
+    ids: tuple[str, ...]
+    classes: tuple[str, ...]
+    exact_pixels: bool
+    include_difficult: bool
+
+
+@dataclass
+class _Done:
+    # id -> (xml mtime_ns, xml size, label mtime_ns, label size, objects, image file name)
+    entries: dict[str, list]
+    written: int
+    unchanged: int
+    invalid: list[InvalidFile]
+
+
+def _reason(err: AnnotationError) -> str:
+    return f"{err.reason} ({err.hint})" if err.hint else err.reason
+
+
+def _convert_chunk(job: _Job) -> _Done:
+    voc_dir, labels_dir = Path(job.voc_dir), Path(job.labels_dir)
+    parsed, invalid = [], []
+    for image_id in job.ids:
+        xml = voc_dir / "Annotations" / f"{image_id}.xml"
+        try:
+            ann = parse_annotation(xml, classes=job.classes)
+        except AnnotationError as err:
+            invalid.append(InvalidFile(str(xml), _reason(err)))
+            continue
+        keep = [o for o in ann.objects if job.include_difficult or not o.difficult]
+        parsed.append((image_id, xml, ann, keep))
+
+    # One vectorised conversion for every box of the chunk.
+    index = {c: i for i, c in enumerate(job.classes)}
+    boxes = np.array([o.bbox for _, _, _, keep in parsed for o in keep], dtype=np.float64).reshape(-1, 4)
+    widths = np.array([a.width for _, _, a, keep in parsed for _ in keep], dtype=np.float64)
+    heights = np.array([a.height for _, _, a, keep in parsed for _ in keep], dtype=np.float64)
+    yolo = yolo_boxes(boxes, widths, heights, job.exact_pixels)
+
+    entries, written, unchanged, start = {}, 0, 0, 0
+    for image_id, xml, ann, keep in parsed:
+        n = len(keep)
+        text = format_label_lines([index[o.name] for o in keep], yolo[start:start + n])
+        start += n
+        label = labels_dir / f"{image_id}.txt"
+        if write_if_changed(label, text.encode("ascii")):
+            written += 1
+        else:
+            unchanged += 1
+        xs, ls = os.stat(xml), os.stat(label)
+        entries[image_id] = [xs.st_mtime_ns, xs.st_size, ls.st_mtime_ns, ls.st_size, n,
+                             image_file_name(ann, image_id)]
+    return _Done(entries, written, unchanged, invalid)
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def _options_key(classes: Sequence[str], exact_pixels: bool, include_difficult: bool) -> dict:
+    return {"version": CACHE_VERSION, "classes": list(classes), "exact_pixels": exact_pixels,
+            "include_difficult": include_difficult}
+
+
+def _load_cache(labels_dir: Path, options: dict) -> dict[str, list]:
+    try:
+        data = json.loads((labels_dir / CACHE_NAME).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError, OSError):
+        return {}
+    if not isinstance(data, dict) or data.get("options") != options or not isinstance(data.get("entries"), dict):
+        return {}
+    return data["entries"]
+
+
+def _still_valid(entry: list, xml: Path, label: Path) -> bool:
+    try:
+        xs, ls = os.stat(xml), os.stat(label)
+    except OSError:
+        return False
+    return [xs.st_mtime_ns, xs.st_size, ls.st_mtime_ns, ls.st_size] == entry[:4]
+
+
+# --------------------------------------------------------------------------- layout
+
+
+def _image_dir_for_lists(voc_dir: Path, out: Optional[Path]) -> tuple[Path, Path]:
+    """(folder the lists name images in, labels folder) for one ``VOC<year>`` folder."""
+    if out is None:
+        return voc_dir / "JPEGImages", voc_dir / "labels"
+    base = out / voc_dir.name
+    images = base / "JPEGImages"
+    real = (voc_dir / "JPEGImages").resolve()
+    if images.is_symlink() or images.exists():
+        if images.resolve() != real:
+            raise VocliError(f"{images} exists and is not a link to {real}",
+                             hint="remove it or choose another --out")
+    else:
+        base.mkdir(parents=True, exist_ok=True)
+        try:
+            os.symlink(real, images, target_is_directory=True)
+        except OSError as err:
+            raise VocliError(f"cannot link {images} -> {real} ({err.strerror})",
+                             hint="convert without --out to write labels beside the images") from None
+    return images, base / "labels"
+
+
+def _write_list(path: Path, image_paths: Sequence[Path]) -> Path:
+    atomic_write_text(path, "".join(f"{p}\n" for p in image_paths))
+    return path
+
+
+def _dedupe(paths: Sequence[Path]) -> list[Path]:
+    return list(dict.fromkeys(paths))
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def convert_yolo(
+    root: str | os.PathLike | None = None,
+    sets: str | Sequence[str] | None = None,
+    out: str | os.PathLike | None = None,
+    classes: Sequence[str] | str | os.PathLike | None = None,
+    name: Optional[str] = None,
+    exact_pixels: bool = False,
+    include_difficult: bool = False,
+    workers: Optional[int] = None,
+    progress: Progress = None,
+) -> YoloConvertResult:
+    """Convert VOC sets under ``root`` to darknet/YOLO labels and lists (``vocli convert yolo``).
+
+    ``sets``: ``"2007/train,2007/test"`` or a list (default: the standard VOC sets
+    present, else every split found). ``classes``: names or a class-list file
+    (default: the 20 VOC classes); ``name`` names the ``.names``/``.data`` files
+    (default ``voc``, or the class file's stem). Invalid annotations are listed in
+    ``result.invalid`` and left out of every list; all others are converted.
+    Label files whose annotation and label are unchanged since the last run with
+    the same options are not parsed again.
+    """
+    started = time.perf_counter()
+    root = Path(root).expanduser() if root is not None else data_root()
+    devkit = devkit_dir(root)
+    voc_sets = resolve_sets(root, sets)
+    if classes is None:
+        class_names, default_name = VOC_CLASSES, "voc"
+    elif isinstance(classes, (str, os.PathLike)):
+        class_names, default_name = read_classes(classes), Path(classes).stem
+    else:
+        class_names, default_name = tuple(classes), "custom"
+    name = name or default_name
+    out_dir = Path(out).expanduser().resolve() if out is not None else devkit.parent.resolve()
+    workers = resolve_workers(workers)
+    options = _options_key(class_names, exact_pixels, include_difficult)
+
+    # Each VOC folder once, each id once, whatever the overlap between sets.
+    folders: dict[Path, dict] = {}
+    set_ids: list[tuple[VocSet, list[str]]] = []
+    for vs in voc_sets:
+        ids = vs.ids()
+        set_ids.append((vs, ids))
+        voc_dir = vs.dir.resolve()
+        if voc_dir not in folders:
+            images, labels = _image_dir_for_lists(voc_dir, None if out is None else out_dir)
+            labels.mkdir(parents=True, exist_ok=True)
+            folders[voc_dir] = {"images": images, "labels": labels, "ids": {},
+                                "cache": _load_cache(labels, options), "entries": {}}
+        folders[voc_dir]["ids"].update(dict.fromkeys(ids))
+
+    jobs, sizes, cached = [], [], 0
+    for voc_dir, f in folders.items():
+        todo = []
+        for image_id in f["ids"]:
+            entry = f["cache"].get(image_id)
+            if entry and _still_valid(entry, voc_dir / "Annotations" / f"{image_id}.xml",
+                                      f["labels"] / f"{image_id}.txt"):
+                f["entries"][image_id] = entry
+                cached += 1
+            else:
+                todo.append(image_id)
+        for chunk in chunked(todo, workers):
+            jobs.append(_Job(str(voc_dir), str(f["labels"]), tuple(chunk), class_names,
+                             exact_pixels, include_difficult))
+            sizes.append(len(chunk))
+
+    written = unchanged = 0
+    invalid: list[InvalidFile] = []
+    for job, done in zip(jobs, run_chunks(_convert_chunk, jobs, workers, sizes, progress)):
+        folders[Path(job.voc_dir)]["entries"].update(done.entries)
+        written += done.written
+        unchanged += done.unchanged
+        invalid.extend(done.invalid)
+    for f in folders.values():
+        atomic_write_text(f["labels"] / CACHE_NAME, json.dumps({"options": options, "entries": f["entries"]}))
+
+    summaries, train, train_all, test, val = [], [], [], [], []
+    for vs, ids in set_ids:
+        f = folders[vs.dir.resolve()]
+        valid_ids = [i for i in ids if i in f["entries"]]
+        paths = [f["images"] / f["entries"][i][5] for i in valid_ids]
+        list_file = _write_list(out_dir / f"{vs.year}_{vs.split}.txt", paths)
+        objects = sum(f["entries"][i][4] for i in valid_ids)
+        summaries.append(SetSummary(vs.name, len(paths), objects, list_file))
+        train_all += paths
+        (test if vs.split == "test" else val if vs.split == "val" else train).append(paths)
+
+    notes = []
+    if test:
+        valid_paths = [p for ps in test for p in ps]
+        train_paths = [p for ps in train + val for p in ps]
+    elif val:
+        # No test set: validate on val and keep it out of train, unless nothing else is left.
+        valid_paths = [p for ps in val for p in ps]
+        train_paths = [p for ps in train for p in ps] or valid_paths
+        notes.append("no test set converted: test.txt holds the val sets" +
+                     ("" if train else ", which are also the only training sets"))
+    else:
+        train_paths = [p for ps in train for p in ps]
+        valid_paths = train_paths
+        notes.append("no test or val set converted: test.txt repeats the training images")
+    train_list = _write_list(out_dir / "train.txt", _dedupe(train_paths))
+    train_all_list = _write_list(out_dir / "train.all.txt", _dedupe(train_all))
+    test_list = _write_list(out_dir / "test.txt", _dedupe(valid_paths))
+    names_file = out_dir / f"{name}.names"
+    atomic_write_text(names_file, "".join(f"{c}\n" for c in class_names))
+    data_file = out_dir / f"{name}.data"
+    write_data_file(data_file, len(class_names), train_list, test_list, names_file, out_dir / "backup")
+
+    return YoloConvertResult(
+        out=out_dir, convention="exact" if exact_pixels else "darknet", classes=class_names,
+        sets=summaries, labels_written=written, labels_unchanged=unchanged, labels_cached=cached,
+        invalid=invalid, train_list=train_list, train_all_list=train_all_list, test_list=test_list,
+        names_file=names_file, data_file=data_file, seconds=time.perf_counter() - started, notes=notes,
+    )

@@ -1,0 +1,198 @@
+"""`vocli convert yolo|voc|ssd`: VOC XML to darknet labels, back, and to SSD targets."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from vocli.cli.common import (JSON_OPTION, ROOT_OPTION, SETS_OPTION, emit_json, err_console, progress_bar,
+                              resolve_root)
+
+convert_app = typer.Typer(
+    help="Convert annotations: VOC to YOLO labels, YOLO back to VOC, VOC to SSD targets.\n\n"
+         "\b\nExample: vocli convert yolo --sets 2007/train,2007/val,2007/test",
+    no_args_is_help=True,
+)
+
+OUT_HELP = "Write the outputs here instead of the default place."
+WORKERS_OPTION = typer.Option(None, "--workers", min=1, help="Worker processes (default: all cores).")
+CLASSES_OPTION = typer.Option(None, "--classes", exists=True, dir_okay=False,
+                              help="Class-list file, one name per line (default: the 20 VOC classes).")
+DIFFICULT_OPTION = typer.Option(False, "--include-difficult", help="Keep objects marked difficult (dropped by default).")
+SKIP_INVALID_OPTION = typer.Option(False, "--skip-invalid",
+                                   help="Exit 0 even when some annotations are invalid (they are still listed).")
+MAX_LISTED = 20
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(convert_app, name="convert")
+
+
+@contextlib.contextmanager
+def _progress(description: str, enabled: bool) -> Iterator[Callable[[int, int], None]]:
+    """Adapt the libraries' ``progress(done, total)`` to a rich bar opened on the first call."""
+    with contextlib.ExitStack() as stack:
+        state = {"advance": None, "done": 0}
+
+        def report(done: int, total: int) -> None:
+            if state["advance"] is None:
+                state["advance"] = stack.enter_context(progress_bar(description, total, enabled, unit="files"))
+            state["advance"](done - state["done"])
+            state["done"] = done
+
+        yield report
+
+
+def _render_invalid(invalid, skip_invalid: bool) -> None:
+    if not invalid:
+        return
+    console = err_console()
+    table = Table(title=f"{len(invalid)} invalid file(s), left out", title_justify="left")
+    table.add_column("file", overflow="fold")
+    table.add_column("reason", overflow="fold")
+    for item in invalid[:MAX_LISTED]:
+        table.add_row(escape(item.path), escape(item.reason))
+    console.print(table)
+    if len(invalid) > MAX_LISTED:
+        console.print(f"... and {len(invalid) - MAX_LISTED} more (all of them are in --json output)")
+    if not skip_invalid:
+        console.print("[bold red]error:[/] invalid annotations above; fix them or pass --skip-invalid")
+
+
+def _finish(result, json_out: bool, skip_invalid: bool) -> None:
+    if json_out:
+        emit_json(result)
+    _render_invalid(result.invalid, skip_invalid)
+    if result.invalid and not skip_invalid:
+        raise typer.Exit(1)
+
+
+@convert_app.command("yolo")
+def yolo(
+    root: Optional[Path] = ROOT_OPTION,
+    sets: Optional[str] = SETS_OPTION,
+    out: Optional[Path] = typer.Option(None, "--out", help=OUT_HELP + " Lists there; labels in OUT/VOC<year>/labels."),
+    classes: Optional[Path] = CLASSES_OPTION,
+    exact_pixels: bool = typer.Option(False, "--exact-pixels",
+                                      help="Geometrically centred boxes instead of darknet voc_label.py numbers."),
+    include_difficult: bool = DIFFICULT_OPTION,
+    skip_invalid: bool = SKIP_INVALID_OPTION,
+    workers: Optional[int] = WORKERS_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Write darknet/YOLO labels, image lists, .names and .data from VOC XML.
+
+    \b
+    Default numbers match darknet's scripts/voc_label.py exactly:
+      cx = ((xmin + xmax)/2 - 1)/W, w = (xmax - xmin)/W  (likewise y, h).
+    --exact-pixels: box spans [xmin - 1, xmax] in 0-based continuous pixels:
+      cx = (xmin - 1 + xmax)/2/W,  w = (xmax - xmin + 1)/W.
+    Re-running on unchanged annotations only checks file times.
+
+    \b
+    Example: vocli convert yolo
+    Example: vocli convert yolo --root data --sets shapes/train,shapes/test --classes shapes.names
+    """
+    from converters.voc_to_yolo import convert_yolo
+
+    with _progress("labels", not json_out) as report:
+        result = convert_yolo(root=resolve_root(root), sets=sets, out=out, classes=classes,
+                              exact_pixels=exact_pixels, include_difficult=include_difficult,
+                              workers=workers, progress=report)
+    if not json_out:
+        console = err_console()
+        table = Table(title=f"YOLO labels ({result.convention} convention) in {escape(str(result.out))}",
+                      title_justify="left")
+        for column in ("set", "images", "objects", "list"):
+            table.add_column(column, justify="right" if column in ("images", "objects") else "left")
+        for s in result.sets:
+            table.add_row(s.name, str(s.images), str(s.objects), escape(str(s.list_file)))
+        console.print(table)
+        console.print(f"labels: {result.labels_written} written, {result.labels_unchanged} unchanged, "
+                      f"{result.labels_cached} up to date (cached) in {result.seconds:.2f} s")
+        console.print(f"data file: {escape(str(result.data_file))}")
+        for note in result.notes:
+            console.print(f"[yellow]note:[/] {escape(note)}")
+    _finish(result, json_out, skip_invalid)
+
+
+@convert_app.command("voc")
+def voc(
+    images: Path = typer.Argument(..., help="Image folder, or a list file of image paths."),
+    out: Optional[Path] = typer.Option(None, "--out", help="The VOC<name> folder to write (default: the folder "
+                                                           "holding IMAGES when that is a JPEGImages folder)."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Folder of <stem>.txt labels (default: swap "
+                                                                 "JPEGImages/images for labels in each image path)."),
+    classes: Optional[Path] = CLASSES_OPTION,
+    split: str = typer.Option("train", "--split", help="Name of the ImageSets/Main list to write."),
+    exact_pixels: bool = typer.Option(False, "--exact-pixels", help="Labels use the --exact-pixels convention."),
+    copy_images: bool = typer.Option(False, "--copy-images", help="Copy images into OUT/JPEGImages (default: symlink)."),
+    skip_invalid: bool = SKIP_INVALID_OPTION,
+    workers: Optional[int] = WORKERS_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Write VOC XML annotations from YOLO label files and images (sizes read from image headers).
+
+    \b
+    Example: vocli convert voc mydata/images --out data/VOCdevkit/VOCmine --classes mine.names
+    """
+    from converters.yolo_to_voc import convert_voc
+
+    with _progress("annotations", not json_out) as report:
+        result = convert_voc(images, out=out, classes=classes, split=split, labels=labels,
+                             exact_pixels=exact_pixels, copy_images=copy_images, workers=workers, progress=report)
+    if not json_out:
+        err_console().print(
+            f"{result.images} images, {result.objects} objects -> {escape(str(result.out))} "
+            f"({result.annotations_written} written, {result.annotations_unchanged} unchanged; "
+            f"list {escape(str(result.split_file))}) in {result.seconds:.2f} s")
+    _finish(result, json_out, skip_invalid)
+
+
+@convert_app.command("ssd")
+def ssd(
+    root: Optional[Path] = ROOT_OPTION,
+    sets: Optional[str] = SETS_OPTION,
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for <year>_<split>.h5 (default: ssd<size>/ "
+                                                           "beside VOCdevkit)."),
+    size: int = typer.Option(300, "--size", help="SSD input size: 300 (8,732 priors) or 512 (24,564)."),
+    threshold: float = typer.Option(0.5, "--threshold", help="IoU at or above which a prior is positive."),
+    classes: Optional[Path] = CLASSES_OPTION,
+    include_difficult: bool = DIFFICULT_OPTION,
+    compression: str = typer.Option("gzip", "--compression", help="HDF5 compression: gzip, lzf or none."),
+    skip_invalid: bool = SKIP_INVALID_OPTION,
+    workers: Optional[int] = WORKERS_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Match VOC boxes to SSD default boxes and write encoded targets, one HDF5 file per set.
+
+    \b
+    Priors, matching and (0.1, 0.2) variance encoding as the SSD paper / ssd.pytorch.
+    Read back with converters.ssd_targets.open_targets(path)[i] (torch tensors).
+
+    \b
+    Example: vocli convert ssd --sets 2007/trainval,2012/trainval,2007/test
+    """
+    from converters.ssd_targets import build_ssd_targets
+
+    with _progress("images", not json_out) as report:
+        result = build_ssd_targets(root=resolve_root(root), sets=sets, out=out, size=size, threshold=threshold,
+                                   classes=classes, include_difficult=include_difficult,
+                                   compression=compression, workers=workers, progress=report)
+    if not json_out:
+        console = err_console()
+        table = Table(title=f"SSD{result.size} targets ({result.num_priors} priors) in {escape(str(result.out))}",
+                      title_justify="left")
+        for column in ("set", "images", "objects", "positives/image", "KB/image", "file"):
+            table.add_column(column, justify="left" if column in ("set", "file") else "right")
+        for f in result.files:
+            table.add_row(f.set, str(f.images), str(f.objects), f"{f.positives_per_image:.1f}",
+                          f"{f.bytes_per_image / 1024:.1f}", escape(str(f.path)))
+        console.print(table)
+        console.print(f"done in {result.seconds:.2f} s")
+    _finish(result, json_out, skip_invalid)
