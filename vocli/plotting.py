@@ -180,15 +180,18 @@ def _vertical_text(image: Image.Image, xy, text: str, fnt, fill=_INK) -> None:
     image.paste(Image.new("RGB", tile.size, fill), (x, y), tile)
 
 
-def _layout(image, draw, xr, yr, title, xlabel, ylabel, box, font_px=13, x_ticks=True, legend_rows=0):
-    """Place title, axis labels and the plot area inside ``box`` (canvas pixels); return the axes."""
+def _layout(image, draw, xr, yr, title, xlabel, ylabel, box, font_px=13, x_ticks=True, right_pad=0):
+    """Place title, axis labels and the plot area inside ``box`` (canvas pixels); return the axes.
+
+    ``right_pad`` (canvas pixels) keeps a column free on the right, e.g. for an outside legend.
+    """
     bx0, by0, bx1, by1 = box
     title_f, label_f = font((font_px + 3) * _SS), font(font_px * _SS)
     probe = _Axes(draw, (0, 0, 1, 1), xr, yr, font_px * _SS)
     left = bx0 + probe.y_label_width() + (14 + (font_px + 6 if ylabel else 0)) * _SS
     top = by0 + ((font_px + 14) * _SS if title else 8 * _SS)
     bottom = by1 - ((font_px * 2 + 18) * _SS if xlabel else (font_px + 14) * _SS)
-    right = bx1 - 16 * _SS
+    right = bx1 - 16 * _SS - right_pad
     axes = _Axes(draw, (left, top, right, bottom), xr, yr, font_px * _SS, x_ticks=x_ticks)
     if title:
         draw.text(((left + right) / 2, by0 + 6 * _SS), title, fill=_INK, font=title_f, anchor="mt")
@@ -200,18 +203,30 @@ def _layout(image, draw, xr, yr, title, xlabel, ylabel, box, font_px=13, x_ticks
     return axes
 
 
-def _legend(draw, axes: _Axes, entries: list[tuple[str, tuple[int, int, int], str]], font_px=12) -> None:
-    """Legend box in the plot's top-right corner. entries: (name, colour, "line" | "dot" | "big")."""
+def _legend_width(draw, names: Sequence[str], font_px=12) -> int:
+    f = font(font_px * _SS)
+    return 22 * _SS + max((_text_size(draw, n, f)[0] for n in names), default=0) + 20 * _SS
+
+
+def _legend(draw, axes: _Axes, entries: list[tuple[str, tuple[int, int, int], str]], font_px=12,
+            outside: bool = False) -> None:
+    """Legend box in the plot's top-right corner, or right of the plot when ``outside``.
+
+    entries: (name, colour, "line" | "dot" | "big").
+    """
     if not entries:
         return
     f = font(font_px * _SS)
     row = (font_px + 8) * _SS
     swatch = 22 * _SS
-    text_w = max(_text_size(draw, name, f)[0] for name, _, _ in entries)
-    w = swatch + text_w + 20 * _SS
+    w = _legend_width(draw, [name for name, _, _ in entries], font_px)
     h = row * len(entries) + 8 * _SS
-    x1, y0 = axes.x1 - 8 * _SS, axes.y0 + 8 * _SS
-    x0 = x1 - w
+    if outside:
+        x0, y0 = axes.x1 + 10 * _SS, axes.y0
+        x1 = x0 + w
+    else:
+        x1, y0 = axes.x1 - 8 * _SS, axes.y0 + 8 * _SS
+        x0 = x1 - w
     draw.rectangle([x0, y0, x1, y0 + h], fill=(255, 255, 255), outline=(190, 190, 190), width=_SS)
     for i, (name, col, kind) in enumerate(entries):
         cy = y0 + 4 * _SS + row * i + row / 2
@@ -274,10 +289,12 @@ def line_chart(path, series: dict, title: str, xlabel: str, ylabel: str,
     xr = _range([p[0] for p in pairs], xlim)
     yr = _range([p[1] for p in pairs], ylim)
     image, draw = _canvas(*size)
-    axes = _layout(image, draw, xr, yr, title, xlabel, ylabel, (0, 0, size[0] * _SS, size[1] * _SS))
+    outside = len(series) > 6
+    pad = _legend_width(draw, [str(n) for n in series]) + 6 * _SS if outside else 0
+    axes = _layout(image, draw, xr, yr, title, xlabel, ylabel, (0, 0, size[0] * _SS, size[1] * _SS), right_pad=pad)
     entries = _draw_lines(draw, axes, series)
     if len(entries) > 1 or (entries and entries[0][0]):
-        _legend(draw, axes, entries)
+        _legend(draw, axes, entries, outside=outside)
     return _save(image, path, size)
 
 
@@ -331,7 +348,10 @@ def scatter_chart(path, groups: dict, title: str, xlabel: str, ylabel: str,
     xr = _range([p[0] for p in pairs + hpairs], None)
     yr = _range([p[1] for p in pairs + hpairs], None)
     image, draw = _canvas(*size)
-    axes = _layout(image, draw, xr, yr, title, xlabel, ylabel, (0, 0, size[0] * _SS, size[1] * _SS))
+    names = [str(n) for n in list(groups) + list(highlight)]
+    outside = len(names) > 6
+    pad = _legend_width(draw, names) + 6 * _SS if outside else 0
+    axes = _layout(image, draw, xr, yr, title, xlabel, ylabel, (0, 0, size[0] * _SS, size[1] * _SS), right_pad=pad)
     total = sum(len(p[0]) for p in pairs)
     radius = (3 if total < 2000 else 2) * _SS
     alpha = 200 if total < 2000 else 110
@@ -354,7 +374,7 @@ def scatter_chart(path, groups: dict, title: str, xlabel: str, ylabel: str,
         entries.append((str(name), col, "big"))
     if total + sum(len(p[0]) for p in hpairs) == 0:
         _no_data(draw, axes)
-    _legend(draw, axes, entries)
+    _legend(draw, axes, entries, outside=outside)
     return _save(image, path, size)
 
 
