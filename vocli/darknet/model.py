@@ -220,3 +220,31 @@ def model_summary(cfg: DarknetCfg, size: int = 416) -> dict:
         "gflops": sum(s.flops for s in specs) / 1e9,
         "backbone_layers": backbone_layer_count(cfg),
     }
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    classes: int
+    layers: int
+    conv_layers: int
+    backbone_layers: int
+    params: int              # trainable (BN running stats excluded)
+    weight_floats: int       # floats in a full .weights file (BN running stats included)
+    gflops: float            # at img_size x img_size, darknet's 2 x multiply-add count
+    weights_bytes: int       # full .weights file with the 20-byte (v0.2) header
+
+
+def models(img_size: int = 416) -> list[ModelInfo]:
+    """The shipped cfgs with their sizes (what `vocli models` lists)."""
+    from vocli.darknet.cfg import shipped_cfg_names
+
+    infos = []
+    for name in shipped_cfg_names():
+        cfg = load_cfg(name)
+        summary = model_summary(cfg, img_size)
+        infos.append(ModelInfo(name=name, classes=cfg.num_classes, layers=summary["layers"],
+                               conv_layers=summary["conv_layers"], backbone_layers=summary["backbone_layers"],
+                               params=summary["params"], weight_floats=summary["weight_floats"],
+                               gflops=round(summary["gflops"], 3), weights_bytes=20 + 4 * summary["weight_floats"]))
+    return infos
