@@ -1,0 +1,192 @@
+"""Safe tar extraction (and the deterministic packer used for the generated shapes tar).
+
+Every member is checked before anything is written: no absolute paths, no
+``..``, no links leading outside the target or writes through a link, no
+devices, FIFOs or other special files. The archive is then extracted with
+tarfile's ``data`` filter (a second line of defence) into a temporary folder
+beside the destination and merged into place, so an interrupted extraction
+leaves no half-written tree at the final path, and two tars sharing a folder
+(VOC2007 trainval and test both fill ``VOCdevkit/VOC2007``) merge.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import posixpath
+import re
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from vocli.datasets.download import Progress, ProgressEvent
+from vocli.errors import UnsafeArchiveError, VocliError
+from vocli.paths import atomic_path
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+#: Timestamp stamped on every member of a packed tar, so the same tree packs to the same bytes.
+PACK_MTIME = 1_700_000_000
+
+
+@dataclass
+class ExtractResult:
+    dest: Path
+    members: int
+    files: int
+    bytes: int
+    top_level: list[str] = field(default_factory=list)  # first path components, e.g. ["VOCdevkit"]
+
+
+def _unsafe(tar_path: Path, member: str, why: str) -> UnsafeArchiveError:
+    return UnsafeArchiveError(
+        f"{tar_path}: refusing to extract {member!r}: {why}",
+        hint="the archive is damaged or malicious; nothing was extracted",
+    )
+
+
+def _escapes(path: str) -> bool:
+    """True when a normalised archive-relative path climbs out of the root."""
+    return path == ".." or path.startswith("../")
+
+
+def check_members(tar_path: Path, members: list[tarfile.TarInfo]) -> None:
+    """Raise ``UnsafeArchiveError`` for the first member that could write outside the target."""
+    links: set[str] = set()
+    for m in members:
+        name = m.name
+        if name.startswith(("/", "\\")) or _DRIVE.match(name):
+            raise _unsafe(tar_path, name, "absolute path")
+        if ".." in re.split(r"[/\\]", name):
+            raise _unsafe(tar_path, name, "'..' in the path")
+        norm = posixpath.normpath(name)
+        if _escapes(norm):
+            raise _unsafe(tar_path, name, "path leaves the target folder")
+        parents = norm.split("/")
+        for i in range(1, len(parents)):
+            if "/".join(parents[:i]) in links:
+                raise _unsafe(tar_path, name, f"writes through the link {'/'.join(parents[:i])!r}")
+        if m.issym():
+            target = m.linkname
+            if target.startswith(("/", "\\")) or _DRIVE.match(target):
+                raise _unsafe(tar_path, name, f"symlink to the absolute path {target!r}")
+            if _escapes(posixpath.normpath(posixpath.join(posixpath.dirname(norm), target))):
+                raise _unsafe(tar_path, name, f"symlink to {target!r} points outside the target folder")
+            links.add(norm)
+        elif m.islnk():
+            target = m.linkname
+            if target.startswith(("/", "\\")) or _DRIVE.match(target) or _escapes(posixpath.normpath(target)):
+                raise _unsafe(tar_path, name, f"hard link to {target!r} outside the target folder")
+            links.add(norm)
+        elif not (m.isfile() or m.isdir()):
+            kind = "device" if (m.ischr() or m.isblk()) else "FIFO" if m.isfifo() else "special file"
+            raise _unsafe(tar_path, name, f"{kind} entries are not allowed")
+
+
+def _merge(src: Path, dst: Path) -> None:
+    """Move ``src``'s contents into ``dst``: whole subtrees in one rename where ``dst`` lacks them."""
+    # Folders already in ``dst`` may be the user's symlinks to another disk; they are followed.
+    for entry in sorted(src.iterdir()):
+        target = dst / entry.name
+        entry_is_dir = entry.is_dir() and not entry.is_symlink()
+        if entry_is_dir and target.is_dir():
+            _merge(entry, target)
+            continue
+        if target.is_dir() or (entry_is_dir and (target.exists() or target.is_symlink())):
+            raise VocliError(f"{target}: the archive holds a {'folder' if entry_is_dir else 'file'} there "
+                             f"but a {'folder' if target.is_dir() else 'file'} is in the way",
+                             hint="move it away or fetch into another --root")
+        try:
+            os.replace(entry, target)
+        except OSError as err:
+            if err.errno != errno.EXDEV:
+                raise
+            shutil.move(os.fspath(entry), os.fspath(target))  # target folder lives on another disk
+
+
+def safe_extract(tar_path: str | os.PathLike, dest: str | os.PathLike, progress: Progress = None,
+                 replace: tuple[str, ...] = ()) -> ExtractResult:
+    """Extract ``tar_path`` under ``dest`` (created if needed), merging with what is there.
+
+    ``replace``: folders (relative to ``dest``) the archive owns outright; an
+    old copy is removed just before the new one moves in instead of merged.
+    """
+    tar_path, dest = Path(tar_path), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        tar = tarfile.open(tar_path, "r:*")
+    except (tarfile.TarError, OSError) as err:
+        raise VocliError(f"{tar_path}: not a readable tar archive ({err})", hint="re-fetch it with --force") from None
+    tmp = Path(tempfile.mkdtemp(prefix=".vocli-extract-", dir=dest))
+    try:
+        with tar:
+            try:
+                members = tar.getmembers()
+            except tarfile.TarError as err:
+                raise VocliError(f"{tar_path}: damaged tar archive ({err})", hint="re-fetch it with --force") from None
+            check_members(tar_path, members)
+            use_filter = hasattr(tarfile, "data_filter")
+            files = size = 0
+            for i, member in enumerate(members, start=1):
+                try:
+                    if use_filter:
+                        tar.extract(member, tmp, set_attrs=not member.isdir(), filter="data")
+                    else:  # pragma: no cover - Pythons without extraction filters rely on check_members
+                        tar.extract(member, tmp, set_attrs=not member.isdir())
+                except tarfile.FilterError as err:
+                    raise _unsafe(tar_path, member.name, str(err)) from None
+                except tarfile.TarError as err:
+                    raise VocliError(f"{tar_path}: damaged tar member {member.name!r} ({err})",
+                                     hint="re-fetch it with --force") from None
+                if member.isfile():
+                    files += 1
+                    size += member.size
+                if progress and (i % 500 == 0 or i == len(members)):
+                    progress(ProgressEvent("extract", tar_path.name, i, len(members)))
+        top = sorted({posixpath.normpath(m.name).split("/")[0] for m in members} - {"."})
+        for rel in replace:
+            if (tmp / rel).is_dir() and (dest / rel).is_dir():
+                shutil.rmtree(dest / rel)
+        _merge(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return ExtractResult(dest, len(members), files, size, top)
+
+
+def pack_tree(root: str | os.PathLike, folder: str, tar_path: str | os.PathLike) -> Path:
+    """Write ``root/folder`` into an uncompressed tar (members named ``folder/...``), byte-for-byte reproducible.
+
+    Members are sorted, owned by 0:0 and stamped ``PACK_MTIME``, so the same
+    tree always gives the same md5.
+    """
+    root, tar_path = Path(root), Path(tar_path)
+    base = root / folder
+    if not base.is_dir():
+        raise VocliError(f"{base}: nothing to pack (folder missing)")
+
+    def info(path: Path, arcname: str) -> tarfile.TarInfo:
+        ti = tarfile.TarInfo(arcname)
+        ti.mtime = PACK_MTIME
+        ti.uid = ti.gid = 0
+        ti.uname = ti.gname = ""
+        if path.is_dir():
+            ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+        else:
+            ti.type, ti.mode, ti.size = tarfile.REGTYPE, 0o644, path.stat().st_size
+        return ti
+
+    paths = [base, *sorted(base.rglob("*"), key=lambda p: p.relative_to(root).as_posix())]
+    with atomic_path(tar_path) as tmp:
+        with tarfile.open(tmp, "w", format=tarfile.GNU_FORMAT) as tar:
+            for path in paths:
+                if path.is_symlink() or not (path.is_dir() or path.is_file()):
+                    continue
+                ti = info(path, path.relative_to(root).as_posix())
+                if ti.isdir():
+                    tar.addfile(ti)
+                else:
+                    with open(path, "rb") as f:
+                        tar.addfile(ti, f)
+    return tar_path
