@@ -58,3 +58,7 @@ class ImageReadError(VocliError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}", hint)
+
+
+class TrainingDivergedError(VocliError):
+    """Training produced a NaN or infinite loss."""

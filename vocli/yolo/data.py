@@ -115,8 +115,10 @@ def voc_images(root: str | os.PathLike, sets: str | Sequence[str], classes: Sequ
     """Images of VOC sets with labels computed from their XML (difficult objects left out by default).
 
     VOC corners are 1-based inclusive, so pixel ``xmin`` starts at continuous ``xmin - 1``
-    and ``xmax`` ends at ``xmax``; the normalised box spans ``[(xmin - 1) / W, xmax / W]``.
+    and ``xmax`` ends at ``xmax``; the normalised box spans ``[(xmin - 1) / W, xmax / W]``
+    (``converters.voc_to_yolo.yolo_boxes`` with ``exact_pixels=True``).
     """
+    from converters.voc_to_yolo import yolo_boxes
     from vocli.datasets.voc import parse_annotation, resolve_sets
 
     paths, labels = [], []
@@ -125,9 +127,9 @@ def voc_images(root: str | os.PathLike, sets: str | Sequence[str], classes: Sequ
             ann = parse_annotation(vs.annotation_path(image_id), classes=classes)
             boxes = ann.boxes(include_difficult)
             cls = ann.labels(classes, include_difficult)
-            x1, y1 = (boxes[:, 0] - 1) / ann.width, (boxes[:, 1] - 1) / ann.height
-            x2, y2 = boxes[:, 2] / ann.width, boxes[:, 3] / ann.height
-            rows = np.stack([cls, (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], axis=1)
+            n = len(boxes)
+            cxcywh = yolo_boxes(boxes, np.full(n, ann.width), np.full(n, ann.height), exact_pixels=True)
+            rows = np.concatenate([cls[:, None].astype(np.float64), cxcywh], axis=1)
             paths.append(vs.dir / "JPEGImages" / ann.filename)
             labels.append(rows.astype(np.float32).reshape(-1, 5))
     return LabelledImages(paths, labels)

@@ -11,6 +11,7 @@ When two ground truths claim the same (image, anchor, cell), the later one wins 
 Ignore. A prediction whose decoded box ``(sigmoid(tx) + gi, sigmoid(ty) + gj) * s``,
 ``exp(tw, th) * anchor`` has IoU above ``ignore_thresh`` with any ground truth of its image
 is not penalised for objectness (unless it is itself assigned, then its target is 1).
+``ignore_thresh`` defaults to each head's value from the cfg's ``[yolo]`` section (0.7 if absent).
 
 Terms, each summed over heads:
 - ``box``: mean over assigned predictions of ``1 - CIoU`` (or DIoU/GIoU, from ``vocli.boxes.iou_aligned``)
@@ -30,7 +31,7 @@ keeps the gradient scale per image, so the learning rate does not depend on the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -47,7 +48,7 @@ class LossConfig:
     box_weight: float = 0.05
     obj_weight: float = 1.0
     cls_weight: float = 0.5
-    ignore_thresh: float = 0.7
+    ignore_thresh: Optional[float] = None  # None: each head's ``ignore_thresh`` (from the cfg)
     obj_balance: bool = True
 
 
@@ -160,7 +161,8 @@ def yolo_loss(outputs: Sequence[torch.Tensor], targets: torch.Tensor, heads: Seq
         pred = pred.float()
         num_classes = pred.shape[-1] - 5
         obj_target = torch.zeros(pred.shape[:4], device=device)
-        counted = ~_ignore_mask(pred, head, targets, input_hw, batch, config.ignore_thresh)
+        thresh = config.ignore_thresh if config.ignore_thresh is not None else getattr(head, "ignore_thresh", 0.7)
+        counted = ~_ignore_mask(pred, head, targets, input_hw, batch, thresh)
         n = len(asg.image)
         if n:
             ps = pred[asg.image, asg.anchor, asg.gj, asg.gi]  # (n, 5 + C)

@@ -1,0 +1,293 @@
+"""Training: one step lowers the loss, freezing, exact resume, partial weights, CLI, 2-process DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vocli.errors import TrainingDivergedError, VocliError
+from vocli.yolo.train import TrainConfig, train
+
+# Five convolutions, two [yolo] heads (strides 16 and 8), 4 classes: (3 * (5 + 4)) = 27 filters.
+TINY_CFG = """
+[net]
+width=64
+height=64
+channels=3
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=2
+pad=1
+activation=leaky
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=2
+pad=1
+activation=leaky
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=2
+pad=1
+activation=leaky
+
+[convolutional]
+batch_normalize=1
+filters=32
+size=3
+stride=2
+pad=1
+activation=leaky
+
+[convolutional]
+size=1
+stride=1
+pad=1
+filters=27
+activation=linear
+
+[yolo]
+mask=3,4,5
+anchors=6,8, 12,10, 14,22, 24,20, 30,40, 56,50
+classes=4
+num=6
+ignore_thresh=.7
+
+[route]
+layers=-3
+
+[convolutional]
+size=1
+stride=1
+pad=1
+filters=27
+activation=linear
+
+[yolo]
+mask=0,1,2
+anchors=6,8, 12,10, 14,22, 24,20, 30,40, 56,50
+classes=4
+num=6
+ignore_thresh=.7
+"""
+
+CLASSES = ("circle", "square", "triangle", "star")
+
+
+def make_darknet_set(root: Path, n: int = 12, size: int = 64) -> Path:
+    """Images with one coloured rectangle each, darknet labels, lists, names and a .data file."""
+    rng = np.random.default_rng(0)
+    img_dir, lab_dir = root / "JPEGImages", root / "labels"
+    img_dir.mkdir(parents=True)
+    lab_dir.mkdir()
+    paths = []
+    for i in range(n):
+        img = np.full((size, size, 3), 40, dtype=np.uint8)
+        cls = i % 4
+        w, h = rng.integers(12, 30, 2)
+        x, y = rng.integers(0, size - w), rng.integers(0, size - h)
+        img[y:y + h, x:x + w] = (60 * cls + 60, 200 - 40 * cls, 90)
+        p = img_dir / f"{i:04d}.png"
+        Image.fromarray(img).save(p)
+        (lab_dir / f"{i:04d}.txt").write_text(
+            f"{cls} {(x + w / 2) / size} {(y + h / 2) / size} {w / size} {h / size}\n")
+        paths.append(p)
+    (root / "train.txt").write_text("".join(f"{p}\n" for p in paths[:8]))
+    (root / "valid.txt").write_text("".join(f"{p}\n" for p in paths[8:]))
+    (root / "shapes.names").write_text("\n".join(CLASSES) + "\n")
+    data = root / "tiny.data"
+    data.write_text(f"classes = 4\ntrain = {root / 'train.txt'}\nvalid = {root / 'valid.txt'}\n"
+                    f"names = {root / 'shapes.names'}\nbackup = backup/\n")
+    return data
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    data = make_darknet_set(tmp_path / "set")
+    return cfg, data
+
+
+def base_config(cfg, data, out, **kw) -> TrainConfig:
+    settings = dict(data=str(data), cfg=str(cfg), img_size=64, epochs=2, batch_size=4, accumulate=1,
+                    workers=0, seed=1, eval_every=0, out=str(out), warmup_epochs=0.5, threads=1)
+    settings.update(kw)
+    return TrainConfig(**settings)
+
+
+def load(path):
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def test_one_step_lowers_loss_on_fixed_batch(tiny):
+    from vocli.yolo.data import YoloDataset, collate, darknet_images
+    from vocli.yolo.loss import yolo_loss
+    from vocli.yolo.optim import build_optimizer
+    from vocli.yolo.setup import build_model
+
+    cfg, data = tiny
+    config = base_config(cfg, data, "unused")
+    model, _ = build_model(config, 4, load_initial=False)
+    images_set = darknet_images(data.parent / "train.txt", 4)
+    images, targets = collate([YoloDataset(images_set, 64)[i] for i in range(8)])
+    x = images.float() / 255
+    model.train()
+    optimizer = build_optimizer(model, lr=0.01, momentum=0.9, weight_decay=0.0, batch_size=8, accumulate=1)
+    before = yolo_loss(model(x), targets, model.heads).total
+    before.backward()
+    optimizer.step()
+    after = yolo_loss(model(x), targets, model.heads).total
+    assert after.item() < before.item()
+
+
+def test_resume_equals_uninterrupted_training(tiny, tmp_path):
+    cfg, data = tiny
+    straight = train(base_config(cfg, data, tmp_path / "straight"))
+    assert straight.epochs_run == 2
+
+    def stop_after_first_epoch(event):
+        if event.kind == "epoch" and event.epoch == 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(base_config(cfg, data, tmp_path / "split"), progress=stop_after_first_epoch)
+    half = load(tmp_path / "split" / "last.pt")
+    assert half["epoch"] == 1
+    resumed = train(TrainConfig(resume=str(tmp_path / "split" / "last.pt"), workers=0, threads=1))
+    assert resumed.epochs_run == 2 and resumed.out == tmp_path / "split"
+
+    a, b = load(tmp_path / "straight" / "last.pt"), load(tmp_path / "split" / "last.pt")
+    assert b["epoch"] == 2
+    for key in ("raw_model", "model"):  # trained weights and their EMA
+        assert a[key].keys() == b[key].keys()
+        for name in a[key]:
+            assert torch.equal(a[key][name], b[key][name]), (key, name)
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert torch.equal(sa["momentum_buffer"], sb["momentum_buffer"])
+    assert [m["total"] for m in a["metrics"]] == [m["total"] for m in b["metrics"]]
+
+
+def test_freeze_backbone_leaves_backbone_unchanged(tiny, tmp_path):
+    from vocli.yolo.setup import build_model
+
+    cfg, data = tiny
+    config = base_config(cfg, data, tmp_path / "frozen", epochs=1, freeze="backbone", ema=False)
+    initial, _ = build_model(config, 4, load_initial=False)  # same seed -> the run's starting weights
+    assert initial.backbone_layers == 4
+    train(config)
+    final = load(tmp_path / "frozen" / "last.pt")["model"]
+    start = initial.state_dict()
+    for name, value in start.items():
+        layer = int(name.split(".")[1])
+        if layer < 4:  # weights and batch-norm statistics alike
+            assert torch.equal(final[name], value), name
+    assert not torch.equal(final["layers.4.conv.weight"], start["layers.4.conv.weight"])
+
+
+def test_checkpoint_contents_and_outputs(tiny, tmp_path):
+    cfg, data = tiny
+    result = train(base_config(cfg, data, tmp_path / "run", epochs=1))
+    ck = load(result.last)
+    assert ck["classes"] == list(CLASSES) and "[yolo]" in ck["cfg_text"]
+    assert ck["config"]["img_size"] == 64 and set(ck["rng"]) == {"python", "numpy", "torch", "cuda"}
+    rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert rows[0] == "epoch,box,obj,cls,total,lr,map,seconds,images"
+    assert len(rows) == 2 and rows[1].split(",")[-1] == "8"
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["cfg"] == str(cfg)
+    assert result.best.exists()
+
+
+def test_partial_weights_skip_mismatched_head(tiny, tmp_path):
+    cfg, data = tiny
+    source = train(base_config(cfg, data, tmp_path / "four", epochs=1))
+    # A 2-class model from the 4-class checkpoint: the two head convolutions do not fit.
+    two = tmp_path / "two.names"
+    two.write_text("a\nb\n")
+    two_data = tmp_path / "two.data"
+    two_data.write_text(data.read_text().replace("classes = 4", "classes = 2").replace(
+        str(data.parent / "shapes.names"), str(two)))
+    # labels use classes 0-3, so train on two classes needs labels < 2: rewrite them
+    for label in (data.parent / "labels").glob("*.txt"):
+        parts = label.read_text().split()
+        label.write_text(" ".join([str(int(parts[0]) % 2)] + parts[1:]) + "\n")
+    result = train(base_config(cfg, two_data, tmp_path / "two", epochs=1, weights=str(source.last)))
+    skipped = {key for key, _ in result.weights_report["skipped"]}
+    assert skipped == {"layers.4.conv.weight", "layers.4.conv.bias", "layers.7.conv.weight", "layers.7.conv.bias"}
+    assert result.weights_report["loaded"] > 0
+
+
+def test_nan_loss_stops_with_clear_error(tiny, tmp_path, monkeypatch):
+    import vocli.yolo.train as train_module
+    from vocli.yolo.loss import LossParts
+
+    def broken(outputs, targets, heads, config):
+        nan = outputs[0].sum() * float("nan")
+        return LossParts(nan.detach(), nan.detach(), nan.detach(), nan)
+
+    monkeypatch.setattr(train_module, "yolo_loss", broken)
+    with pytest.raises(TrainingDivergedError, match="epoch 1, batch 1"):
+        train(base_config(cfg := tiny[0], tiny[1], tmp_path / "nan"))
+
+
+def test_bad_options_are_vocli_errors(tiny, tmp_path):
+    cfg, data = tiny
+    with pytest.raises(VocliError, match="multiple of 32"):
+        train(base_config(cfg, data, tmp_path / "x", img_size=70))
+    with pytest.raises(VocliError, match="--freeze"):
+        train(base_config(cfg, data, tmp_path / "x", freeze="head"))
+
+
+@pytest.mark.slow
+def test_cli_train_json(tiny, tmp_path, capsys):
+    from vocli.cli.app import main
+
+    cfg, data = tiny
+    rc = main(["train", "--data", str(data), "--cfg", str(cfg), "--img-size", "64", "--epochs", "1",
+               "--batch-size", "4", "--workers", "0", "--out", str(tmp_path / "cli"), "--eval-every", "0",
+               "--json"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    doc = json.loads(captured.out)
+    assert doc["epochs_run"] == 1 and Path(doc["last"]).exists()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_process_gloo_run(tiny, tmp_path):
+    cfg, data = tiny
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(free_port()), "-m", "vocli", "train", "--data", str(data), "--cfg", str(cfg),
+           "--img-size", "64", "--epochs", "1", "--batch-size", "4", "--workers", "0", "--eval-every", "0",
+           "--out", str(tmp_path / "ddp"), "--json"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(proc.stdout)  # only rank 0 prints
+    assert doc["epochs_run"] == 1
+    rows = (tmp_path / "ddp" / "metrics.csv").read_text().splitlines()
+    assert rows[1].split(",")[-1] == "8"  # both ranks' images counted, 4 each
+    ck = load(tmp_path / "ddp" / "last.pt")
+    assert ck["epoch"] == 1

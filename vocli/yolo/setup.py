@@ -1,0 +1,265 @@
+"""What a training run needs around its loop: devices and DDP, data, model and weights,
+freezing, evaluation, the run folder and the metrics files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+
+from vocli.errors import TrainingDivergedError, VocliError  # noqa: F401 - re-exported for train.py
+from vocli.yolo.data import LabelledImages, darknet_images, voc_images
+
+# --------------------------------------------------------------------------- devices and DDP
+
+
+def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
+    """``cpu``, ``cuda`` or ``cuda:N`` -> a device; ``cuda`` under torchrun means ``cuda:LOCAL_RANK``."""
+    spec = (spec or "cpu").strip().lower()
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec == "cuda" or spec.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise VocliError(f"--device {spec}: CUDA is not available in this torch build or machine",
+                             hint="use --device cpu")
+        index = local_rank if spec == "cuda" else int(spec.split(":", 1)[1] or 0)
+        if index >= torch.cuda.device_count():
+            raise VocliError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s)")
+        return torch.device("cuda", index)
+    raise VocliError(f"--device {spec!r} is not known", hint="use cpu, cuda or cuda:N")
+
+
+@dataclass
+class Distributed:
+    """This process's place in a (possibly single-process) run, and the few collectives the loop uses."""
+
+    rank: int
+    local_rank: int
+    world_size: int
+    device: torch.device
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        if self.world_size == 1:
+            return model
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+    def _tensor(self, values) -> torch.Tensor:
+        dev = self.device if self.device.type == "cuda" else torch.device("cpu")
+        return torch.as_tensor(values, dtype=torch.float64, device=dev)
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            torch.distributed.barrier()
+
+    def agree(self, flag: bool) -> bool:
+        """Rank 0's decision, on every rank (so all ranks stop at the same batch)."""
+        if self.world_size == 1:
+            return flag
+        t = self._tensor([1.0 if flag else 0.0])
+        torch.distributed.broadcast(t, src=0)
+        return bool(t.item())
+
+    def sum(self, value: float) -> float:
+        if self.world_size == 1:
+            return value
+        t = self._tensor([value])
+        torch.distributed.all_reduce(t)
+        return float(t.item())
+
+    def mean_vector(self, values: torch.Tensor) -> torch.Tensor:
+        if self.world_size == 1:
+            return values
+        t = self._tensor(values.tolist())
+        torch.distributed.all_reduce(t)
+        return (t / self.world_size).cpu()
+
+
+def init_distributed(device_spec: str) -> Distributed:
+    """Read torchrun's WORLD_SIZE/RANK/LOCAL_RANK; start the process group (nccl on CUDA, gloo on CPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(device_spec, local)
+    if world > 1 and not torch.distributed.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Distributed(rank, local, world, device)
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class ValidSet:
+    """What evaluation needs: image paths with normalised labels, or VOC annotation files."""
+
+    data: LabelledImages
+    annotations: Optional[list[Path]] = None
+
+
+def _voc_classes(sets: str) -> tuple[str, ...]:
+    from vocli.datasets.shapes import SHAPES_CLASSES
+    from vocli.datasets.voc import VOC_CLASSES, parse_set_names
+
+    years = {year for year, _ in parse_set_names(sets)}
+    return SHAPES_CLASSES if years == {"shapes"} else VOC_CLASSES
+
+
+def load_datasets(config) -> tuple[LabelledImages, ValidSet, tuple[str, ...]]:
+    """Training images, validation set and class names from ``--data`` or ``--root/--sets``."""
+    if config.data:
+        from converters.voc_to_yolo import read_data_file
+
+        df = read_data_file(config.data)
+        classes = tuple(config.classes or df.names)
+        if len(classes) != df.classes:
+            raise VocliError(f"{config.data}: classes = {df.classes} but {df.names and len(df.names)} names",
+                             hint="fix classes= or the names file")
+        train = darknet_images(df.train, len(classes))
+        valid = ValidSet(darknet_images(df.valid, len(classes)))
+        return train, valid, classes
+    if not config.sets:
+        raise VocliError("no training data given", hint="pass --data voc.data, or --root and --sets 2007/trainval")
+    from vocli.datasets.voc import resolve_sets
+
+    root = config.root
+    classes = tuple(config.classes or _voc_classes(config.sets))
+    train = voc_images(root, config.sets, classes)
+    valid_sets = config.valid_sets or ("shapes/test" if classes == _voc_classes("shapes/x") else "2007/test")
+    valid = voc_images(root, valid_sets, classes)
+    annotations = [vs.annotation_path(i) for vs in resolve_sets(root, valid_sets) for i in vs.ids()]
+    return train, ValidSet(valid, annotations), classes
+
+
+# --------------------------------------------------------------------------- model
+
+
+def build_model(config, num_classes: int, load_initial: bool) -> tuple[nn.Module, Optional[dict]]:
+    """The Darknet model for ``config.cfg`` with ``num_classes`` (and anchors); starting weights loaded."""
+    from vocli.darknet.cfg import load_cfg
+    from vocli.darknet.model import Darknet
+
+    cfg = load_cfg(config.cfg)
+    if cfg.num_classes != num_classes:
+        cfg = cfg.with_classes(num_classes)
+    if config.anchors:
+        cfg = cfg.with_anchors([tuple(a) for a in config.anchors])
+    torch.manual_seed(config.seed)
+    model = Darknet(cfg)
+    init_head_biases(model, config.img_size)
+    report = None
+    if load_initial and config.weights and str(config.weights).lower() != "none":
+        from converters.darknet_weights import load_weights
+
+        lr = load_weights(model, config.weights)
+        skipped = [f"{k} ({why})" for k, why in lr.skipped]
+        summary = f"loaded {len(lr.loaded)} tensors from {config.weights}"
+        if skipped:
+            summary += f"; skipped {len(skipped)}: " + ", ".join(skipped[:6]) + (" ..." if len(skipped) > 6 else "")
+        report = {"loaded": len(lr.loaded), "skipped": [list(s) for s in lr.skipped], "missing": list(lr.missing),
+                  "summary": summary}
+    return model, report
+
+
+def init_head_biases(model: nn.Module, img_size: int) -> None:
+    """Start objectness at about 8 objects per image and classes at a 0.6 prior (trains from scratch faster)."""
+    with torch.no_grad():
+        for head in model.heads:
+            conv = model.layers[head.layer_index - 1].conv
+            if conv.bias is None:
+                continue
+            bias = conv.bias.view(head.num_anchors, -1)
+            cells = (img_size / head.stride) ** 2
+            bias[:, 4] += math.log(8 / cells)
+            if head.num_classes > 1:
+                bias[:, 5:] += math.log(0.6 / (head.num_classes - 0.99))
+
+
+def freeze_layers(model: nn.Module, spec: str) -> list[nn.Module]:
+    """Freeze ``none``, ``backbone`` (``model.backbone_layers``) or the first N layers; returns the frozen ones.
+
+    Frozen layers get ``requires_grad=False``; the caller keeps them in eval mode so their
+    batch-norm statistics stay fixed.
+    """
+    spec = str(spec).strip().lower()
+    if spec == "none":
+        count = 0
+    elif spec == "backbone":
+        count = model.backbone_layers
+    else:
+        try:
+            count = int(spec)
+        except ValueError:
+            raise VocliError(f"--freeze {spec!r} is not known", hint="use none, backbone or a layer count") from None
+        if not 0 <= count <= len(model.layers):
+            raise VocliError(f"--freeze {count}: the model has {len(model.layers)} layers")
+    for i, layer in enumerate(model.layers):
+        for p in layer.parameters():
+            p.requires_grad_(i >= count)
+    return list(model.layers[:count])
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def evaluate_map(model: nn.Module, valid: ValidSet, classes: Sequence[str], config, device) -> float:
+    """VOC mAP@0.5 of ``model`` on the validation set via ``vocli.evaluate.evaluate_model``."""
+    from vocli.evaluate import evaluate_model
+
+    was_training = model.training
+    model.eval()
+    try:
+        result = evaluate_model(model, valid.data.paths, valid.annotations or valid.data.labels, classes,
+                                img_size=config.img_size, conf=config.eval_conf, iou=config.eval_iou,
+                                batch_size=config.eval_batch_size, device=str(device), metric=config.metric)
+    finally:
+        model.train(was_training)
+    return float(result.map) if result.map == result.map else 0.0
+
+
+# --------------------------------------------------------------------------- run folder and metrics
+
+
+def next_run_dir(base: Path, name: str) -> Path:
+    """``base/name``, or ``name2``, ``name3`` ... when taken."""
+    candidate = base / name
+    n = 2
+    while candidate.exists():
+        candidate = base / f"{name}{n}"
+        n += 1
+    return candidate
+
+
+CSV_FIELDS = ("epoch", "box", "obj", "cls", "total", "lr", "map", "seconds", "images")
+
+
+def write_metrics(out: Path, history: list) -> None:
+    """``metrics.csv`` (one row per epoch) and ``results.png`` (loss, LR and mAP curves)."""
+    from vocli.paths import atomic_write_text
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        values = asdict(row)
+        writer.writerow({k: ("" if values[k] is None else values[k]) for k in CSV_FIELDS})
+    atomic_write_text(out / "metrics.csv", buf.getvalue())
+    try:
+        from vocli.plotting import multi_line_grid
+    except ImportError:  # plotting not installed in this tree
+        return
+    epochs = [r.epoch for r in history]
+    panels = [(name, {name: (epochs, [getattr(r, name) for r in history])}) for name in ("box", "obj", "cls", "total", "lr")]
+    evaluated = [(r.epoch, r.map) for r in history if r.map is not None]
+    if evaluated:
+        panels.append(("mAP@0.5", {"mAP": ([e for e, _ in evaluated], [m for _, m in evaluated])}))
+    multi_line_grid(out / "results.png", panels, xlabel="epoch", cols=3)
