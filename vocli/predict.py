@@ -1,0 +1,195 @@
+"""Model loading and batched inference shared by ``evaluate`` and ``detect``.
+
+Images are letterboxed to the network size, run in batches (the next batch is
+decoded on a worker thread while the model runs), decoded, passed through
+class-wise NMS and mapped back to original 0-based continuous pixels.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Sequence, Union
+
+import numpy as np
+
+from vocli.errors import DarknetFormatError, ImageReadError, VocliError
+from vocli.images import LetterboxInfo, letterbox, load_image, to_tensor_batch, unletterbox_boxes
+
+
+@dataclass
+class LoadedModel:
+    """A ready ``Darknet`` model (eval mode, on its device) and what the file said about it."""
+
+    model: object  # vocli.darknet.model.Darknet
+    cfg: object     # vocli.darknet.cfg.DarknetCfg
+    names: Optional[tuple[str, ...]]
+    source: Path
+
+
+@dataclass
+class ImagePrediction:
+    """Detections of one image. boxes: (n, 4) xyxy original 0-based pixels; scores, class_ids: (n,).
+
+    ``image`` holds the decoded (H, W, 3) RGB pixels when the caller asked to keep them.
+    """
+
+    path: Path
+    width: int
+    height: int
+    boxes: np.ndarray
+    scores: np.ndarray
+    class_ids: np.ndarray
+    image: Optional[np.ndarray] = None
+
+
+@dataclass
+class SkippedImage:
+    path: Path
+    reason: str
+
+
+def _cfg_text_from(ckpt: dict) -> Optional[str]:
+    """The cfg text a checkpoint carries: ``cfg`` (converted .pt), ``cfg_text`` or ``config`` (train checkpoint)."""
+    for key in ("cfg", "cfg_text", "config"):
+        value = ckpt.get(key)
+        if isinstance(value, str) and "[net]" in value:
+            return value
+        if isinstance(value, dict):
+            for inner in ("cfg_text", "cfg", "model_cfg"):
+                text = value.get(inner)
+                if isinstance(text, str) and "[net]" in text:
+                    return text
+    return None
+
+
+def _names_from(ckpt: dict) -> Optional[tuple[str, ...]]:
+    for holder in (ckpt, ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}):
+        for key in ("names", "class_names", "classes"):
+            value = holder.get(key)
+            if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+                return tuple(value)
+    return None
+
+
+def load_model(weights: Union[str, os.PathLike], cfg=None, device: str = "cpu") -> LoadedModel:
+    """Build ``Darknet`` from ``cfg`` (name, path, or the cfg stored in the file) and load ``weights``.
+
+    ``weights``: darknet ``.weights`` (needs ``cfg``), a converted ``.pt``/``.h5`` or a
+    ``vocli train`` checkpoint. Tensors that do not fit the cfg are an error here (a detector
+    with a random head is no use), unlike when initialising training.
+    """
+    import torch
+
+    from converters.darknet_weights import load_payload, load_weights
+    from vocli.darknet.cfg import load_cfg, parse_cfg
+    from vocli.darknet.model import Darknet
+
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise VocliError(f"{path}: weights file not found", hint="train one, or `vocli weights fetch`")
+    state: Union[Path, dict] = path
+    names, text, cfg_name = None, None, None
+    suffix = path.suffix.lower()
+    if suffix in (".h5", ".hdf5"):
+        payload = load_payload(path)
+        text, cfg_name = payload.cfg_text, payload.cfg_name
+    elif suffix != ".weights":
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - pickle/zip errors of many kinds
+            raise DarknetFormatError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__})") from None
+        if not isinstance(ckpt, dict):
+            raise DarknetFormatError(f"{path}: checkpoint is not a dict")
+        names, text, state = _names_from(ckpt), _cfg_text_from(ckpt), ckpt
+        cfg_name = ckpt.get("cfg_name") if isinstance(ckpt.get("cfg_name"), str) else None
+    if cfg is not None:
+        model_cfg = load_cfg(cfg)
+    elif text is not None:
+        model_cfg = parse_cfg(text, source=f"{path} (embedded cfg)", name=path.stem)
+    elif cfg_name:
+        model_cfg = load_cfg(cfg_name)
+    else:
+        raise DarknetFormatError(f"{path}: carries no cfg", hint="pass --cfg NAME|PATH, e.g. --cfg yolov3-voc")
+    model = Darknet(model_cfg)
+    report = load_weights(model, state)
+    if report.skipped or report.missing:
+        first = report.skipped[0] if report.skipped else (report.missing[0], "missing from the file")
+        raise DarknetFormatError(
+            f"{path}: {len(report.skipped)} tensors do not fit the cfg and {len(report.missing)} are missing "
+            f"(first: {first[0]}: {first[1]})", hint="pass the --cfg the weights were made with")
+    model.to(device).eval()
+    return LoadedModel(model=model, cfg=model_cfg, names=names, source=path)
+
+
+def _prepare(path: Path, size: int, keep_image: bool):
+    try:
+        image = load_image(path)
+    except ImageReadError as err:
+        return SkippedImage(path, err.reason)
+    boxed, info = letterbox(image, size)
+    return path, boxed, info, image if keep_image else None
+
+
+def _check_size(model, img_size: int) -> None:
+    stride = max(int(h.stride) for h in model.heads)
+    if img_size <= 0 or img_size % stride:
+        raise VocliError(f"--img-size {img_size} is not a multiple of the model's stride {stride}",
+                         hint=f"use e.g. {max(stride, round(img_size / stride) * stride)}")
+
+
+def predict_images(model, image_paths: Sequence[Union[str, os.PathLike]], img_size: int = 416,
+                   conf: float = 0.25, iou: float = 0.45, nms: str = "standard", batch_size: int = 8,
+                   device: str = "cpu", max_det: int = 300, keep_images: bool = False,
+                   progress: Optional[Callable[[int], None]] = None,
+                   ) -> Iterator[Union[ImagePrediction, SkippedImage]]:
+    """Run ``model`` over ``image_paths`` in order, yielding one prediction (or skip) per path.
+
+    Unreadable images come out as ``SkippedImage``; the caller decides whether that is fatal.
+    The model is put in eval mode for the run and restored to its previous mode afterwards.
+    """
+    import torch
+
+    from vocli.darknet.decode import decode_outputs, non_max_suppression
+
+    _check_size(model, img_size)
+    if batch_size < 1:
+        raise VocliError(f"batch size {batch_size} must be at least 1")
+    paths = [Path(p) for p in image_paths]
+    batches = [paths[i:i + batch_size] for i in range(0, len(paths), batch_size)]
+    was_training = model.training
+    model.eval()
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool, torch.inference_mode():
+            pending = [pool.submit(_prepare, p, img_size, keep_images) for p in batches[0]] if batches else []
+            for b in range(len(batches)):
+                ready = [f.result() for f in pending]
+                pending = ([pool.submit(_prepare, p, img_size, keep_images) for p in batches[b + 1]]
+                           if b + 1 < len(batches) else [])
+                good = [r for r in ready if not isinstance(r, SkippedImage)]
+                dets = []
+                if good:
+                    x = to_tensor_batch([r[1] for r in good]).to(device)
+                    decoded = decode_outputs(model(x), model.heads)
+                    dets = non_max_suppression(decoded, conf_threshold=conf, iou_threshold=iou,
+                                               method=nms, max_det=max_det)
+                found = iter(zip(good, dets))
+                for item in ready:
+                    if isinstance(item, SkippedImage):
+                        yield item
+                        continue
+                    (path, _, info, image), det = next(found)
+                    yield _to_prediction(path, info, det.float().cpu().numpy(), image)
+                if progress is not None:
+                    progress(len(ready))
+    finally:
+        model.train(was_training)
+
+
+def _to_prediction(path: Path, info: LetterboxInfo, det: np.ndarray, image) -> ImagePrediction:
+    """det: (n, 6) x1, y1, x2, y2 (letterboxed pixels), score, class -> original pixels."""
+    boxes = unletterbox_boxes(det[:, :4].astype(np.float64), info)
+    return ImagePrediction(path=path, width=info.orig_w, height=info.orig_h, boxes=boxes,
+                           scores=det[:, 4].astype(np.float64), class_ids=det[:, 5].astype(np.int64), image=image)
