@@ -1,0 +1,256 @@
+"""`vocli convert yolo`: hand-worked label lines, darknet byte-compatibility, lists, .data, bad files, re-runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from converters.voc_to_yolo import convert_yolo, label_path_for, read_data_file
+from conftest import write_voc_xml
+from vocli.cli.app import main
+from vocli.datasets.voc import VOC_CLASSES
+from vocli.errors import VocliError
+
+DOG, PERSON, CAT = VOC_CLASSES.index("dog"), VOC_CLASSES.index("person"), VOC_CLASSES.index("cat")
+
+
+def make_tree(root: Path, year: str = "2007", splits=None, files=None) -> Path:
+    """A VOC tree with the given {id: (w, h, objects)} and {split: [ids]}."""
+    voc = root / "VOCdevkit" / f"VOC{year}"
+    for image_id, (w, h, objects) in files.items():
+        write_voc_xml(voc / "Annotations" / f"{image_id}.xml", f"{image_id}.jpg", w, h, objects)
+    main_dir = voc / "ImageSets" / "Main"
+    main_dir.mkdir(parents=True, exist_ok=True)
+    for split, ids in splits.items():
+        (main_dir / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
+    return root
+
+
+def read_lines(path: Path) -> list[list[float]]:
+    return [[float(v) for v in line.split()] for line in path.read_text().splitlines()]
+
+
+HAND_FILES = {
+    "a": (100, 80, [("dog", 10, 20, 50, 60, 0), ("person", 1, 1, 100, 80, 0), ("cat", 3, 3, 9, 9, 1)]),
+    "b": (10, 10, [("cat", 5, 7, 5, 7, 0)]),  # a one-pixel box
+}
+
+
+@pytest.fixture
+def hand_tree(tmp_path) -> Path:
+    return make_tree(tmp_path, splits={"train": ["a"], "val": ["b"], "test": ["a", "b"]}, files=HAND_FILES)
+
+
+def test_darknet_convention_hand_worked(hand_tree):
+    result = convert_yolo(hand_tree, workers=1)
+    assert result.ok and result.convention == "darknet"
+    labels = hand_tree / "VOCdevkit" / "VOC2007" / "labels"
+    # dog 10..50 x 20..60 in 100x80: centre (30 - 1, 40 - 1) = (29, 39) px, size (40, 40) px.
+    # person 1..100 x 1..80 (touches every border): centre (49.5, 39.5), size (99, 79).
+    # The difficult cat is skipped.
+    expected = [[DOG, 0.29, 0.4875, 0.4, 0.5], [PERSON, 0.495, 0.49375, 0.99, 0.9875]]
+    got = read_lines(labels / "a.txt")
+    assert len(got) == 2
+    for g, e in zip(got, expected):
+        assert g == pytest.approx(e, abs=1e-12)
+    # One pixel at (5, 7): centre (4, 6) / 10, width and height 0 in darknet's numbers;
+    # 6 * (1 / 10) is 0.6000000000000001 in floats, and voc_label.py writes exactly that.
+    assert read_lines(labels / "b.txt")[0] == pytest.approx([CAT, 0.4, 0.6, 0.0, 0.0], abs=1e-12)
+    assert (labels / "b.txt").read_text() == f"{CAT} 0.4 0.6000000000000001 0.0 0.0\n"
+
+
+def test_exact_pixels_convention_hand_worked(hand_tree):
+    result = convert_yolo(hand_tree, exact_pixels=True, include_difficult=True, workers=1)
+    assert result.convention == "exact"
+    labels = hand_tree / "VOCdevkit" / "VOC2007" / "labels"
+    # Box spans [xmin - 1, xmax]: dog [9, 50] x [19, 60], person the whole image, cat [2, 9]^2.
+    expected = [[DOG, 29.5 / 100, 39.5 / 80, 41 / 100, 41 / 80], [PERSON, 0.5, 0.5, 1.0, 1.0],
+                [CAT, 5.5 / 100, 5.5 / 80, 7 / 100, 7 / 80]]
+    for g, e in zip(read_lines(labels / "a.txt"), expected, strict=True):
+        assert g == pytest.approx(e, abs=1e-12)
+    # One pixel at (5, 7) covers [4, 5] x [6, 7]: centre (4.5, 6.5), size one pixel.
+    assert read_lines(labels / "b.txt")[0] == pytest.approx([CAT, 0.45, 0.65, 0.1, 0.1], abs=1e-12)
+
+
+def test_lists_names_and_data_file(hand_tree):
+    result = convert_yolo(hand_tree, workers=1)
+    images = (hand_tree / "VOCdevkit" / "VOC2007" / "JPEGImages").resolve()
+    a, b = str(images / "a.jpg"), str(images / "b.jpg")
+    assert (hand_tree / "2007_train.txt").read_text().split() == [a]
+    assert (hand_tree / "2007_test.txt").read_text().split() == [a, b]
+    assert result.train_list.read_text().split() == [a, b]  # train + val
+    assert result.test_list.read_text().split() == [a, b]
+    assert result.train_all_list.read_text().split() == [a, b]  # deduplicated
+    assert [s.name for s in result.sets] == ["2007/train", "2007/val", "2007/test"]
+    assert [(s.images, s.objects) for s in result.sets] == [(1, 2), (1, 1), (2, 3)]
+    data = read_data_file(result.data_file)
+    assert data.classes == 20 and data.names == VOC_CLASSES
+    assert data.train == result.train_list and data.valid == result.test_list
+    assert (hand_tree / "voc.names").read_text().splitlines() == list(VOC_CLASSES)
+    for line in result.train_list.read_text().split():
+        assert label_path_for(line) == images.parent / "labels" / (Path(line).stem + ".txt")
+
+
+def test_no_test_set_validates_on_val(hand_tree):
+    result = convert_yolo(hand_tree, sets="2007/train,2007/val", workers=1)
+    images = (hand_tree / "VOCdevkit" / "VOC2007" / "JPEGImages").resolve()
+    assert result.test_list.read_text().split() == [str(images / "b.jpg")]
+    assert result.train_list.read_text().split() == [str(images / "a.jpg")]
+    assert result.notes
+
+
+def voc_label_reference(xml_path: Path, classes=VOC_CLASSES) -> str:
+    """darknet's voc_label.py rule, rewritten here with ElementTree: the expected bytes."""
+    root = ET.parse(xml_path).getroot()
+    w, h = int(root.find("size/width").text), int(root.find("size/height").text)
+    lines = []
+    for obj in root.iter("object"):
+        difficult = obj.find("difficult")
+        if obj.find("name").text not in classes or (difficult is not None and int(difficult.text) == 1):
+            continue
+        box = obj.find("bndbox")
+        xmin, xmax, ymin, ymax = (float(box.find(t).text) for t in ("xmin", "xmax", "ymin", "ymax"))
+        dw, dh = 1.0 / w, 1.0 / h
+        values = (((xmin + xmax) / 2.0 - 1) * dw, ((ymin + ymax) / 2.0 - 1) * dh, (xmax - xmin) * dw,
+                  (ymax - ymin) * dh)
+        lines.append(str(classes.index(obj.find("name").text)) + " " + " ".join(str(v) for v in values) + "\n")
+    return "".join(lines)
+
+
+def test_real_sample_matches_voc_label_bytes(voc_sample, tmp_path):
+    root = tmp_path / "sample"
+    shutil.copytree(voc_sample, root)
+    result = convert_yolo(root, workers=2)
+    assert result.ok
+    checked = 0
+    for s in result.sets:
+        for image in s.list_file.read_text().split():
+            image_id = Path(image).stem
+            year = Path(image).parent.parent.name
+            xml = root / "VOCdevkit" / year / "Annotations" / f"{image_id}.xml"
+            assert label_path_for(image).read_text() == voc_label_reference(xml), image_id
+            checked += 1
+    assert checked == sum(s.images for s in result.sets) > 400
+
+
+def test_reruns_are_cached_and_notice_changes(hand_tree):
+    first = convert_yolo(hand_tree, workers=1)
+    assert first.labels_written == 2 and first.labels_cached == 0
+    second = convert_yolo(hand_tree, workers=1)
+    assert second.labels_written == 0 and second.labels_cached == 2
+    assert [(s.images, s.objects) for s in second.sets] == [(s.images, s.objects) for s in first.sets]
+    voc = hand_tree / "VOCdevkit" / "VOC2007"
+    write_voc_xml(voc / "Annotations" / "b.xml", "b.jpg", 10, 10, [("dog", 1, 1, 10, 10, 0)])
+    os.utime(voc / "Annotations" / "b.xml", ns=(1, 1))  # a different mtime even on coarse clocks
+    third = convert_yolo(hand_tree, workers=1)
+    assert third.labels_written == 1 and third.labels_cached == 1
+    assert read_lines(voc / "labels" / "b.txt")[0] == pytest.approx([DOG, 0.45, 0.45, 0.9, 0.9], abs=1e-12)
+    # Other options invalidate the cache; identical output is not rewritten.
+    fourth = convert_yolo(hand_tree, include_difficult=True, workers=1)
+    assert fourth.labels_cached == 0 and fourth.labels_written == 1 and fourth.labels_unchanged == 1
+
+
+def test_invalid_files_are_listed_and_the_rest_converted(tmp_path):
+    files = {f"{i:03d}": (50, 50, [("dog", 1, 1, 20, 20, 0)]) for i in range(40)}
+    root = make_tree(tmp_path, splits={"train": list(files) + ["missing", "broken", "alien", "nobox"]},
+                     files=files)
+    ann = root / "VOCdevkit" / "VOC2007" / "Annotations"
+    (ann / "broken.xml").write_text("<annotation><size>")
+    write_voc_xml(ann / "alien.xml", "alien.jpg", 50, 50, [("martian", 1, 1, 5, 5, 0)])
+    (ann / "nobox.xml").write_text("<annotation><size><width>5</width><height>5</height></size>"
+                                   "<object><name>dog</name></object></annotation>")
+    result = convert_yolo(root, workers=2)
+    reasons = {Path(i.path).stem: i.reason for i in result.invalid}
+    assert set(reasons) == {"missing", "broken", "alien", "nobox"}
+    assert "file not found" in reasons["missing"]
+    assert "not valid XML" in reasons["broken"]
+    assert "martian" in reasons["alien"]
+    assert "bndbox" in reasons["nobox"]
+    assert result.sets[0].images == 40 and result.labels_written == 40
+    assert len(result.train_list.read_text().split()) == 40
+    assert not (ann.parent / "labels" / "alien.txt").exists()
+
+
+def test_workers_give_identical_output(voc_sample, tmp_path):
+    outputs = []
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        convert_yolo(voc_sample, out=out, workers=workers)
+        files = sorted(p for p in out.rglob("*.txt") if not p.name.startswith("."))
+        outputs.append({str(p.relative_to(out)): p.read_text().replace(str(out.resolve()), "OUT") for p in files})
+    assert len(outputs[0]) > 400 and outputs[0] == outputs[1]
+
+
+def test_out_folder_links_images_and_keeps_label_rule(hand_tree, tmp_path):
+    out = tmp_path / "yolo"
+    result = convert_yolo(hand_tree, out=out, workers=1)
+    assert result.data_file == out.resolve() / "voc.data"
+    assert not (hand_tree / "VOCdevkit" / "VOC2007" / "labels").exists()
+    link = out / "VOC2007" / "JPEGImages"
+    assert link.is_symlink() and link.resolve() == (hand_tree / "VOCdevkit" / "VOC2007" / "JPEGImages").resolve()
+    for line in result.train_all_list.read_text().split():
+        assert line.startswith(str(out.resolve()))
+        assert label_path_for(line).is_file()
+    convert_yolo(hand_tree, out=out, workers=1)  # the existing link is reused
+
+
+def test_custom_classes_and_discovered_sets(tmp_path):
+    root = make_tree(tmp_path, year="shapes", splits={"train": ["s1"], "test": ["s2"]},
+                     files={"s1": (64, 64, [("star", 1, 1, 32, 32, 0)]), "s2": (64, 64, [("circle", 33, 33, 64, 64, 0)])})
+    names = tmp_path / "shapes.names"
+    names.write_text("circle\nstar\n")
+    result = convert_yolo(root, classes=names, workers=1)
+    assert [s.name for s in result.sets] == ["shapes/train", "shapes/test"]
+    assert result.data_file.name == "shapes.data" and result.names_file.name == "shapes.names"
+    labels = root / "VOCdevkit" / "VOCshapes" / "labels"
+    assert read_lines(labels / "s1.txt")[0][0] == 1 and read_lines(labels / "s2.txt")[0][0] == 0
+    data = read_data_file(result.data_file)
+    assert data.classes == 2 and data.names == ("circle", "star")
+    # Without the class list every object is an unknown class, named in the reason.
+    plain = convert_yolo(root, workers=1)
+    assert {"star", "circle"} == {i.reason.split("'")[1] for i in plain.invalid}
+
+
+def test_label_path_for():
+    assert label_path_for("/d/VOC2007/JPEGImages/x.jpg") == Path("/d/VOC2007/labels/x.txt")
+    assert label_path_for("/JPEGImages/d/JPEGImages/x.png") == Path("/JPEGImages/d/labels/x.txt")
+    assert label_path_for("/data/images/train/x.jpg") == Path("/data/labels/train/x.txt")
+    assert label_path_for("/data/x.jpg") == Path("/data/x.txt")
+
+
+def test_read_data_file_relative_paths_and_errors(tmp_path):
+    (tmp_path / "my.names").write_text("a\nb\n")
+    data_file = tmp_path / "my.data"
+    data_file.write_text("# comment\nclasses= 2\ntrain  = lists/train.txt\nvalid = /abs/test.txt\nnames = my.names\n")
+    data = read_data_file(data_file)
+    assert data.train == tmp_path / "lists" / "train.txt"
+    assert data.valid == Path("/abs/test.txt")
+    assert data.backup == tmp_path / "backup" and data.names == ("a", "b")
+    data_file.write_text("classes = 3\ntrain = t.txt\nnames = my.names\n")
+    with pytest.raises(VocliError, match="lists 2 names"):
+        read_data_file(data_file)
+    data_file.write_text("classes = 2\nnames = my.names\n")
+    with pytest.raises(VocliError, match="missing train"):
+        read_data_file(data_file)
+    with pytest.raises(VocliError, match="not found"):
+        read_data_file(tmp_path / "nope.data")
+
+
+def test_cli_json_and_exit_codes(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("VOCLI_HOME", str(tmp_path / "home"))
+    root = make_tree(tmp_path / "home" / "data", splits={"train": ["a", "bad"]},
+                     files={"a": (10, 10, [("dog", 1, 1, 10, 10, 0)])})
+    (root / "VOCdevkit" / "VOC2007" / "Annotations" / "bad.xml").write_text("not xml")
+    assert main(["convert", "yolo", "--json", "--workers", "1"]) == 1
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    assert doc["invalid"][0]["path"].endswith("bad.xml") and doc["sets"][0]["images"] == 1
+    assert "bad.xml" in captured.err and "--skip-invalid" in captured.err
+    assert main(["convert", "yolo", "--skip-invalid", "--exact-pixels", "--workers", "1"]) == 0
+    assert read_lines(root / "VOCdevkit" / "VOC2007" / "labels" / "a.txt") == [[DOG, 0.5, 0.5, 1.0, 1.0]]
+    assert main(["convert", "yolo", "--workers", "0"]) == 2

@@ -1,0 +1,249 @@
+"""SSD priors, matching, encoding and HDF5 target files against hand-worked values and a loop reference."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from conftest import write_voc_xml
+from converters.ssd_targets import (SSD300, SSD512, build_ssd_targets, decode, encode, match,
+                                    normalise_voc_boxes, open_targets, prior_boxes)
+from vocli.cli.app import main
+from vocli.datasets.voc import VOC_CLASSES
+
+
+def reference_priors(fmaps, size, steps, mins, maxs, ratios) -> torch.Tensor:
+    """The PriorBox recipe written as plain loops over cells, in float64, then float32 and clamped."""
+    values = []
+    for k, f in enumerate(fmaps):
+        for i, j in itertools.product(range(f), repeat=2):
+            f_k = size / steps[k]
+            cx, cy = (j + 0.5) / f_k, (i + 0.5) / f_k
+            s = mins[k] / size
+            values.append([cx, cy, s, s])
+            big = math.sqrt(s * (maxs[k] / size))
+            values.append([cx, cy, big, big])
+            for r in ratios[k]:
+                values.append([cx, cy, s * math.sqrt(r), s / math.sqrt(r)])
+                values.append([cx, cy, s / math.sqrt(r), s * math.sqrt(r)])
+    return torch.tensor(values, dtype=torch.float32).clamp_(0, 1)
+
+
+def reference_match(truths, labels, priors, threshold=0.5, variances=(0.1, 0.2)):
+    """ssd.pytorch's matching and encoding rule, written independently with torch and a Python loop."""
+    truths, priors = torch.as_tensor(truths), torch.as_tensor(priors)
+    corners = torch.cat([priors[:, :2] - priors[:, 2:] / 2, priors[:, :2] + priors[:, 2:] / 2], 1)
+    lt = torch.max(truths[:, None, :2], corners[None, :, :2])
+    rb = torch.min(truths[:, None, 2:], corners[None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(2)
+    area_t = ((truths[:, 2] - truths[:, 0]) * (truths[:, 3] - truths[:, 1]))[:, None]
+    area_p = ((corners[:, 2] - corners[:, 0]) * (corners[:, 3] - corners[:, 1]))[None, :]
+    overlaps = inter / (area_t + area_p - inter)
+    best_prior = overlaps.argmax(1)
+    best_truth_overlap, best_truth = overlaps.max(0)
+    best_truth_overlap[best_prior] = 2.0
+    for j in range(len(best_prior)):
+        best_truth[best_prior[j]] = j
+    matched = truths[best_truth]
+    conf = torch.as_tensor(labels)[best_truth] + 1
+    conf[best_truth_overlap < threshold] = 0
+    g_c = ((matched[:, :2] + matched[:, 2:]) / 2 - priors[:, :2]) / (variances[0] * priors[:, 2:])
+    g_wh = torch.log((matched[:, 2:] - matched[:, :2]) / priors[:, 2:]) / variances[1]
+    loc = torch.cat([g_c, g_wh], 1)
+    loc[conf == 0] = 0
+    return loc, conf
+
+
+def test_prior_counts_and_hand_worked_values():
+    p300, p512 = prior_boxes(SSD300), prior_boxes(SSD512)
+    assert p300.shape == (8732, 4) and p300.dtype == np.float32
+    assert p512.shape == (24564, 4) and SSD300.num_priors == 8732 and SSD512.num_priors == 24564
+    r2 = math.sqrt(2)
+    # First cell of the 38x38 map (step 8): centre 0.5 * 8 / 300; sizes 30/300, sqrt(30 * 60)/300, ratio 2.
+    c = 4 / 300
+    expected = [[c, c, 0.1, 0.1], [c, c, math.sqrt(1800) / 300, math.sqrt(1800) / 300],
+                [c, c, 0.1 * r2, 0.1 / r2], [c, c, 0.1 / r2, 0.1 * r2]]
+    np.testing.assert_allclose(p300[:4], expected, rtol=1e-6)
+    # Next cell is one column to the right (row-major): centre x = 1.5 * 8 / 300.
+    np.testing.assert_allclose(p300[4, :2], [12 / 300, c], rtol=1e-6)
+    # First prior of the 19x19 map (step 16) starts at 38 * 38 * 4 = 5776: centre 8/300, size 60/300.
+    np.testing.assert_allclose(p300[5776], [8 / 300, 8 / 300, 0.2, 0.2], rtol=1e-6)
+    # The 1x1 map: centre 0.5; big square sqrt(264 * 315)/300; last box 0.88 * sqrt(2) > 1 is clamped.
+    big = math.sqrt(264 * 315) / 300
+    np.testing.assert_allclose(p300[-3], [0.5, 0.5, big, big], rtol=1e-6)
+    np.testing.assert_allclose(p300[-1], [0.5, 0.5, 0.88 / r2, 1.0], rtol=1e-6)
+    # SSD512 first cell: centre 4/512, size 35.84/512 = 0.07.
+    np.testing.assert_allclose(p512[0], [4 / 512, 4 / 512, 0.07, 0.07], rtol=1e-6)
+
+
+@pytest.mark.parametrize("config", [SSD300, SSD512])
+def test_priors_equal_loop_reference(config):
+    reference = reference_priors(config.feature_maps, config.size, config.steps, config.min_sizes,
+                                 config.max_sizes, config.aspect_ratios)
+    assert torch.equal(torch.from_numpy(prior_boxes(config)), reference)
+
+
+def test_normalisation_like_ssd_pytorch():
+    boxes = normalise_voc_boxes(np.array([[1, 1, 100, 80], [11, 21, 51, 61]]), 100, 80)
+    np.testing.assert_allclose(boxes, [[0, 0, 0.99, 0.9875], [0.1, 0.25, 0.5, 0.75]], rtol=1e-6)
+
+
+# Hand-made priors (cx, cy, w, h); all numbers are exact in binary so IoUs are exact.
+PRIORS = np.array([
+    [0.25, 0.25, 0.5, 0.5],  # p0: [0, 0, 0.5, 0.5]
+    [0.25, 0.125, 0.5, 0.25],  # p1: [0, 0, 0.5, 0.25]
+    [0.25, 0.1171875, 0.5, 0.234375],  # p2: [0, 0, 0.5, 0.234375]
+    [0.9, 0.9, 0.2, 0.2],  # p3: [0.8, 0.8, 1, 1]
+    [0.75, 0.25, 0.5, 0.5],  # p4: [0.5, 0, 1, 0.5], touches nothing below
+], dtype=np.float32)
+
+
+def test_match_threshold_boundary_and_forced_best_prior():
+    truths = np.array([[0, 0, 0.5, 0.5], [0.9, 0.9, 0.95, 0.95]], dtype=np.float32)
+    loc, conf = match(truths, np.array([4, 9]), PRIORS)
+    # p0 is gt0's best (IoU 1). p1: IoU 0.125 / 0.25 = 0.5 exactly -> positive (>= threshold).
+    # p2: IoU 0.1171875 / 0.25 = 0.46875 -> background. p3: gt1's best with IoU 0.0025/0.04 = 0.0625,
+    # forced positive anyway. p4: IoU 0 -> background.
+    assert conf.tolist() == [5, 5, 0, 10, 0]
+    np.testing.assert_array_equal(loc[[2, 4]], 0)
+    # p1 offsets by hand: centre (0.25, 0.25) - (0.25, 0.125) over (0.1 * 0.5, 0.1 * 0.25);
+    # size log(0.5 / 0.5) / 0.2 and log(0.5 / 0.25) / 0.2.
+    np.testing.assert_allclose(loc[1], [0, 5.0, 0, math.log(2) / 0.2], rtol=1e-6)
+    # p3: centre (0.925 - 0.9) / 0.02 = 1.25 each; size log(0.05 / 0.2) / 0.2.
+    np.testing.assert_allclose(loc[3], [1.25, 1.25, math.log(0.25) / 0.2, math.log(0.25) / 0.2], rtol=1e-5)
+    assert match(truths, np.array([4, 9]), PRIORS, threshold=0.5001)[1].tolist() == [5, 0, 0, 10, 0]
+
+
+def test_match_shared_best_prior_goes_to_the_later_truth():
+    truths = np.array([[0, 0, 0.5, 0.5], [0, 0, 0.5, 0.4375]], dtype=np.float32)
+    # Both have p0 as best prior (IoU 1 and 0.875); the later one (label 7) keeps it.
+    # p1: IoU with gt0 = 0.5, with gt1 = 0.125 / 0.21875 = 0.571 -> gt1.
+    loc, conf = match(truths, np.array([2, 6]), PRIORS)
+    assert conf.tolist() == [7, 7, 7, 0, 0]
+    np.testing.assert_allclose(loc[0], [0, -0.625, 0, math.log(0.875) / 0.2], rtol=1e-6, atol=1e-7)
+    ref_loc, ref_conf = reference_match(truths, np.array([2, 6]), PRIORS)
+    assert torch.equal(torch.from_numpy(conf), ref_conf)
+
+
+def test_match_equals_reference_on_random_images():
+    rng = np.random.default_rng(3)
+    priors = prior_boxes(SSD300)
+    for _ in range(20):
+        g = int(rng.integers(1, 8))
+        xy = rng.uniform(0, 0.8, size=(g, 2))
+        wh = rng.uniform(0.02, 0.6, size=(g, 2))
+        truths = np.clip(np.concatenate([xy, xy + wh], 1), 0, 1).astype(np.float32)
+        labels = rng.integers(0, 20, size=g)
+        loc, conf = match(truths, labels, priors)
+        ref_loc, ref_conf = reference_match(truths, labels, priors)
+        assert torch.equal(torch.from_numpy(conf), ref_conf)
+        torch.testing.assert_close(torch.from_numpy(loc), ref_loc, rtol=1e-5, atol=1e-5)
+    assert match(np.zeros((0, 4), np.float32), np.zeros(0, int), priors)[1].sum() == 0
+
+
+def test_encode_decode_round_trip():
+    rng = np.random.default_rng(0)
+    priors = prior_boxes(SSD300)[::97]
+    xy = rng.uniform(0, 0.7, size=(len(priors), 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(0.01, 0.3, size=(len(priors), 2))], 1).astype(np.float32)
+    loc = encode(boxes, priors)
+    np.testing.assert_allclose(decode(loc, priors), boxes, atol=2e-6)
+    torch.testing.assert_close(decode(torch.from_numpy(loc), torch.from_numpy(priors)), torch.from_numpy(boxes),
+                               atol=2e-6, rtol=0)
+
+
+def reference_image(xml: Path, include_difficult: bool):
+    """Ground truth read with ElementTree and normalised as ssd.pytorch's VOC transform."""
+    root = ET.parse(xml).getroot()
+    w, h = int(root.find("size/width").text), int(root.find("size/height").text)
+    boxes, labels, difficult = [], [], []
+    for obj in root.iter("object"):
+        d = int(obj.find("difficult").text) == 1
+        if d and not include_difficult:
+            continue
+        bb = obj.find("bndbox")
+        boxes.append([(float(bb.find(t).text) - 1) / s for t, s in
+                      (("xmin", w), ("ymin", h), ("xmax", w), ("ymax", h))])
+        labels.append(VOC_CLASSES.index(obj.find("name").text))
+        difficult.append(d)
+    return np.array(boxes, np.float32).reshape(-1, 4), np.array(labels, np.int64), np.array(difficult, bool)
+
+
+def check_file(path: Path, voc_dir: Path, include_difficult: bool, size: int = 300) -> int:
+    priors = reference_priors(*(lambda c: (c.feature_maps, c.size, c.steps, c.min_sizes, c.max_sizes,
+                                           c.aspect_ratios))(SSD300 if size == 300 else SSD512))
+    with open_targets(path) as targets:
+        assert torch.equal(targets.priors, priors)
+        assert targets.attrs["size"] == size and targets.classes == VOC_CLASSES
+        assert targets.attrs["include_difficult"] == include_difficult
+        for i in range(len(targets)):
+            item = targets[i]
+            boxes, labels, difficult = reference_image(voc_dir / "Annotations" / f"{item['image_id']}.xml",
+                                                       include_difficult)
+            assert item["image_path"] == str((voc_dir / "JPEGImages" / f"{item['image_id']}.jpg").resolve())
+            torch.testing.assert_close(item["boxes"], torch.from_numpy(boxes))
+            assert torch.equal(item["labels"], torch.from_numpy(labels) + 1)
+            assert torch.equal(item["difficult"], torch.from_numpy(difficult))
+            if len(boxes):
+                ref_loc, ref_conf = reference_match(boxes, labels, priors)
+            else:
+                ref_loc, ref_conf = torch.zeros(len(priors), 4), torch.zeros(len(priors), dtype=torch.int64)
+            assert torch.equal(item["conf"], ref_conf)
+            torch.testing.assert_close(item["loc"], ref_loc, rtol=1e-5, atol=1e-5)
+        return len(targets)
+
+
+def test_hdf5_file_reopened_and_compared(tiny_voc, tmp_path):
+    voc = tiny_voc / "VOCdevkit" / "VOC2007"
+    write_voc_xml(voc / "Annotations" / "000003.xml", "000003.jpg", 50, 50, [("cow", 2, 2, 3, 3, 1)])
+    (voc / "ImageSets" / "Main" / "trainval.txt").write_text("000001\n000002\n000003\nbroken\n")
+    (voc / "Annotations" / "broken.xml").write_text("<annotation>")
+    result = build_ssd_targets(tiny_voc, sets="2007/trainval,2007/test", out=tmp_path / "ssd", workers=2)
+    assert [Path(i.path).name for i in result.invalid] == ["broken.xml"]
+    trainval, test = result.files
+    assert (trainval.images, trainval.objects) == (3, 2)  # the difficult person and cow are dropped
+    assert check_file(trainval.path, voc, include_difficult=False) == 3
+    assert check_file(test.path, voc, include_difficult=False) == 1
+    with h5py.File(trainval.path) as h5:
+        assert h5["gt_offsets"][:].tolist() == [0, 1, 2, 2]
+        assert h5["loc"].chunks == (1, 8732, 4) and h5["loc"].compression == "gzip"
+        assert [s.decode() for s in h5["image_ids"][:]] == ["000001", "000002", "000003"]
+        assert json.loads(h5.attrs["aspect_ratios"]) == [[2], [2, 3], [2, 3], [2, 3], [2], [2]]
+    with open_targets(trainval.path) as targets:
+        assert targets[-1]["image_id"] == "000003" and targets[2]["conf"].sum() == 0
+        with pytest.raises(IndexError):
+            targets[3]
+    with_difficult = build_ssd_targets(tiny_voc, sets="2007/trainval", out=tmp_path / "d", size=512,
+                                       include_difficult=True, compression="lzf", workers=1)
+    assert with_difficult.files[0].objects == 4
+    assert check_file(with_difficult.files[0].path, voc, include_difficult=True, size=512) == 3
+
+
+def test_real_sample_targets(voc_sample, tmp_path):
+    root = tmp_path / "sample"
+    shutil.copytree(voc_sample, root)
+    result = build_ssd_targets(root, sets="2007/test", workers=2)
+    assert result.ok and result.files[0].path == (root / "ssd300" / "2007_test.h5").resolve()
+    assert check_file(result.files[0].path, root / "VOCdevkit" / "VOC2007", include_difficult=False) > 100
+
+
+def test_cli_ssd_json_and_errors(tiny_voc, tmp_path, capsys):
+    out = tmp_path / "targets"
+    assert main(["convert", "ssd", "--root", str(tiny_voc), "--sets", "2007/test", "--out", str(out),
+                 "--json", "--workers", "1"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["num_priors"] == 8732 and doc["files"][0]["images"] == 1
+    assert main(["convert", "ssd", "--root", str(tiny_voc), "--size", "400"]) == 1
+    assert "size 400" in capsys.readouterr().err
+    (out / "junk.h5").write_bytes(b"not hdf5")
+    with pytest.raises(Exception, match="not a readable HDF5"):
+        open_targets(out / "junk.h5")
