@@ -100,10 +100,11 @@ def init_distributed(device_spec: str) -> Distributed:
 
 @dataclass
 class ValidSet:
-    """What evaluation needs: image paths with normalised labels, or VOC annotation files."""
+    """Validation images with their labels; ``ground_truth`` (VOC XML beside the images when
+    present, else the label files) is read on first use and kept for later epochs."""
 
     data: LabelledImages
-    annotations: Optional[list[Path]] = None
+    ground_truth: Optional[object] = None
 
 
 def _voc_classes(sets: str) -> tuple[str, ...]:
@@ -129,15 +130,11 @@ def load_datasets(config) -> tuple[LabelledImages, ValidSet, tuple[str, ...]]:
         return train, valid, classes
     if not config.sets:
         raise VocliError("no training data given", hint="pass --data voc.data, or --root and --sets 2007/trainval")
-    from vocli.datasets.voc import resolve_sets
-
     root = config.root
     classes = tuple(config.classes or _voc_classes(config.sets))
     train = voc_images(root, config.sets, classes)
     valid_sets = config.valid_sets or ("shapes/test" if classes == _voc_classes("shapes/x") else "2007/test")
-    valid = voc_images(root, valid_sets, classes)
-    annotations = [vs.annotation_path(i) for vs in resolve_sets(root, valid_sets) for i in vs.ids()]
-    return train, ValidSet(valid, annotations), classes
+    return train, ValidSet(voc_images(root, valid_sets, classes)), classes
 
 
 # --------------------------------------------------------------------------- model
@@ -212,18 +209,20 @@ def freeze_layers(model: nn.Module, spec: str) -> list[nn.Module]:
 
 
 def evaluate_map(model: nn.Module, valid: ValidSet, classes: Sequence[str], config, device) -> float:
-    """VOC mAP@0.5 of ``model`` on the validation set via ``vocli.evaluate.evaluate_model``."""
-    from vocli.evaluate import evaluate_model
+    """VOC mAP@0.5 of ``model`` on the validation set via ``vocli.evaluate.evaluate_model`` (0 if no truth)."""
+    from vocli.evaluate import evaluate_model, ground_truth_for_images
 
+    if valid.ground_truth is None:
+        valid.ground_truth = ground_truth_for_images(valid.data.paths, classes)
     was_training = model.training
     model.eval()
     try:
-        result = evaluate_model(model, valid.data.paths, valid.annotations or valid.data.labels, classes,
+        result = evaluate_model(model, valid.data.paths, valid.ground_truth, classes=classes,
                                 img_size=config.img_size, conf=config.eval_conf, iou=config.eval_iou,
                                 batch_size=config.eval_batch_size, device=str(device), metric=config.metric)
     finally:
         model.train(was_training)
-    return float(result.map) if result.map == result.map else 0.0
+    return float(result.map) if math.isfinite(result.map) else 0.0
 
 
 # --------------------------------------------------------------------------- run folder and metrics

@@ -143,9 +143,15 @@ def _validate(config: TrainConfig) -> None:
         raise VocliError("--epochs and --batch-size must be at least 1")
 
 
-def train(config: TrainConfig, progress: Optional[Callable[[TrainEvent], None]] = None) -> TrainResult:
-    """Run (or resume) a training run; see the module docstring. Raises ``KeyboardInterrupt``
-    after saving ``last.pt`` when interrupted, ``TrainingDivergedError`` on a NaN/inf loss."""
+def train(config: Optional[TrainConfig] = None, progress: Optional[Callable[[TrainEvent], None]] = None,
+          **options: Any) -> TrainResult:
+    """Run (or resume) a training run; see the module docstring.
+
+    Pass a ``TrainConfig`` or its fields as keywords (``train(data="voc.data", epochs=10)``).
+    Raises ``KeyboardInterrupt`` after saving ``last.pt`` when interrupted and
+    ``TrainingDivergedError`` on a NaN/inf loss.
+    """
+    config = dataclasses.replace(config, **options) if config is not None else TrainConfig(**options)
     resume_ckpt = None
     if config.resume:
         resume_ckpt = ckpt_io.load_checkpoint(config.resume)
