@@ -241,6 +241,7 @@ class _PartFile:
         self.progress, self.label, self.total = progress, label, total
         self.hasher = _Hasher(algorithms)
         self.offset = 0
+        self.received = 0  # body bytes read from the network, all tries (dropped streams included)
 
     def resume(self) -> int:
         """Hash the bytes already on disk; drop a part longer than the file can be."""
@@ -260,22 +261,20 @@ class _PartFile:
         self.path.write_bytes(b"")
         self.offset = 0
 
-    def write_stream(self, chunks: Iterator[bytes]) -> int:
-        """Append chunks, hashing as they come; returns the bytes received."""
-        received = 0
+    def write_stream(self, chunks: Iterator[bytes]) -> None:
+        """Append chunks, hashing as they come."""
         with open(self.path, "ab") as f:
             for chunk in chunks:
                 if not chunk:
                     continue
                 f.write(chunk)
                 self.hasher.update(chunk)
-                received += len(chunk)
+                self.received += len(chunk)
                 self.offset += len(chunk)
                 if self.total is not None and self.offset > self.total:
                     raise _MirrorFailed(f"sent more than the expected {self.total:,} bytes")
                 if self.progress:
                     self.progress(ProgressEvent("download", self.label, self.offset, self.total))
-        return received
 
     def finish(self) -> dict[str, str]:
         with open(self.path, "rb+") as f:
@@ -283,7 +282,7 @@ class _PartFile:
         return self.hasher.hexdigests()
 
 
-def _stream_file_url(url: str, part: _PartFile, chunk_size: int) -> int:
+def _stream_file_url(url: str, part: _PartFile, chunk_size: int) -> None:
     source = file_url_path(url)
     try:
         src_size = source.stat().st_size
@@ -293,7 +292,7 @@ def _stream_file_url(url: str, part: _PartFile, chunk_size: int) -> int:
             part.restart()
         with open(source, "rb") as f:
             f.seek(part.offset)
-            return part.write_stream(iter(lambda: f.read(chunk_size), b""))
+            part.write_stream(iter(lambda: f.read(chunk_size), b""))
     except FileNotFoundError:
         raise _MirrorFailed(f"{source} not found") from None
     except IsADirectoryError:
@@ -302,8 +301,8 @@ def _stream_file_url(url: str, part: _PartFile, chunk_size: int) -> int:
         raise _MirrorFailed(f"{source}: permission denied") from None
 
 
-def _stream_http(url: str, part: _PartFile, session, config: DownloadConfig) -> int:
-    """One HTTP request continuing ``part`` from its offset; returns body bytes received."""
+def _stream_http(url: str, part: _PartFile, session, config: DownloadConfig) -> None:
+    """One HTTP request continuing ``part`` from its offset."""
     import requests
 
     headers = {"Accept-Encoding": "identity"}
@@ -326,7 +325,7 @@ def _stream_http(url: str, part: _PartFile, session, config: DownloadConfig) -> 
             match = re.search(r"/(\d+)", response.headers.get("Content-Range", ""))
             true_size = int(match.group(1)) if match else part.total
             if true_size is not None and part.offset == true_size:
-                return 0
+                return
             part.restart()
             raise _Retry("HTTP 416 (range not satisfiable), restarting from byte 0")
         if status in RETRYABLE_STATUS:
@@ -347,7 +346,7 @@ def _stream_http(url: str, part: _PartFile, session, config: DownloadConfig) -> 
         if full is not None and part.total is not None and full != part.total:
             raise _MirrorFailed(f"server has {full:,} bytes, expected {part.total:,} (a different file)")
         try:
-            return part.write_stream(response.iter_content(config.chunk_size))
+            part.write_stream(response.iter_content(config.chunk_size))
         except requests.exceptions.RequestException as err:
             raise _Retry(_describe_network_error(err)) from None
 
@@ -382,16 +381,18 @@ def _try_mirror(url: str, part: _PartFile, session, config: DownloadConfig, size
     best = part.offset
     failures = 0
     restarted_after_mismatch = False
+    received_before = part.received
     while True:
         attempt.tries += 1
         try:
             if url.lower().startswith("file:"):
-                attempt.bytes_received += _stream_file_url(url, part, config.chunk_size)
+                _stream_file_url(url, part, config.chunk_size)
             else:
-                attempt.bytes_received += _stream_http(url, part, session, config)
+                _stream_http(url, part, session, config)
             if size is not None and part.offset < size:
                 raise _Retry(f"stream ended at byte {part.offset:,} of {size:,}")
         except _Retry as err:
+            attempt.bytes_received = part.received - received_before
             if part.offset > best:
                 best, failures = part.offset, 0  # progress: the retry budget is for stuck mirrors
             else:
@@ -405,10 +406,12 @@ def _try_mirror(url: str, part: _PartFile, session, config: DownloadConfig, size
                 time.sleep(min(config.backoff * 2 ** (failures - 1), config.backoff_max))
             continue
         except _MirrorFailed as err:
+            attempt.bytes_received = part.received - received_before
             attempt.reason = str(err)
             return attempt, None
         except OSError as err:  # local disk trouble is not the mirror's fault
             raise VocliError(f"{part.path}: cannot write ({err.strerror or err})", hint="check free space and permissions") from None
+        attempt.bytes_received = part.received - received_before
         digests = part.finish()
         bad = [f"{a} {digests[a]} != expected {v}" for a, v in expected.items() if digests[a] != v]
         if not bad:

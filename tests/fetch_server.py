@@ -1,0 +1,163 @@
+"""A local HTTP file server with fault injection, for the fetch tests and benchmark (127.0.0.1, ephemeral port).
+
+Faults are queued per path and consumed one per request, in order:
+``Fault("status", status=503)``, ``Fault("drop", after=N)`` (reset the
+connection after N body bytes), ``Fault("ignore_range")``, ``Fault("slow",
+delay=s)`` (sleep before the body), ``Fault("wrong", body=b"...")``.
+``drop_every`` resets every response after that many body bytes.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Optional
+
+
+@dataclass
+class Fault:
+    kind: str
+    status: int = 503
+    after: int = 0
+    delay: float = 0.0
+    body: bytes = b""
+
+
+class _Dropped(Exception):
+    pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: "_Server"
+
+    def log_message(self, *args) -> None:  # keep test output clean
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+        owner = self.server.owner
+        path = self.path.split("?")[0]
+        range_header = self.headers.get("Range")
+        with owner.lock:
+            fault = owner.faults.get(path, []).pop(0) if owner.faults.get(path) else None
+            owner.requests.append((path, range_header, fault.kind if fault else None))
+        data = owner.files.get(path)
+        if data is None:
+            self.send_error(404, "Not Found")
+            return
+        if fault and fault.kind == "status":
+            self.send_error(fault.status)
+            return
+        body = fault.body if fault and fault.kind == "wrong" else data
+        start = 0
+        honour = owner.honour_range and not (fault and fault.kind == "ignore_range")
+        match = re.match(r"bytes=(\d+)-$", range_header or "")
+        if match and honour:
+            start = int(match.group(1))
+            if start >= len(body):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(body)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(body) - start))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        if fault and fault.kind == "slow":
+            time.sleep(fault.delay)
+        limit = fault.after if fault and fault.kind == "drop" else owner.drop_every
+        view = memoryview(body)[start:]
+        sent = 0
+        try:
+            while sent < len(view):
+                n = owner.chunk
+                if limit:
+                    n = min(n, limit - sent)
+                self.wfile.write(view[sent:sent + n])
+                sent += n
+                with owner.lock:
+                    owner.bytes_sent += n
+                if limit and sent >= limit and sent < len(view):
+                    self._reset()
+                    return
+        except (BrokenPipeError, ConnectionResetError):
+            return
+
+    def _reset(self) -> None:
+        """Abort the connection with a TCP reset, like a flaky proxy: unsent bytes are lost."""
+        self.wfile.flush()
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+        self.close_connection = True
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    owner: "FileServer"
+
+    def handle_error(self, request, client_address) -> None:  # dropped connections are the point
+        pass
+
+
+class FileServer:
+    """Serve ``files`` ({"/path": bytes}) at ``url(path)`` until ``stop()`` (or the ``with`` block ends)."""
+
+    def __init__(self, files: Optional[dict[str, bytes]] = None, chunk: int = 64 * 1024):
+        self.files = dict(files or {})
+        self.faults: dict[str, list[Fault]] = {}
+        self.requests: list[tuple[str, Optional[str], Optional[str]]] = []
+        self.bytes_sent = 0
+        self.honour_range = True
+        self.drop_every = 0
+        self.chunk = chunk
+        self.lock = threading.Lock()
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.owner = self
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def add_faults(self, path: str, *faults: Fault) -> None:
+        self.faults.setdefault(path, []).extend(faults)
+
+    def start(self) -> "FileServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> "FileServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def closed_port_url(path: str = "/x") -> str:
+    """A URL on 127.0.0.1 where nothing listens (connection refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}{path}"

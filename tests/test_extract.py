@@ -1,0 +1,163 @@
+"""Safe extraction: malicious members refused with nothing written, merging, interruption, packing."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from vocli.datasets import extract as ex
+from vocli.datasets.extract import pack_tree, safe_extract
+from vocli.errors import UnsafeArchiveError, VocliError
+
+
+def write_tar(path: Path, entries) -> Path:
+    """entries: (name, kind, payload): kind file (payload bytes), dir, sym/hard (payload = link target), chr, fifo."""
+    with tarfile.open(path, "w") as tar:
+        for name, kind, payload in entries:
+            info = tarfile.TarInfo(name)
+            info.mode = 0o644
+            if kind == "file":
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+                continue
+            info.type = {"dir": tarfile.DIRTYPE, "sym": tarfile.SYMTYPE, "hard": tarfile.LNKTYPE,
+                         "chr": tarfile.CHRTYPE, "blk": tarfile.BLKTYPE, "fifo": tarfile.FIFOTYPE}[kind]
+            if kind in ("sym", "hard"):
+                info.linkname = payload
+            if kind in ("chr", "blk"):
+                info.devmajor, info.devminor = 1, 3
+            tar.addfile(info)
+    return path
+
+
+def snapshot(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*")}
+
+
+GOOD = ("VOCdevkit/VOC2007/Annotations/000001.xml", "file", b"<annotation/>")
+
+MALICIOUS = {
+    "absolute path": [GOOD, ("/tmp/vocli-evil.txt", "file", b"x")],
+    "dotdot": [GOOD, ("VOCdevkit/../../evil.txt", "file", b"x")],
+    "leading dotdot": [("../evil.txt", "file", b"x")],
+    "symlink absolute": [GOOD, ("VOCdevkit/link", "sym", "/etc")],
+    "symlink escaping": [GOOD, ("VOCdevkit/link", "sym", "../../outside")],
+    "write through symlink": [("VOCdevkit/inner", "sym", "VOC2007"), ("VOCdevkit/inner/evil.txt", "file", b"x")],
+    "hardlink escaping": [GOOD, ("VOCdevkit/hl", "hard", "../outside.txt")],
+    "hardlink absolute": [GOOD, ("VOCdevkit/hl", "hard", "/etc/passwd")],
+    "char device": [GOOD, ("VOCdevkit/null", "chr", None)],
+    "block device": [GOOD, ("VOCdevkit/sda", "blk", None)],
+    "fifo": [GOOD, ("VOCdevkit/pipe", "fifo", None)],
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALICIOUS))
+def test_malicious_tar_is_refused_and_nothing_is_written(tmp_path, case):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    target = outside / "target"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine")
+    tar = write_tar(tmp_path / "evil.tar", MALICIOUS[case])
+    before_outside, before_target = snapshot(outside), snapshot(target)
+    with pytest.raises(UnsafeArchiveError) as err:
+        safe_extract(tar, target)
+    assert "refusing to extract" in str(err.value)
+    assert snapshot(outside) == before_outside and snapshot(target) == before_target
+    assert not Path("/tmp/vocli-evil.txt").exists()
+
+
+def test_links_inside_the_target_are_fine(tmp_path):
+    tar = write_tar(tmp_path / "ok.tar", [
+        GOOD, ("VOCdevkit/VOC2007/readme", "file", b"hello"),
+        ("VOCdevkit/VOC2007/alias", "sym", "readme"), ("VOCdevkit/VOC2007/hard", "hard", "VOCdevkit/VOC2007/readme")])
+    result = safe_extract(tar, tmp_path / "out")
+    voc = tmp_path / "out" / "VOCdevkit" / "VOC2007"
+    assert (voc / "alias").read_bytes() == b"hello" and (voc / "hard").read_bytes() == b"hello"
+    assert result.top_level == ["VOCdevkit"] and result.files == 2 and result.members == 4
+
+
+def test_trainval_and_test_merge_into_one_voc2007(tmp_path):
+    trainval = write_tar(tmp_path / "trainval.tar", [
+        ("VOCdevkit/VOC2007/Annotations/000001.xml", "file", b"a1"),
+        ("VOCdevkit/VOC2007/ImageSets/Main/trainval.txt", "file", b"000001\n"),
+    ])
+    test = write_tar(tmp_path / "test.tar", [
+        ("VOCdevkit/VOC2007/Annotations/000002.xml", "file", b"a2"),
+        ("VOCdevkit/VOC2007/ImageSets/Main/test.txt", "file", b"000002\n"),
+    ])
+    root = tmp_path / "root"
+    safe_extract(trainval, root)
+    safe_extract(test, root)
+    assert snapshot(root / "VOCdevkit" / "VOC2007") == {
+        "Annotations", "Annotations/000001.xml", "Annotations/000002.xml",
+        "ImageSets", "ImageSets/Main", "ImageSets/Main/trainval.txt", "ImageSets/Main/test.txt"}
+    assert not [p for p in root.iterdir() if p.name.startswith(".vocli-extract")]
+
+
+def test_interrupted_extraction_leaves_nothing_behind(tmp_path, monkeypatch):
+    tar = write_tar(tmp_path / "t.tar", [(f"VOCdevkit/VOC2007/Annotations/{i:06d}.xml", "file", b"x") for i in range(6)])
+    calls = {"n": 0}
+    real_extract = tarfile.TarFile.extract
+
+    def flaky(self, member, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real_extract(self, member, *args, **kwargs)
+
+    monkeypatch.setattr(tarfile.TarFile, "extract", flaky)
+    root = tmp_path / "root"
+    with pytest.raises(KeyboardInterrupt):
+        safe_extract(tar, root)
+    assert list(root.iterdir()) == []  # no VOCdevkit, no temp folder
+
+
+def test_replace_swaps_an_owned_folder(tmp_path):
+    root = tmp_path / "root"
+    old = root / "VOCdevkit" / "VOCshapes" / "Annotations"
+    old.mkdir(parents=True)
+    (old / "stale.xml").write_text("old")
+    tar = write_tar(tmp_path / "s.tar", [("VOCdevkit/VOCshapes/Annotations/new.xml", "file", b"new")])
+    safe_extract(tar, root, replace=("VOCdevkit/VOCshapes",))
+    assert snapshot(root / "VOCdevkit" / "VOCshapes") == {"Annotations", "Annotations/new.xml"}
+
+
+def test_file_where_folder_exists_is_an_error(tmp_path):
+    root = tmp_path / "root"
+    (root / "VOCdevkit" / "thing").mkdir(parents=True)
+    tar = write_tar(tmp_path / "c.tar", [("VOCdevkit/thing", "file", b"x")])
+    with pytest.raises(VocliError, match="in the way"):
+        safe_extract(tar, root)
+
+
+def test_not_a_tar(tmp_path):
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(b"this is not a tar archive" * 40)
+    with pytest.raises(VocliError, match="not a readable tar"):
+        safe_extract(bad, tmp_path / "out")
+
+
+def test_pack_tree_is_reproducible_and_round_trips(tmp_path):
+    src = tmp_path / "src"
+    (src / "VOCdevkit" / "VOCshapes" / "JPEGImages").mkdir(parents=True)
+    (src / "VOCdevkit" / "VOCshapes" / "JPEGImages" / "b.jpg").write_bytes(b"\xff\xd8b")
+    (src / "VOCdevkit" / "VOCshapes" / "a.txt").write_text("a")
+    first = pack_tree(src, "VOCdevkit", tmp_path / "one.tar")
+    time.sleep(0.01)
+    os.utime(src / "VOCdevkit" / "VOCshapes" / "a.txt", (1, 1))  # mtimes on disk do not leak in
+    second = pack_tree(src, "VOCdevkit", tmp_path / "two.tar")
+    digest = [hashlib.md5(p.read_bytes()).hexdigest() for p in (first, second)]
+    assert digest[0] == digest[1]
+    with tarfile.open(first) as tar:
+        names = tar.getnames()
+        assert names == sorted(names) and names[0] == "VOCdevkit"
+        assert all(m.mtime == ex.PACK_MTIME and m.uid == 0 for m in tar.getmembers())
+    safe_extract(first, tmp_path / "back")
+    assert (tmp_path / "back" / "VOCdevkit" / "VOCshapes" / "JPEGImages" / "b.jpg").read_bytes() == b"\xff\xd8b"
