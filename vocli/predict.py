@@ -191,5 +191,8 @@ def predict_images(model, image_paths: Sequence[Union[str, os.PathLike]], img_si
 def _to_prediction(path: Path, info: LetterboxInfo, det: np.ndarray, image) -> ImagePrediction:
     """det: (n, 6) x1, y1, x2, y2 (letterboxed pixels), score, class -> original pixels."""
     boxes = unletterbox_boxes(det[:, :4].astype(np.float64), info)
-    return ImagePrediction(path=path, width=info.orig_w, height=info.orig_h, boxes=boxes,
-                           scores=det[:, 4].astype(np.float64), class_ids=det[:, 5].astype(np.int64), image=image)
+    # Boxes lying wholly in the padding collapse to zero area once clipped; they are not detections.
+    real = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    return ImagePrediction(path=path, width=info.orig_w, height=info.orig_h, boxes=boxes[real],
+                           scores=det[real, 4].astype(np.float64), class_ids=det[real, 5].astype(np.int64),
+                           image=image)

@@ -1,0 +1,224 @@
+"""detect: NMS on hand-made boxes, source resolution, and end to end with a tiny model whose output is known."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vocli.boxes import batched_nms, nms
+from vocli.cli.app import main
+from vocli.datasets.voc import parse_annotation
+from vocli.detect import resolve_sources
+from vocli.images import LetterboxInfo
+from vocli.predict import _to_prediction
+
+# --------------------------------------------------------------------------- NMS (vocli.boxes)
+
+
+def test_standard_nms_hand_boxes():
+    boxes = torch.tensor([[0, 0, 10, 10], [1, 0, 11, 10], [20, 20, 30, 30], [0, 0, 10, 10.]])
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.9])
+    # box 1 overlaps box 0 by 90 / 110 = .82 > .45; box 3 equals box 0 with the same score:
+    # the stable order keeps the earlier index (0) and suppresses 3.
+    assert nms(boxes, scores, 0.45).tolist() == [0, 2]
+    # at a threshold of .85 box 1 (IoU .82) survives, the identical box 3 (IoU 1) does not
+    assert nms(boxes, scores, 0.85).tolist() == [0, 1, 2]
+    assert nms(torch.zeros((0, 4)), torch.zeros(0), 0.5).numel() == 0
+
+
+def test_diou_nms_keeps_boxes_with_distant_centres():
+    # IoU = 80 / 120 = 2/3; centres 2 px apart, enclosing box 12 x 10 -> DIoU = 2/3 - 4/244 = .6503
+    boxes = torch.tensor([[0, 0, 10, 10], [2, 0, 12, 10.]])
+    scores = torch.tensor([0.9, 0.8])
+    assert nms(boxes, scores, 0.66, method="standard").tolist() == [0]
+    assert nms(boxes, scores, 0.66, method="diou").tolist() == [0, 1]
+    assert nms(boxes, scores, 0.64, method="diou").tolist() == [0]
+
+
+def test_batched_nms_is_class_wise():
+    boxes = torch.tensor([[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10.]])
+    scores = torch.tensor([0.5, 0.9, 0.7])
+    classes = torch.tensor([0, 1, 0])
+    assert batched_nms(boxes, scores, classes, 0.5).tolist() == [1, 2]
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def test_boxes_are_mapped_back_and_padding_boxes_dropped(tmp_path):
+    # 128 x 64 letterboxed to 64: scale .5, 16 rows of padding on top
+    info = LetterboxInfo(scale=0.5, pad_x=0.0, pad_y=16.0, orig_w=128, orig_h=64)
+    det = np.array([[10, 20, 30, 40, 0.9, 1], [0, 0, 10, 10, 0.8, 0]])  # second lies in the padding
+    pred = _to_prediction(tmp_path / "x.png", info, det, None)
+    np.testing.assert_allclose(pred.boxes, [[20, 8, 60, 48]])
+    assert pred.scores.tolist() == [0.9] and pred.class_ids.tolist() == [1]
+
+
+def test_resolve_sources(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for name in ("b.jpg", "a.png", "notes.md", ".hidden.jpg"):
+        (folder / name).write_bytes(b"x")
+    listed = tmp_path / "list.txt"
+    listed.write_text(f"{folder / 'a.png'}\nimgs/b.jpg\n")
+    images, skipped = resolve_sources([folder, str(tmp_path / "*" / "*.jpg"), listed, tmp_path / "missing.jpg"])
+    assert images == [folder / "a.png", folder / "b.jpg"]
+    assert (str(folder / "notes.md"), "not an image file (suffix)") in skipped
+    assert (str(tmp_path / "missing.jpg"), "not found") in skipped
+
+
+# --------------------------------------------------------------------------- end to end
+
+TINY_CFG = """[net]
+width=64
+height=64
+channels=3
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=2
+pad=1
+activation=leaky
+
+[convolutional]
+size=1
+stride=1
+pad=1
+filters=21
+activation=linear
+
+[yolo]
+mask=0,1,2
+anchors=8,8, 16,16, 24,24
+classes=2
+num=3
+"""
+
+
+@pytest.fixture
+def tiny_weights(tmp_path):
+    """A 2-class model whose every cell predicts the same 8 x 8 box of class 0 with score sigmoid(2)^2."""
+    from converters.darknet_weights import FORMAT
+    from vocli.darknet.cfg import parse_cfg
+    from vocli.darknet.model import Darknet
+
+    torch.manual_seed(0)
+    model = Darknet(parse_cfg(TINY_CFG))
+    head = model.layers[1].conv
+    with torch.no_grad():
+        head.weight.zero_()
+        bias = torch.full((3, 7), -10.0)
+        bias[0] = torch.tensor([0, 0, 0, 0, 2, 2, -10])  # anchor 0: tx ty tw th = 0, obj and class 0 logits 2
+        head.bias.copy_(bias.reshape(-1))
+    path = tmp_path / "tiny.pt"
+    torch.save({"format": FORMAT, "state_dict": model.state_dict(), "cfg": TINY_CFG, "cfg_name": None}, path)
+    names = tmp_path / "tiny.names"
+    names.write_text("alpha\nbeta\n")
+    return path, names
+
+
+SCORE = float(torch.sigmoid(torch.tensor(2.0)) ** 2)
+
+
+@pytest.mark.slow
+def test_detect_writes_every_output(tmp_path, tiny_weights, capsys):
+    weights, names = tiny_weights
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(src / "a.jpg")
+    Image.fromarray(rng.integers(0, 255, (64, 128, 3), dtype=np.uint8)).save(src / "wide.png")
+    (src / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (src / "notes.md").write_text("hello")
+    out = tmp_path / "out"
+    rc = main(["detect", str(src), "--weights", str(weights), "--names", str(names), "--img-size", "64",
+               "--out", str(out), "--save-txt", "--save-xml", "--save-json", "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert rc == 0 and result["images"] == 2
+    assert {p for p, _ in result["skipped"]} == {str(src / "broken.jpg"), str(src / "notes.md")}
+    for name, size in (("a.jpg", (64, 64)), ("wide.png", (128, 64))):
+        with Image.open(out / name) as im:
+            assert im.size == size
+    lines = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
+    assert [rec["image_id"] for rec in lines] == ["a", "wide"]
+    first = lines[0]["detections"][0]
+    # cell (0, 0): centre (0.5 * 2, 0.5 * 2) = (1, 1), 8 x 8 -> (-3, -3, 5, 5) clipped to (0, 0, 5, 5); VOC + 1
+    assert first["class"] == "alpha" and first["score"] == pytest.approx(SCORE, rel=1e-6)
+    assert first["bbox"] == pytest.approx([1, 1, 6, 6])
+    assert result["counts"]["alpha"] == sum(len(rec["detections"]) for rec in lines)
+    assert result["counts"]["beta"] == 0
+    for rec in lines:
+        stem, w, h = rec["image_id"], rec["width"], rec["height"]
+        dets = rec["detections"]
+        # YOLO lines agree with the JSON boxes (darknet convention: VOC corner - 1 = pixel)
+        rows = [list(map(float, line.split())) for line in (out / "labels" / f"{stem}.txt").read_text().splitlines()]
+        assert len(rows) == len(dets) > 0
+        for row, det in zip(rows, dets):
+            x1, y1, x2, y2 = (v - 1 for v in det["bbox"])
+            assert row == pytest.approx([0, (x1 + x2) / 2 / w, (y1 + y2) / 2 / h, (x2 - x1) / w, (y2 - y1) / h], abs=2e-6)
+        # the VOC parser reads the XML back: same objects, whole pixels inside the image
+        ann = parse_annotation(out / "Annotations" / f"{stem}.xml", classes=("alpha", "beta"))
+        assert (ann.width, ann.height) == (w, h) and len(ann.objects) == len(dets)
+        for obj, det in zip(ann.objects, dets):
+            assert 1 <= obj.xmin <= obj.xmax <= w and 1 <= obj.ymin <= obj.ymax <= h
+            assert obj.bbox == pytest.approx(np.clip(np.floor(np.array(det["bbox"]) + 0.5), 1, [w, h, w, h]))
+    # the wide image's boxes lie in its 128 x 64 frame (VOC corners up to size + 1), none left in the padding
+    assert all(d["bbox"][3] <= 65 and d["bbox"][3] > d["bbox"][1] for d in lines[1]["detections"])
+
+
+@pytest.mark.slow
+def test_detect_class_filter_no_draw_and_diou(tmp_path, tiny_weights, capsys):
+    from vocli.detect import detect
+
+    weights, names = tiny_weights
+    Image.new("RGB", (64, 64), (90, 120, 30)).save(tmp_path / "a.jpg")
+    out = tmp_path / "out"
+    result = detect([tmp_path / "a.jpg"], weights, img_size=64, out=out, classes=["beta"],
+                    names=["alpha", "beta"], draw=False)
+    assert result.num_detections == 0 and not (out / "a.jpg").exists()
+    standard = detect([tmp_path / "a.jpg"], weights, img_size=64, out=out, names=["alpha", "beta"], draw=False)
+    diou = detect([tmp_path / "a.jpg"], weights, img_size=64, out=out, names=["alpha", "beta"], draw=False,
+                  nms="diou")
+    # DIoU subtracts a centre-distance term, so it suppresses no more than standard NMS
+    assert diou.num_detections >= standard.num_detections > 0
+    assert main(["detect", str(tmp_path / "a.jpg"), "--weights", str(weights), "--img-size", "63",
+                 "--out", str(out)]) == 1
+    assert "multiple of the model's stride" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_model_evaluation_equals_scoring_its_detection_file(tmp_path, tiny_weights, capsys):
+    from tests.conftest import write_voc_xml
+
+    weights, names = tiny_weights
+    voc = tmp_path / "VOCdevkit" / "VOC2007"
+    rng = np.random.default_rng(1)
+    ids = ["000001", "000002", "000003"]
+    for i, image_id in enumerate(ids):
+        image = voc / "JPEGImages" / f"{image_id}.jpg"
+        image.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (64, 64 + 16 * i, 3), dtype=np.uint8)).save(image)
+        write_voc_xml(voc / "Annotations" / f"{image_id}.xml", f"{image_id}.jpg", 64 + 16 * i, 64,
+                      [("alpha", 1, 1, 6, 6, 0), ("alpha", 20, 20, 40, 40, 0), ("beta", 3, 3, 30, 30, i == 1)])
+    (voc / "ImageSets" / "Main").mkdir(parents=True)
+    (voc / "ImageSets" / "Main" / "test.txt").write_text("\n".join(ids) + "\n")
+    common = ["--root", str(tmp_path), "--sets", "2007/test", "--classes", str(names), "--json"]
+    rc = main(["evaluate", "--weights", str(weights), "--img-size", "64", *common])
+    by_model = json.loads(capsys.readouterr().out)
+    assert rc == 0 and by_model["metric"] == "voc07"
+    rc = main(["detect", str(voc / "JPEGImages"), "--weights", str(weights), "--names", str(names), "--img-size", "64",
+               "--conf", "0.005", "--out", str(tmp_path / "det"), "--save-json", "--no-draw", "--json"])
+    assert rc == 0
+    capsys.readouterr()
+    rc = main(["evaluate", "--detections", str(tmp_path / "det" / "detections.jsonl"), *common])
+    by_file = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert by_model["map"] > 0  # the (1,1,6,6) alpha in each image is found exactly
+    assert by_file["map"] == pytest.approx(by_model["map"], abs=1e-12)
+    assert [c["ap"] for c in by_file["per_class"]] == pytest.approx([c["ap"] for c in by_model["per_class"]])
