@@ -47,42 +47,29 @@ class Section:
     def has(self, key: str) -> bool:
         return key in self.options
 
+    def _get(self, key: str, default, convert, expected: str):
+        if key not in self.options:
+            if default is None:
+                raise self._error(key, "missing (required)")
+            return default
+        try:
+            return convert(self.options[key])
+        except ValueError:
+            raise self._error(key, f"expected {expected}, got {self.options[key]!r}") from None
+
     def get_str(self, key: str, default: Optional[str] = None) -> str:
-        if key in self.options:
-            return self.options[key]
-        if default is None:
-            raise self._error(key, "missing (required)")
-        return default
+        return self._get(key, default, str, "text")
 
     def get_int(self, key: str, default: Optional[int] = None) -> int:
-        if key not in self.options:
-            if default is None:
-                raise self._error(key, "missing (required)")
-            return default
-        try:
-            return int(self.options[key])
-        except ValueError:
-            raise self._error(key, f"expected an integer, got {self.options[key]!r}") from None
+        return self._get(key, default, int, "an integer")
 
     def get_float(self, key: str, default: Optional[float] = None) -> float:
-        if key not in self.options:
-            if default is None:
-                raise self._error(key, "missing (required)")
-            return default
-        try:
-            return float(self.options[key])
-        except ValueError:
-            raise self._error(key, f"expected a number, got {self.options[key]!r}") from None
+        return self._get(key, default, float, "a number")
 
     def get_ints(self, key: str, default: Optional[Sequence[int]] = None) -> list[int]:
-        if key not in self.options:
-            if default is None:
-                raise self._error(key, "missing (required)")
-            return list(default)
-        try:
-            return [int(float(v)) for v in self.options[key].split(",") if v.strip()]
-        except ValueError:
-            raise self._error(key, f"expected comma-separated integers, got {self.options[key]!r}") from None
+        """Comma-separated integers (``layers=-1, 61``, ``mask=0,1,2``)."""
+        return self._get(key, None if default is None else list(default),
+                         lambda v: [int(float(x)) for x in v.split(",") if x.strip()], "comma-separated integers")
 
 
 @dataclass(frozen=True)
