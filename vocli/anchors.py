@@ -21,7 +21,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from vocli.boxes import wh_iou
+from vocli.boxes import wh_iou, wh_iou_aligned
 from vocli.errors import DarknetFormatError, VocliError
 
 #: YOLOv3's anchors (COCO, 416 px input), smallest first.
@@ -34,6 +34,9 @@ DEFAULT_SETS: tuple[str, ...] = ("2007/trainval", "2012/trainval")
 Progress = Optional[Callable[[int], None]]
 #: Restarts run on a seeded subsample of at most this many boxes; the winner is refined on all.
 RESTART_SAMPLE = 4096
+#: Lloyd stops when at most this share of boxes changes cluster (0 below 1,000 boxes);
+#: the last moves barely change the objective, and the polish step follows anyway.
+LLOYD_TOL = 1e-3
 
 
 class AnchorError(VocliError):
@@ -181,10 +184,11 @@ def _grouped_median(values_sorted: np.ndarray, keys: np.ndarray, groups: int) ->
     return (vals[lo] + vals[hi]) / 2, counts
 
 
-def _lloyd(wh: np.ndarray, centres: np.ndarray, iters: int, update: str):
+def _lloyd(wh: np.ndarray, centres: np.ndarray, iters: int, update: str, tol: float = 0.0):
     """Lloyd iterations for R restarts at once. wh: (N, 2) sorted by w; centres: (R, k, 2).
 
-    A restart stops when no box changes cluster; only running ones are computed.
+    A restart stops when at most ``tol * N`` boxes change cluster (none with the
+    default 0); only running ones are computed.
     Returns centres, iterations run per restart (R,), converged flags (R,).
     """
     r, k, _ = centres.shape
@@ -199,7 +203,7 @@ def _lloyd(wh: np.ndarray, centres: np.ndarray, iters: int, update: str):
         a = len(active)
         iou = wh_iou(centres[active].reshape(-1, 2), wh).reshape(a, k, -1)   # (A, k, N)
         labels = iou.argmax(axis=1)                                          # first index on ties
-        still = ~(labels == last[active]).all(axis=1)
+        still = (labels != last[active]).sum(axis=1) > int(tol * len(wh))
         done[active[~still]] = True
         if not still.any():
             break
@@ -231,6 +235,49 @@ def _lloyd(wh: np.ndarray, centres: np.ndarray, iters: int, update: str):
     return centres, iterations, done
 
 
+def _polish(wh: np.ndarray, centres: np.ndarray, rounds: int = 3, step: float = 0.01,
+            min_step: float = 1e-3) -> np.ndarray:
+    """Coordinate ascent on the true objective after Lloyd. wh: (N, 2), centres: (k, 2), float64.
+
+    The median is only a proxy for the shape that maximises the summed IoU of a
+    cluster. Here each centre's width or height is scaled by exp(+-step) while
+    that raises its cluster's summed IoU, halving the step when nothing does;
+    then boxes are reassigned. Both moves can only raise the mean best IoU.
+    """
+    moves = np.exp(np.array([[step, 0], [-step, 0], [0, step], [0, -step]]))[:, None, :]  # (4, 1, 2)
+    centres = centres.copy()
+    labels = wh_iou(centres, wh).argmax(axis=0)
+    for _ in range(rounds):
+        order = np.argsort(labels, kind="stable")
+        grouped = wh[order]                                          # boxes contiguous per cluster
+        counts = np.bincount(labels, minlength=len(centres))
+        live = np.flatnonzero(counts)
+        starts = (np.cumsum(counts) - counts)[live]
+
+        def cluster_sums(cand: np.ndarray) -> np.ndarray:            # cand: (M, k, 2) -> (M, live)
+            own = np.repeat(cand[:, live], counts[live], axis=1)
+            return np.add.reduceat(wh_iou_aligned(grouped[None], own), starts, axis=1)
+
+        sums = cluster_sums(centres[None])[0]
+        start_sums, scale = sums.copy(), 1.0
+        while step * scale >= min_step:
+            cand = centres[None] * moves ** scale                    # (4, k, 2)
+            cand_sums = cluster_sums(cand)
+            pick = cand_sums.argmax(axis=0)
+            better = cand_sums[pick, np.arange(len(live))] > sums
+            if better.any():
+                chosen = live[better]
+                centres[chosen] = cand[pick[better], chosen]
+                sums[better] = cand_sums[pick[better], np.flatnonzero(better)]
+            else:
+                scale /= 2
+        new_labels = wh_iou(centres, wh).argmax(axis=0)
+        if not (sums > start_sums).any() or (new_labels == labels).all():
+            break
+        labels = new_labels
+    return np.clip(centres, 1e-9, 1.0)
+
+
 def _evolve(wh: np.ndarray, centres: np.ndarray, generations: int, rng: np.random.Generator,
             progress: Progress = None) -> tuple[np.ndarray, float, int]:
     """Multiplicative mutations of all centres, kept only when the mean best IoU rises."""
@@ -258,13 +305,21 @@ def kmeans_iou(wh: np.ndarray, k: int, restarts: int = 10, iters: int = 300, see
                update: str = "median", evolve: int = 0, progress: Progress = None) -> Clustering:
     """Cluster shapes with distance 1 - IoU. wh: (N, 2) > 0 -> ``Clustering`` (centres by area).
 
-    k-means++ seeding (d^2 weighting) per restart, then Lloyd iterations until no
-    box changes cluster or ``iters``. The update is the per-cluster **median**
-    of widths and heights by default: on VOC shapes it gave a higher mean IoU
-    than the mean (see the benchmark; the mean is pulled towards the few huge
-    boxes of each cluster while the IoU of the many small ones falls fastest).
-    The restart with the highest mean best IoU wins; ``evolve`` generations of
-    mutations that only keep improvements refine it on that objective.
+    1. k-means++ seeding per restart: each new centre is a box drawn with
+       probability proportional to d^2, d = 1 - IoU to the nearest chosen centre.
+    2. Lloyd iterations (assign each box to its highest-IoU centre, then move
+       each centre to the per-axis **median** of its boxes) until at most
+       ``LLOYD_TOL`` of the boxes change cluster, or ``iters``. The median beat
+       the mean on VOC shapes (0.697 vs 0.686 mean IoU, k=9, see the
+       benchmark): a cluster's mean is dragged towards its few largest boxes,
+       while the IoU of the many small ones drops fastest when the centre grows.
+    3. Restarts run on a seeded subsample of ``RESTART_SAMPLE`` boxes (they
+       only choose the basin); the one with the highest mean best IoU on all
+       boxes is refined by Lloyd on all boxes in float64, then polished by
+       coordinate ascent on the mean best IoU itself (``_polish``). A step that
+       would lower the objective is never kept.
+    4. ``evolve`` generations of random multiplicative mutations, kept only
+       when the mean best IoU rises (optional, slower, small gains).
     """
     if update not in ("median", "mean"):
         raise ValueError(f"unknown update {update!r}; use median or mean")
@@ -287,14 +342,16 @@ def kmeans_iou(wh: np.ndarray, k: int, restarts: int = 10, iters: int = 300, see
     if len(work) > RESTART_SAMPLE:
         picked = np.random.default_rng(sub_stream).choice(len(work), RESTART_SAMPLE, replace=False)
         sample = work[np.sort(picked)]
-    candidates, _, _ = _lloyd(sample, _seed_plus_plus(sample, k, rngs), iters, update)
+    candidates, _, _ = _lloyd(sample, _seed_plus_plus(sample, k, rngs), iters, update, LLOYD_TOL)
     scores = [_mean_best_iou(wh, c.astype(np.float64)) for c in candidates]
     best = int(np.argmax(scores))
     chosen, score, kept = candidates[best].astype(np.float64), scores[best], 0
-    refined, iterations, converged = _lloyd(work, candidates[best:best + 1], iters, update)
-    refined_score = _mean_best_iou(wh, refined[0].astype(np.float64))
+    # The winner is refined in float64 on all boxes, so its medians are exact.
+    refined, iterations, converged = _lloyd(wh, candidates[best:best + 1].astype(np.float64), iters, update, LLOYD_TOL)
+    refined = _polish(wh, refined[0])
+    refined_score = _mean_best_iou(wh, refined)
     if refined_score >= score:  # Lloyd's update is a proxy; never let it lower the objective
-        chosen, score = refined[0].astype(np.float64), refined_score
+        chosen, score = refined, refined_score
     if progress:
         progress(restarts)
     if evolve > 0:

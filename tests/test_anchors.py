@@ -1,0 +1,373 @@
+"""vocli anchors: IoU distance, k-means recovery, determinism, metrics, inputs, cfg rewriting, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vocli.anchors import (
+    STOCK_YOLOV3_ANCHORS, AnchorError, _lloyd, anchor_masks, anchor_metrics, compute_anchors,
+    format_cfg_anchors, hdf5_shapes, iou_distance, kmeans_iou, voc_shapes, write_cfg_anchors,
+    yolo_list_shapes,
+)
+from vocli.cli.app import main
+from vocli.errors import DarknetFormatError
+
+from conftest import write_voc_xml
+
+SHIPPED_VOC_CFG = Path(__file__).resolve().parents[1] / "vocli" / "darknet" / "cfg" / "yolov3-voc.cfg"
+
+
+def three_groups(n_per_group: int, seed: int = 0):
+    """Three tight clusters of shapes around known centres; returns (wh, group id, centres)."""
+    centres = np.array([[0.05, 0.08], [0.30, 0.60], [0.80, 0.40]])
+    rng = np.random.default_rng(seed)
+    groups = np.repeat(np.arange(3), n_per_group)
+    wh = centres[groups] * np.exp(rng.normal(0, 0.02, (len(groups), 2)))
+    return wh, groups, centres
+
+
+# --------------------------------------------------------------------------- distance
+
+
+def test_iou_distance_hand_worked_pairs():
+    a = np.array([[2.0, 2.0], [2.0, 1.0]])
+    b = np.array([[1.0, 1.0], [1.0, 2.0]])
+    # (2,2)-(1,1): inter 1, union 4 -> IoU 1/4.  (2,2)-(1,2): inter 2, union 4 -> 1/2.
+    # (2,1)-(1,1): inter 1, union 2 -> 1/2.      (2,1)-(1,2): inter 1, union 3 -> 1/3.
+    expected_iou = np.array([[0.25, 0.5], [0.5, 1 / 3]])
+    np.testing.assert_allclose(iou_distance(a, b), 1 - expected_iou, rtol=0, atol=1e-12)
+    assert iou_distance(a, a)[0, 0] == 0.0
+
+
+# --------------------------------------------------------------------------- clustering
+
+
+@pytest.mark.parametrize("n_per_group", [40, 2000])  # 6000 boxes also exercises the restart subsample
+def test_three_tight_groups_recovered(n_per_group):
+    wh, groups, centres = three_groups(n_per_group)
+    result = kmeans_iou(wh, 3, restarts=5, seed=1)
+    assert result.converged
+    # Sorted by area the groups are 0, 1, 2; Lloyd lands on the per-axis medians and
+    # the polish moves each centre at most a little from there, towards more IoU.
+    medians = np.array([np.median(wh[groups == g], axis=0) for g in range(3)])
+    np.testing.assert_allclose(result.centres, medians, rtol=0.01)
+    np.testing.assert_allclose(result.centres, centres, rtol=0.02)
+    assert result.mean_iou >= mean_best_iou(wh, medians)
+    assert result.mean_iou > 0.95
+
+
+def mean_best_iou(wh, centres):
+    """Independent objective: mean over boxes of the best shape IoU, by explicit loops."""
+    total = 0.0
+    for w, h in wh:
+        total += max(min(w, cw) * min(h, ch) / (w * h + cw * ch - min(w, cw) * min(h, ch)) for cw, ch in centres)
+    return total / len(wh)
+
+
+def test_single_anchor_is_a_local_optimum_of_mean_iou():
+    rng = np.random.default_rng(3)
+    wh = rng.uniform(0.05, 0.9, (301, 2))
+    result = kmeans_iou(wh, 1, restarts=3)
+    score = mean_best_iou(wh, result.centres)
+    assert result.mean_iou == pytest.approx(score, abs=1e-12)
+    assert score >= mean_best_iou(wh, np.median(wh, axis=0, keepdims=True))
+    for factor in ([1.02, 1], [1 / 1.02, 1], [1, 1.02], [1, 1 / 1.02]):
+        assert mean_best_iou(wh, result.centres * factor) <= score
+
+
+def test_empty_cluster_moves_to_the_worst_fitting_box():
+    small = np.full((10, 2), 0.1) * np.linspace(0.98, 1.02, 10)[:, None]
+    large = np.full((10, 2), 0.5) * np.linspace(0.98, 1.02, 10)[:, None]
+    wh = np.concatenate([small, large]).astype(np.float32)
+    wh = wh[np.lexsort((wh[:, 1], wh[:, 0]))]
+    # Centre 1 at (5, 5) wins no box (IoU 0.01 < 0.04), so it is moved onto a large box.
+    start = np.array([[[0.1, 0.1], [5.0, 5.0]]], dtype=np.float32)
+    centres, iterations, done = _lloyd(wh, start, 100, "median")
+    assert done[0]
+    np.testing.assert_allclose(np.sort(centres[0], axis=0), [np.median(small, 0), np.median(large, 0)], rtol=1e-5)
+
+
+def test_same_seed_same_anchors_whatever_the_input_order():
+    wh, _, _ = three_groups(300, seed=5)
+    wh = np.concatenate([wh, np.random.default_rng(9).uniform(0.02, 1.0, (500, 2))])
+    first = kmeans_iou(wh, 9, restarts=4, seed=7)
+    again = kmeans_iou(wh, 9, restarts=4, seed=7)
+    shuffled = kmeans_iou(wh[np.random.default_rng(1).permutation(len(wh))], 9, restarts=4, seed=7)
+    assert np.array_equal(first.centres, again.centres)
+    assert np.array_equal(first.centres, shuffled.centres)
+    assert first.mean_iou == shuffled.mean_iou
+    # Restart i is the same run whatever the number of restarts.
+    more = kmeans_iou(wh, 9, restarts=8, seed=7)
+    assert more.restart_mean_ious[:4] == first.restart_mean_ious
+    assert more.mean_iou >= max(first.restart_mean_ious) - 1e-12
+
+
+def test_evolve_only_keeps_improvements():
+    wh = np.random.default_rng(2).lognormal(-1.8, 0.7, (2000, 2)).clip(0.01, 1)
+    plain = kmeans_iou(wh, 5, restarts=2, seed=0)
+    evolved = kmeans_iou(wh, 5, restarts=2, seed=0, evolve=60)
+    assert evolved.mean_iou >= plain.mean_iou
+    # The reported objective is the objective of the returned centres.
+    best = (1 - iou_distance(wh, evolved.centres)).max(axis=1).mean()
+    assert evolved.mean_iou == pytest.approx(best, abs=1e-12)
+    assert np.array_equal(evolved.centres, kmeans_iou(wh, 5, restarts=2, seed=0, evolve=60).centres)
+
+
+def test_mean_update_runs_and_bad_update_is_rejected():
+    wh, _, centres = three_groups(50)
+    np.testing.assert_allclose(kmeans_iou(wh, 3, update="mean").centres, centres, rtol=0.02)
+    with pytest.raises(ValueError):
+        kmeans_iou(wh, 3, update="mode")
+
+
+def test_clustering_errors():
+    wh = np.array([[0.1, 0.1], [0.1, 0.1], [0.2, 0.3]])
+    with pytest.raises(AnchorError, match="only 2 distinct box shapes for k=3"):
+        kmeans_iou(wh, 3)
+    with pytest.raises(AnchorError, match="k must be at least 1"):
+        kmeans_iou(wh, 0)
+    with pytest.raises(AnchorError, match="no boxes"):
+        kmeans_iou(np.zeros((0, 2)), 1)
+
+
+# --------------------------------------------------------------------------- metrics and masks
+
+
+def test_stock_anchor_metrics_by_hand():
+    # Pixels at 416: a box equal to the smallest anchor, one equal to the largest,
+    # and a 416x2 sliver that no anchor fits within 4x.
+    boxes = np.array([[10.0, 13.0], [373.0, 326.0], [416.0, 2.0]])
+    m = anchor_metrics(boxes, np.array(STOCK_YOLOV3_ANCHORS))
+    # Sliver: IoU with (aw, ah) is 2*aw / (832 + aw*ah - 2*aw); best is (33,23): 66/1525.
+    assert m.mean_iou == pytest.approx((1 + 1 + 66 / 1525) / 3, abs=1e-12)
+    assert m.best_possible_recall == pytest.approx(2 / 3)
+    # (10,13) is within 4x of (10,13), (16,30), (33,23); (373,326) of (116,90), (156,198), (373,326).
+    assert m.anchors_above_threshold == pytest.approx((3 + 3 + 0) / 3)
+
+
+def test_anchor_masks():
+    assert anchor_masks(9) == [[6, 7, 8], [3, 4, 5], [0, 1, 2]]
+    assert anchor_masks(10) == [[7, 8, 9], [4, 5, 6], [0, 1, 2, 3]]
+    assert anchor_masks(6, scales=2) == [[3, 4, 5], [0, 1, 2]]
+    with pytest.raises(AnchorError):
+        anchor_masks(2, scales=3)
+
+
+def test_format_cfg_anchors():
+    assert format_cfg_anchors([(10, 13), (16, 30), (33, 23)]) == "10,13,  16,30,  33,23"
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def test_voc_shapes_use_inclusive_pixels_and_skip_difficult(tiny_voc):
+    shapes = voc_shapes(tiny_voc, "2007/trainval")
+    # dog 10..50 x 20..60 in 100x80 -> 41/100, 41/80; cat 5..20 x 5..30 in 64x64 -> 16/64, 26/64.
+    np.testing.assert_allclose(shapes.wh, [[41 / 100, 41 / 80], [16 / 64, 26 / 64]])
+    assert shapes.images == 2
+    with_difficult = voc_shapes(tiny_voc, "2007/trainval", include_difficult=True)
+    assert len(with_difficult.wh) == 3 and [1.0, 1.0] in with_difficult.wh.tolist()
+    # An image in two sets counts once; default sets fall back to trainval, never test.
+    assert len(voc_shapes(tiny_voc, "2007/train,2007/trainval").wh) == 2
+    assert voc_shapes(tiny_voc).source == "2007/trainval"
+
+
+def write_yolo_tree(root: Path, labels: dict[str, str]) -> Path:
+    """Images under JPEGImages/ with labels under labels/; returns the list file."""
+    (root / "JPEGImages").mkdir(parents=True)
+    (root / "labels").mkdir()
+    lines = []
+    for stem, text in labels.items():
+        image = root / "JPEGImages" / f"{stem}.jpg"
+        image.write_bytes(b"")
+        lines.append(str(image))
+        if text is not None:
+            (root / "labels" / f"{stem}.txt").write_text(text)
+    list_file = root / "train.txt"
+    list_file.write_text("\n".join(lines) + "\n")
+    return list_file
+
+
+def test_yolo_list_shapes(tmp_path):
+    list_file = write_yolo_tree(tmp_path, {
+        "a": "0 0.5 0.5 0.25 0.125\n3 0.2 0.2 0.1 0.3\n",
+        "b": "1 0.5 0.5 0.0 0.5\n",       # zero width: dropped and counted
+        "c": None,                          # no label file
+    })
+    shapes = yolo_list_shapes(list_file)
+    np.testing.assert_allclose(shapes.wh, [[0.25, 0.125], [0.1, 0.3]])
+    assert (shapes.images, shapes.dropped_zero, shapes.missing_labels) == (3, 1, 1)
+    (tmp_path / "labels" / "a.txt").write_text("0 0.5 0.5 0.25\n")
+    with pytest.raises(AnchorError, match="5 numbers per line"):
+        yolo_list_shapes(list_file)
+
+
+def test_hdf5_shapes(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "train.h5"
+    with h5py.File(path, "w") as f:
+        f["image_ids"] = np.array(["000001", "000002"], dtype=h5py.string_dtype())
+        f["gt_boxes"] = np.array([[0.1, 0.2, 0.5, 0.4], [0.0, 0.0, 1.0, 1.0], [0.3, 0.3, 0.3, 0.6]], np.float32)
+        f["gt_difficult"] = np.array([False, True, False])
+    shapes = hdf5_shapes(path)
+    np.testing.assert_allclose(shapes.wh, [[0.4, 0.2]], rtol=1e-6)
+    assert (shapes.images, shapes.dropped_zero) == (2, 1)
+    assert len(hdf5_shapes(path, include_difficult=True).wh) == 2
+    bad = tmp_path / "bad.h5"
+    with h5py.File(bad, "w") as f:
+        f["something"] = np.zeros(3)
+    with pytest.raises(AnchorError, match="not a `vocli convert ssd` targets file"):
+        hdf5_shapes(bad)
+
+
+def test_compute_anchors_recovers_distinct_shapes_and_stock_metrics(tmp_path):
+    # Three distinct shapes, k=3: each is its own cluster, so the anchors are the shapes.
+    text = "0 0.5 0.5 {} {}\n"
+    list_file = write_yolo_tree(tmp_path, {
+        "a": text.format(10 / 416, 13 / 416) * 2,
+        "b": text.format(373 / 416, 326 / 416),
+        "c": text.format(416 / 416, 2 / 416),
+    })
+    result = compute_anchors(k=3, labels=list_file, restarts=3)
+    assert result.anchors == [(10, 13), (416, 2), (373, 326)]   # by area: 130, 832, 121598
+    assert result.cfg_anchors == "10,13,  416,2,  373,326"
+    assert result.masks == [[2], [1], [0]]
+    assert (result.boxes, result.distinct_shapes, result.images) == (4, 3, 3)
+    assert result.metrics.mean_iou == pytest.approx(1.0)
+    assert result.metrics.best_possible_recall == 1.0
+    assert result.metrics.anchors_above_threshold == 1.0
+    stock = result.stock_metrics
+    assert stock.mean_iou == pytest.approx((3 + 66 / 1525) / 4, abs=1e-12)
+    assert stock.best_possible_recall == pytest.approx(3 / 4)
+    assert stock.anchors_above_threshold == pytest.approx(9 / 4)
+
+
+def test_compute_anchors_errors(tmp_path, tiny_voc):
+    with pytest.raises(AnchorError, match="at least 1"):
+        compute_anchors(k=0, root=tiny_voc)
+    list_file = write_yolo_tree(tmp_path / "y", {"a": "0 0.5 0.5 0 0.2\n", "b": None})
+    with pytest.raises(AnchorError, match=r"no boxes found .*1 zero-size dropped.*1 label files missing"):
+        compute_anchors(k=1, labels=list_file)
+    with pytest.raises(AnchorError, match="only 2 distinct box shapes for k=3"):
+        compute_anchors(k=3, root=tiny_voc, sets="2007/trainval")
+
+
+def test_plot_is_written(tmp_path, tiny_voc):
+    pytest.importorskip("vocli.plotting")
+    from PIL import Image
+
+    result = compute_anchors(k=2, root=tiny_voc, plot=tmp_path / "anchors.png")
+    with Image.open(result.plot) as im:
+        assert im.format == "PNG" and im.width > 100
+
+
+# --------------------------------------------------------------------------- cfg rewriting
+
+TINY_CFG = (
+    b"[net]\r\nwidth=64\r\nheight=64\r\nchannels=3\r\n\r\n"
+    b"# a comment line with anchors=1,1\r\n"
+    b"[convolutional]\r\nsize=1\r\nstride=1\r\npad=1\r\nfilters=24\r\nactivation=linear\r\n\r\n"
+    b"[yolo]\r\nmask = 0,1,2\r\nanchors = 10,13,  16,30,  33,23   # stock\r\nclasses=3\r\nnum=3\r\n"
+    b"jitter=.3"                      # no newline at the end of the file
+)
+
+
+def test_write_cfg_same_count_changes_only_anchor_lines(tmp_path):
+    path = tmp_path / "tiny.cfg"
+    path.write_bytes(TINY_CFG)
+    assert write_cfg_anchors(path, [(5, 6), (70, 80), (200, 150)]) == 1
+    old, new = TINY_CFG.split(b"\n"), path.read_bytes().split(b"\n")
+    assert len(old) == len(new)
+    changed = [i for i, (a, b) in enumerate(zip(old, new)) if a != b]
+    assert [new[i] for i in changed] == [b"anchors = 5,6,  70,80,  200,150   # stock\r"]
+    assert not list(tmp_path.glob(".*tmp"))   # no temp file left behind
+
+
+def test_write_cfg_shipped_voc_cfg(tmp_path):
+    original = SHIPPED_VOC_CFG.read_bytes()
+    anchors = [(20, 30), (40, 70), (80, 60), (60, 150), (130, 110), (110, 250), (250, 180), (200, 330), (380, 360)]
+    path = tmp_path / "yolov3-voc.cfg"
+    path.write_bytes(original.replace(b"\n", b"\r\n"))
+    assert write_cfg_anchors(path, anchors) == 3
+    old, new = original.replace(b"\n", b"\r\n").split(b"\n"), path.read_bytes().split(b"\n")
+    diff = [(a, b) for a, b in zip(old, new) if a != b]
+    assert len(old) == len(new) and len(diff) == 3
+    assert all(a.startswith(b"anchors") and b == b"anchors=" + format_cfg_anchors(anchors).encode() + b"\r"
+               for a, b in diff)
+
+
+def test_write_cfg_new_count_rewrites_masks_and_filters(tmp_path):
+    from vocli.darknet.cfg import load_cfg, yolo_anchors_and_mask
+
+    anchors = [(20, 30), (40, 70), (80, 60), (130, 110), (200, 330), (380, 360)]
+    path = tmp_path / "yolov3-voc.cfg"
+    path.write_bytes(SHIPPED_VOC_CFG.read_bytes())
+    write_cfg_anchors(path, anchors)
+    old = SHIPPED_VOC_CFG.read_text().splitlines()
+    new = path.read_text().splitlines()
+    changed = sorted({a.split("=")[0] for a, b in zip(old, new) if a != b})
+    assert changed == ["anchors", "filters", "mask", "num"]
+    cfg = load_cfg(path)
+    heads = [yolo_anchors_and_mask(s) for s in cfg.yolo_layers]
+    assert [mask for _, mask in heads] == [[4, 5], [2, 3], [0, 1]]
+    assert all(all_anchors == [tuple(map(float, a)) for a in anchors] for all_anchors, _ in heads)
+    filters = [cfg.layers[s.index - 1].get_int("filters") for s in cfg.yolo_layers]
+    assert filters == [2 * (5 + 20)] * 3
+
+
+def test_write_cfg_errors(tmp_path):
+    with pytest.raises(DarknetFormatError, match="not found"):
+        write_cfg_anchors(tmp_path / "missing.cfg", [(1, 1)])
+    no_yolo = tmp_path / "plain.cfg"
+    no_yolo.write_text("[net]\nwidth=32\nheight=32\nchannels=3\n[convolutional]\nfilters=4\nsize=1\nstride=1\n")
+    with pytest.raises(DarknetFormatError, match="no \\[yolo\\] section"):
+        write_cfg_anchors(no_yolo, [(1, 1)])
+    assert no_yolo.read_text().startswith("[net]")
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_json(tiny_voc, capsys):
+    rc = main(["anchors", "--root", str(tiny_voc), "--sets", "2007/trainval", "--k", "2", "--json"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    doc = json.loads(out)
+    # cat 16/64 x 26/64 -> 104 x 169 px; dog 41/100 x 41/80 -> 170.56 x 213.2 -> 171 x 213.
+    assert doc["anchors"] == [[104, 169], [171, 213]]
+    assert doc["cfg_anchors"] == "104,169,  171,213"
+    assert doc["metrics"]["mean_iou"] == pytest.approx(1.0, abs=2e-3)
+    assert set(doc["stock_metrics"]) >= {"mean_iou", "best_possible_recall", "anchors_above_threshold"}
+
+
+def test_cli_table_and_write_cfg(tiny_voc, tmp_path, capsys):
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_bytes(TINY_CFG)
+    rc = main(["anchors", "--root", str(tiny_voc), "--k", "2", "--include-difficult", "--write-cfg", str(cfg)])
+    captured = capsys.readouterr()
+    assert rc == 0 and captured.out == ""
+    assert "mean IoU" in captured.err and "YOLOv3 stock" in captured.err
+    assert b"num=3" not in cfg.read_bytes() and b"num=2" in cfg.read_bytes()
+
+
+def test_cli_errors(tiny_voc, tmp_path, capsys):
+    assert main(["anchors", "--root", str(tiny_voc), "--k", "5"]) == 1
+    assert "distinct box shapes" in capsys.readouterr().err
+    assert main(["anchors", "--root", str(tiny_voc), "--sets", "2007/train", "--labels", "x.txt"]) == 2
+    assert main(["anchors", "--labels", str(tmp_path / "nope.txt")]) == 1
+
+
+# --------------------------------------------------------------------------- real sample
+
+
+def test_real_sample_beats_stock_anchors(voc_sample):
+    result = compute_anchors(k=9, root=voc_sample, sets="2007/trainval,2007/test,2012/trainval")
+    assert result.boxes > 1000
+    assert result.metrics.mean_iou > result.stock_metrics.mean_iou
+    assert result.masks == [[6, 7, 8], [3, 4, 5], [0, 1, 2]]
+    areas = [w * h for w, h in result.anchors]
+    assert areas == sorted(areas)
