@@ -43,6 +43,17 @@ def test_iou_distance_hand_worked_pairs():
     assert iou_distance(a, a)[0, 0] == 0.0
 
 
+def test_wh_iou_aligned_matches_rows():
+    import torch
+
+    from vocli.boxes import wh_iou_aligned
+
+    a = np.array([[2.0, 2.0], [2.0, 1.0]])
+    b = np.array([[1.0, 1.0], [1.0, 2.0]])
+    np.testing.assert_allclose(wh_iou_aligned(a, b), [0.25, 1 / 3], atol=1e-12)
+    assert torch.allclose(wh_iou_aligned(torch.tensor(a), torch.tensor(b)), torch.tensor([0.25, 1 / 3], dtype=torch.float64))
+
+
 # --------------------------------------------------------------------------- clustering
 
 

@@ -91,6 +91,12 @@ def wh_iou(wh_a, wh_b):
     return inter / (area_a[:, None] + area_b[None, :] - inter)
 
 
+def wh_iou_aligned(wh_a, wh_b):
+    """IoU of matching rows of box shapes at a common centre. wh_a, wh_b: (..., 2) -> (...,)."""
+    inter = _min(wh_a[..., 0], wh_b[..., 0]) * _min(wh_a[..., 1], wh_b[..., 1])
+    return inter / (wh_a[..., 0] * wh_a[..., 1] + wh_b[..., 0] * wh_b[..., 1] - inter)
+
+
 # --------------------------------------------------------------------------- aligned IoU family
 
 
