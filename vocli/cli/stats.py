@@ -83,8 +83,7 @@ def render(result) -> None:
 
     # Per-split columns only while the table stays readable; --json always has them.
     shown = result.splits if len(result.splits) <= 3 else []
-    per_class = Table(title="objects per class" + (" (all splits, distinct images)" if not shown else ""),
-                      title_justify="left", box=box.SIMPLE_HEAD)
+    per_class = Table(title="objects per class", title_justify="left", box=box.SIMPLE_HEAD)
     per_class.add_column("class", no_wrap=True)
     for col in ("all", "diff.", "trunc.", "images"):
         per_class.add_column(col, justify="right")

@@ -4,8 +4,10 @@
 ``Annotations/*.xml`` (VOC's schema and formatting, 1-based inclusive pixel
 boxes), ``JPEGImages/*.jpg`` and ``ImageSets/Main/{train,val,trainval,test}.txt``.
 Everything follows from ``seed``: image ``i`` draws from its own generator
-``default_rng([seed, i])``, so the XML is byte-identical across runs and
-machines (and the JPEG bytes too, for the same libjpeg).
+``default_rng([seed, i])`` (so image ``i`` does not depend on ``images``), and
+the XML is byte-identical across runs (the JPEG bytes too, for the same
+libjpeg). Shape vertices are snapped to 1/64 pixel, so last-bit differences
+between machines' math libraries do not move box corners.
 
 The task is made to be learnable by a small detector at 160 px: classes differ
 by outline only (colours are drawn independently of the class), most boxes
@@ -165,7 +167,8 @@ def render_image(seed: int, index: int, size: int) -> tuple[Image.Image, list[_O
         else:
             lo = ext / 2 + 1
             centre = rng.uniform(lo, np.maximum(size - lo, lo + 1e-3))
-        pts = pts + centre
+        # Snap to 1/64 px so last-bit differences between math libraries cannot move a pixel.
+        pts = np.round((pts + centre) * 64) / 64
         # Draw into a crop around the shape only; (top, left) places it in the image.
         left, top = (max(int(np.floor(v)) - 1, 0) for v in pts.min(0))
         right, bottom = (min(int(np.ceil(v)) + 2, size) for v in pts.max(0))
