@@ -4,11 +4,15 @@ Faults are queued per path and consumed one per request, in order:
 ``Fault("status", status=503)``, ``Fault("drop", after=N)`` (reset the
 connection after N body bytes), ``Fault("ignore_range")``, ``Fault("slow",
 delay=s)`` (sleep before the body), ``Fault("wrong", body=b"...")``.
-``drop_every`` resets every response after that many body bytes.
+``drop_every`` cuts every response after that many body bytes, with a TCP
+reset (``drop_mode="reset"``, unsent bytes are lost) or a clean close
+(``"close"``). ``GET /_control?drop_every=N&drop_mode=close`` sets those and
+answers ``{"bytes_sent": ..., "requests": ...}`` (for a server in another process).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import struct
@@ -40,7 +44,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - http.server naming
         owner = self.server.owner
-        path = self.path.split("?")[0]
+        path, _, query = self.path.partition("?")
+        if path == "/_control":
+            self._control(owner, query)
+            return
         range_header = self.headers.get("Range")
         with owner.lock:
             fault = owner.faults.get(path, []).pop(0) if owner.faults.get(path) else None
@@ -86,17 +93,32 @@ class _Handler(BaseHTTPRequestHandler):
                 with owner.lock:
                     owner.bytes_sent += n
                 if limit and sent >= limit and sent < len(view):
-                    self._reset()
+                    self._cut(owner.drop_mode if not fault else "reset")
                     return
         except (BrokenPipeError, ConnectionResetError):
             return
 
-    def _reset(self) -> None:
-        """Abort the connection with a TCP reset, like a flaky proxy: unsent bytes are lost."""
+    def _cut(self, mode: str) -> None:
+        """End the response early: a TCP reset (like a flaky proxy; unsent bytes are lost) or a clean close."""
         self.wfile.flush()
-        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        if mode == "reset":
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        else:
+            self.connection.shutdown(socket.SHUT_WR)
         self.connection.close()
         self.close_connection = True
+
+    def _control(self, owner: "FileServer", query: str) -> None:
+        for key, value in (kv.partition("=")[::2] for kv in query.split("&") if kv):
+            if key == "drop_every":
+                owner.drop_every = int(value)
+            elif key == "drop_mode":
+                owner.drop_mode = value
+        body = json.dumps({"bytes_sent": owner.bytes_sent, "requests": len(owner.requests)}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def finish(self) -> None:
         try:
@@ -123,6 +145,7 @@ class FileServer:
         self.bytes_sent = 0
         self.honour_range = True
         self.drop_every = 0
+        self.drop_mode = "reset"
         self.chunk = chunk
         self.lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), _Handler)

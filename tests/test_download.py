@@ -60,6 +60,13 @@ def test_connection_dropped_several_times_resumes_with_range(server, tmp_path, p
     assert result.attempts[0].tries == 4
 
 
+def test_clean_closes_every_60kb_cost_no_byte_twice(server, tmp_path, payload):
+    server.drop_every, server.drop_mode = 60_000, "close"
+    result = fetch(server, tmp_path, payload)
+    assert (tmp_path / "f.tar").read_bytes() == payload
+    assert len(server.requests) == 5 and server.bytes_sent == SIZE and result.bytes_received == SIZE
+
+
 def test_503_then_success(server, tmp_path, payload):
     server.add_faults("/f.tar", Fault("status", status=503), Fault("status", status=503))
     result = fetch(server, tmp_path, payload)

@@ -345,10 +345,23 @@ def _stream_http(url: str, part: _PartFile, session, config: DownloadConfig) -> 
             full = int(length) if length and length.isdigit() else None
         if full is not None and part.total is not None and full != part.total:
             raise _MirrorFailed(f"server has {full:,} bytes, expected {part.total:,} (a different file)")
+        import urllib3
+
         try:
-            part.write_stream(response.iter_content(config.chunk_size))
-        except requests.exceptions.RequestException as err:
+            part.write_stream(_body_chunks(response, config.chunk_size))
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as err:
             raise _Retry(_describe_network_error(err)) from None
+
+
+def _body_chunks(response, chunk_size: int) -> Iterator[bytes]:
+    """The body as it arrives. ``read1`` hands over every byte that arrived before a drop;
+    ``read(n)`` (behind ``iter_content``) discards a partly filled chunk when the connection dies."""
+    read1 = getattr(response.raw, "read1", None)
+    if read1 is None:  # urllib3 < 2.3
+        yield from response.iter_content(chunk_size)
+        return
+    while chunk := read1(chunk_size):
+        yield chunk
 
 
 def _short(err: BaseException) -> str:
@@ -363,7 +376,7 @@ def _describe_network_error(err: BaseException) -> str:
         return "connect timed out"
     if isinstance(err, (requests.exceptions.ReadTimeout,)) or "Read timed out" in str(err):
         return "read timed out"
-    if isinstance(err, requests.exceptions.ChunkedEncodingError):
+    if isinstance(err, requests.exceptions.ChunkedEncodingError) or "IncompleteRead" in repr(err):
         return "connection dropped mid-file"
     if "Connection refused" in str(err):
         return "connection refused"
