@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from vocli.anchors import (
-    STOCK_YOLOV3_ANCHORS, AnchorError, _lloyd, anchor_masks, anchor_metrics, compute_anchors,
-    format_cfg_anchors, hdf5_shapes, iou_distance, kmeans_iou, voc_shapes, write_cfg_anchors,
-    yolo_list_shapes,
+    STOCK_YOLOV3_ANCHORS, _lloyd, anchor_masks, anchor_metrics, compute_anchors, format_cfg_anchors,
+    iou_distance, kmeans_iou, write_cfg_anchors,
 )
 from vocli.cli.app import main
-from vocli.errors import DarknetFormatError
+from vocli.datasets.box_shapes import hdf5_shapes, voc_shapes, yolo_list_shapes
+from vocli.errors import AnchorError, AnnotationError, DarknetFormatError
 
 from conftest import write_voc_xml
 
@@ -213,7 +213,7 @@ def test_yolo_list_shapes(tmp_path):
     np.testing.assert_allclose(shapes.wh, [[0.25, 0.125], [0.1, 0.3]])
     assert (shapes.images, shapes.dropped_zero, shapes.missing_labels) == (3, 1, 1)
     (tmp_path / "labels" / "a.txt").write_text("0 0.5 0.5 0.25\n")
-    with pytest.raises(AnchorError, match="5 numbers per line"):
+    with pytest.raises(AnnotationError, match="5 numbers per line"):
         yolo_list_shapes(list_file)
 
 
@@ -231,7 +231,7 @@ def test_hdf5_shapes(tmp_path):
     bad = tmp_path / "bad.h5"
     with h5py.File(bad, "w") as f:
         f["something"] = np.zeros(3)
-    with pytest.raises(AnchorError, match="not a `vocli convert ssd` targets file"):
+    with pytest.raises(AnnotationError, match="not a `vocli convert ssd` targets file"):
         hdf5_shapes(bad)
 
 

@@ -62,3 +62,7 @@ class ImageReadError(VocliError):
 
 class TrainingDivergedError(VocliError):
     """Training produced a NaN or infinite loss."""
+
+
+class AnchorError(VocliError):
+    """Boxes cannot be clustered as asked (no boxes, too few distinct shapes, bad k)."""
