@@ -217,6 +217,16 @@ def test_yolo_list_shapes(tmp_path):
         yolo_list_shapes(list_file)
 
 
+def test_data_file_stands_for_its_train_list(tmp_path, capsys):
+    list_file = write_yolo_tree(tmp_path, {"a": "0 0.5 0.5 0.25 0.5\n1 0.5 0.5 0.5 0.125\n"})
+    (tmp_path / "voc.names").write_text("dog\ncat\n")
+    (tmp_path / "voc.data").write_text(f"classes = 2\ntrain = {list_file.name}\nnames = voc.names\n")
+    rc = main(["anchors", "--labels", str(tmp_path / "voc.data"), "--k", "2", "--img-size", "320", "--json"])
+    assert rc == 0
+    # 0.25 x 0.5 -> 80 x 160 (area 12800) and 0.5 x 0.125 -> 160 x 40 (area 6400) at 320 px.
+    assert json.loads(capsys.readouterr().out)["anchors"] == [[160, 40], [80, 160]]
+
+
 def test_hdf5_shapes(tmp_path):
     h5py = pytest.importorskip("h5py")
     path = tmp_path / "train.h5"
@@ -296,6 +306,18 @@ def test_write_cfg_same_count_changes_only_anchor_lines(tmp_path):
     changed = [i for i, (a, b) in enumerate(zip(old, new)) if a != b]
     assert [new[i] for i in changed] == [b"anchors = 5,6,  70,80,  200,150   # stock\r"]
     assert not list(tmp_path.glob(".*tmp"))   # no temp file left behind
+
+
+def test_write_cfg_inserts_a_missing_num_line(tmp_path):
+    path = tmp_path / "tiny.cfg"
+    original = TINY_CFG.replace(b"num=3\r\n", b"")
+    path.write_bytes(original)
+    write_cfg_anchors(path, [(5, 6), (70, 80), (200, 150)])
+    new = path.read_bytes().split(b"\r\n")
+    at = new.index(b"[yolo]")
+    assert new[at + 1] == b"num=3"
+    assert [line for i, line in enumerate(new) if i != at + 1 and not line.startswith(b"anchors")] == \
+        [line for line in original.split(b"\r\n") if not line.startswith(b"anchors")]
 
 
 def test_write_cfg_shipped_voc_cfg(tmp_path):

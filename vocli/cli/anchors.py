@@ -64,8 +64,10 @@ def render(result) -> None:
     missing = f", {result.missing_labels} label files missing" if result.missing_labels else ""
     console.print(f"{result.boxes} boxes ({result.distinct_shapes} distinct shapes) from {result.images} images "
                   f"in {result.source}{dropped}{missing}")
-    table = Table(title=f"{result.k} anchors at {result.img_size} px (seed {result.seed}, "
-                        f"best of {result.restarts} restarts)", title_justify="left")
+    evolve = f", {result.evolve} evolve generations" if result.evolve else ""
+    console.print(f"seed {result.seed}, best of {result.restarts} restarts (restart {result.best_restart}), "
+                  f"Lloyd refinement on all boxes: {result.iterations} iteration(s){evolve}")
+    table = Table(title=f"{result.k} anchors at {result.img_size} px", title_justify="left")
     for col in ("#", "w", "h", "stride"):
         table.add_column(col, justify="right")
     # Masks are in cfg order: the first [yolo] layer is the coarsest (stride 32).
