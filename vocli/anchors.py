@@ -378,6 +378,8 @@ def compute_anchors(k: int = 9, root=None, sets=None, labels=None, img_size: int
         raise AnchorError(f"--k must be at least 1, got {k}")
     if img_size < 1:
         raise AnchorError(f"--img-size must be positive, got {img_size}")
+    if write_cfg is not None and not Path(write_cfg).is_file():
+        raise DarknetFormatError(f"{write_cfg}: cfg file not found", hint="--write-cfg edits an existing cfg in place")
     shapes = load_shapes(root, sets, labels, include_difficult, progress)
     if len(shapes.wh) == 0:
         dropped = f" ({shapes.dropped_zero} zero-size dropped)" if shapes.dropped_zero else ""
