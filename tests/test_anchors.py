@@ -102,6 +102,15 @@ def test_empty_cluster_moves_to_the_worst_fitting_box():
     np.testing.assert_allclose(np.sort(centres[0], axis=0), [np.median(small, 0), np.median(large, 0)], rtol=1e-5)
 
 
+def test_rare_shape_missing_from_the_restart_subsample_is_still_found():
+    shapes = np.array([[0.05, 0.05], [0.1, 0.2], [0.2, 0.1], [0.3, 0.3], [0.5, 0.2], [0.2, 0.5],
+                       [0.6, 0.6], [0.9, 0.5], [0.95, 0.95]])
+    wh = np.repeat(shapes, [10000, 8000, 8000, 6000, 4000, 2000, 1000, 997, 3], axis=0)
+    result = kmeans_iou(wh, 9, restarts=2)
+    assert result.mean_iou == 1.0
+    assert sorted(map(tuple, result.centres.tolist())) == sorted(map(tuple, shapes.tolist()))
+
+
 def test_same_seed_same_anchors_whatever_the_input_order():
     wh, _, _ = three_groups(300, seed=5)
     wh = np.concatenate([wh, np.random.default_rng(9).uniform(0.02, 1.0, (500, 2))])

@@ -147,7 +147,8 @@ def _seed_plus_plus(wh: np.ndarray, k: int, rngs: list[np.random.Generator]) -> 
         for i, g in enumerate(rngs):
             total = cdf[-1, i]
             u = g.random()
-            # All boxes equal to chosen centres (total 0) cannot happen: distinct shapes >= k.
+            # total is 0 only when a subsample has fewer than k distinct shapes: the duplicate
+            # centre this picks ends up empty and Lloyd moves it to the worst-fitting box.
             picks.append(min(int(np.searchsorted(cdf[:, i], u * total, side="right")), n - 1))
         centres[:, j] = wh[np.array(picks)]
         dist = np.minimum(dist, 1.0 - wh_iou(wh, centres[:, j]))
