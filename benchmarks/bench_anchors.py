@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vocli.anchors import STOCK_YOLOV3_ANCHORS, anchor_metrics, compute_anchors, kmeans_iou, voc_shapes
+from vocli.anchors import STOCK_YOLOV3_ANCHORS, anchor_metrics, compute_anchors, kmeans_iou
+from vocli.datasets.box_shapes import voc_shapes
 from vocli.boxes import wh_iou
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "voc-sample"
