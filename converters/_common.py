@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Sequence, TypeVar
 
 from vocli.datasets.voc import Annotation
@@ -24,6 +24,21 @@ class InvalidFile:
 
     path: str
     reason: str
+
+
+def invalid_annotation(err) -> InvalidFile:
+    """An ``AnnotationError`` as an ``InvalidFile`` (reason plus hint, without the repeated path)."""
+    return InvalidFile(err.path, f"{err.reason} ({err.hint})" if err.hint else err.reason)
+
+
+class ListsInvalid:
+    """Mixin for converter results: ``ok`` when no input was invalid."""
+
+    invalid: list[InvalidFile]
+
+    @property
+    def ok(self) -> bool:
+        return not self.invalid
 
 
 def resolve_workers(workers: Optional[int]) -> int:
@@ -86,7 +101,7 @@ def image_file_name(annotation: Annotation, image_id: str) -> str:
     return f"{image_id}.jpg"
 
 
-def write_if_changed(path: Path, data: bytes) -> bool:
+def write_if_changed(path: str | os.PathLike, data: bytes) -> bool:
     """Write ``data`` atomically unless the file already holds exactly it; True if written."""
     try:
         with open(path, "rb") as f:
@@ -95,12 +110,14 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     except FileNotFoundError:
         pass
     # A fixed temp name per process keeps this hot loop to open/write/rename.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    folder, name = os.path.split(os.fspath(path))
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
     return True

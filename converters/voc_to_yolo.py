@@ -39,8 +39,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from converters._common import (InvalidFile, Progress, chunked, image_file_name, resolve_workers,
-                                run_chunks, write_if_changed)
+from converters._common import (InvalidFile, ListsInvalid, Progress, chunked, image_file_name, invalid_annotation,
+                                resolve_workers, run_chunks, write_if_changed)
 from vocli.datasets.voc import (VOC_CLASSES, VocSet, devkit_dir, parse_annotation, read_classes,
                                 resolve_sets)
 from vocli.errors import AnnotationError, DatasetNotFoundError, VocliError
@@ -171,7 +171,7 @@ class SetSummary:
 
 
 @dataclass
-class YoloConvertResult:
+class YoloConvertResult(ListsInvalid):
     out: Path
     convention: str  # "darknet" or "exact"
     classes: tuple[str, ...]
@@ -187,11 +187,6 @@ class YoloConvertResult:
     data_file: Path
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.invalid
-
 
 # --------------------------------------------------------------------------- worker
 
@@ -215,22 +210,23 @@ class _Done:
     invalid: list[InvalidFile]
 
 
-def _reason(err: AnnotationError) -> str:
-    return f"{err.reason} ({err.hint})" if err.hint else err.reason
-
-
 def _convert_chunk(job: _Job) -> _Done:
-    voc_dir, labels_dir = Path(job.voc_dir), Path(job.labels_dir)
+    # Plain string paths: this loop runs once per file and pathlib shows up in profiles.
+    annotations = os.path.join(job.voc_dir, "Annotations")
     parsed, invalid = [], []
     for image_id in job.ids:
-        xml = voc_dir / "Annotations" / f"{image_id}.xml"
+        xml = os.path.join(annotations, f"{image_id}.xml")
         try:
+            stat = os.stat(xml)  # before reading: a change during the run is seen next time
             ann = parse_annotation(xml, classes=job.classes)
+        except FileNotFoundError:
+            invalid.append(InvalidFile(xml, "file not found"))
+            continue
         except AnnotationError as err:
-            invalid.append(InvalidFile(str(xml), _reason(err)))
+            invalid.append(invalid_annotation(err))
             continue
         keep = [o for o in ann.objects if job.include_difficult or not o.difficult]
-        parsed.append((image_id, xml, ann, keep))
+        parsed.append((image_id, stat, ann, keep))
 
     # One vectorised conversion for every box of the chunk.
     index = {c: i for i, c in enumerate(job.classes)}
@@ -240,16 +236,16 @@ def _convert_chunk(job: _Job) -> _Done:
     yolo = yolo_boxes(boxes, widths, heights, job.exact_pixels)
 
     entries, written, unchanged, start = {}, 0, 0, 0
-    for image_id, xml, ann, keep in parsed:
+    for image_id, xs, ann, keep in parsed:
         n = len(keep)
         text = format_label_lines([index[o.name] for o in keep], yolo[start:start + n])
         start += n
-        label = labels_dir / f"{image_id}.txt"
+        label = os.path.join(job.labels_dir, f"{image_id}.txt")
         if write_if_changed(label, text.encode("ascii")):
             written += 1
         else:
             unchanged += 1
-        xs, ls = os.stat(xml), os.stat(label)
+        ls = os.stat(label)
         entries[image_id] = [xs.st_mtime_ns, xs.st_size, ls.st_mtime_ns, ls.st_size, n,
                              image_file_name(ann, image_id)]
     return _Done(entries, written, unchanged, invalid)

@@ -23,7 +23,8 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from converters._common import InvalidFile, Progress, chunked, resolve_workers, run_chunks, write_if_changed
+from converters._common import (InvalidFile, ListsInvalid, Progress, chunked, resolve_workers, run_chunks,
+                                write_if_changed)
 from converters.voc_to_yolo import label_path_for
 from vocli.datasets.voc import VOC_CLASSES, image_size_from_file, read_classes
 from vocli.errors import DatasetNotFoundError, VocliError
@@ -101,7 +102,7 @@ def annotation_xml(folder: str, filename: str, width: int, height: int, depth: i
 
 
 @dataclass
-class VocConvertResult:
+class VocConvertResult(ListsInvalid):
     out: Path  # the VOC<name> folder written
     split_file: Path
     images: int
@@ -111,11 +112,6 @@ class VocConvertResult:
     invalid: list[InvalidFile]
     convention: str
     seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return not self.invalid
-
 
 @dataclass(frozen=True)
 class _Job:

@@ -1,0 +1,142 @@
+"""Benchmark `vocli convert yolo` and `vocli convert ssd` on generated VOC-like annotations.
+
+Usage: python benchmarks/bench_convert.py [--files 20000] [--workers N]
+
+Generates VOC-shaped XML files (1-4 objects, 500x375-like sizes, full VOC
+fields) in a temp folder under /tmp, then measures, in the same run:
+  * a straightforward xml.etree loop doing darknet's voc_label.py conversion
+    one file at a time (the reference), and checks its bytes equal ours;
+  * convert_yolo, first run and re-run on unchanged input;
+  * build_ssd_targets (SSD300): images/s, time for VOC07+12 trainval's 16,551
+    images, HDF5 bytes per image.
+The folder is deleted at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+
+from converters.ssd_targets import build_ssd_targets
+from converters.voc_to_yolo import convert_yolo
+from vocli.datasets.voc import VOC_CLASSES
+
+SIZES = [(500, 375), (375, 500), (500, 333), (333, 500), (500, 400), (486, 500)]
+VOC0712_TRAINVAL = 16551
+
+
+def generate(root: Path, count: int, seed: int = 0) -> dict[str, list[str]]:
+    rng = np.random.default_rng(seed)
+    voc = root / "VOCdevkit" / "VOC2007"
+    (voc / "Annotations").mkdir(parents=True)
+    (voc / "ImageSets" / "Main").mkdir(parents=True)
+    ids = [f"{i:06d}" for i in range(1, count + 1)]
+    for image_id in ids:
+        w, h = SIZES[int(rng.integers(len(SIZES)))]
+        objects = []
+        for _ in range(int(rng.integers(1, 5))):
+            x1, x2 = sorted(rng.integers(1, w + 1, size=2).tolist())
+            y1, y2 = sorted(rng.integers(1, h + 1, size=2).tolist())
+            objects.append(
+                f"\t<object>\n\t\t<name>{VOC_CLASSES[int(rng.integers(20))]}</name>\n\t\t<pose>Left</pose>\n"
+                f"\t\t<truncated>{int(rng.integers(2))}</truncated>\n\t\t<difficult>{int(rng.random() < 0.1)}"
+                f"</difficult>\n\t\t<bndbox>\n\t\t\t<xmin>{x1}</xmin>\n\t\t\t<ymin>{y1}</ymin>\n"
+                f"\t\t\t<xmax>{x2}</xmax>\n\t\t\t<ymax>{y2}</ymax>\n\t\t</bndbox>\n\t</object>\n")
+        (voc / "Annotations" / f"{image_id}.xml").write_text(
+            f"<annotation>\n\t<folder>VOC2007</folder>\n\t<filename>{image_id}.jpg</filename>\n"
+            f"\t<source>\n\t\t<database>The VOC2007 Database</database>\n\t\t<annotation>PASCAL VOC2007"
+            f"</annotation>\n\t\t<image>flickr</image>\n\t\t<flickrid>{rng.integers(1e9)}</flickrid>\n"
+            f"\t</source>\n\t<owner>\n\t\t<flickrid>someone</flickrid>\n\t\t<name>Someone</name>\n\t</owner>\n"
+            f"\t<size>\n\t\t<width>{w}</width>\n\t\t<height>{h}</height>\n\t\t<depth>3</depth>\n\t</size>\n"
+            f"\t<segmented>0</segmented>\n{''.join(objects)}</annotation>\n")
+    split = {"train": ids[: count // 2], "val": ids[count // 2: 3 * count // 4], "test": ids[3 * count // 4:]}
+    for name, members in split.items():
+        (voc / "ImageSets" / "Main" / f"{name}.txt").write_text("".join(f"{i}\n" for i in members))
+    return split
+
+
+def etree_reference(root: Path, split: dict[str, list[str]], labels: Path) -> int:
+    """voc_label.py's loop: one file at a time, xml.etree, str() floats."""
+    voc = root / "VOCdevkit" / "VOC2007"
+    labels.mkdir()
+    files = 0
+    for name, ids in split.items():
+        with open(root / f"ref_2007_{name}.txt", "w") as list_file:
+            for image_id in ids:
+                list_file.write(f"{voc}/JPEGImages/{image_id}.jpg\n")
+                tree = ET.parse(voc / "Annotations" / f"{image_id}.xml").getroot()
+                size = tree.find("size")
+                w, h = int(size.find("width").text), int(size.find("height").text)
+                with open(labels / f"{image_id}.txt", "w") as out:
+                    for obj in tree.iter("object"):
+                        cls = obj.find("name").text
+                        if cls not in VOC_CLASSES or int(obj.find("difficult").text) == 1:
+                            continue
+                        box = obj.find("bndbox")
+                        xmin, xmax, ymin, ymax = (float(box.find(t).text) for t in ("xmin", "xmax", "ymin", "ymax"))
+                        dw, dh = 1.0 / w, 1.0 / h
+                        bb = (((xmin + xmax) / 2.0 - 1) * dw, ((ymin + ymax) / 2.0 - 1) * dh,
+                              (xmax - xmin) * dw, (ymax - ymin) * dh)
+                        out.write(str(VOC_CLASSES.index(cls)) + " " + " ".join(str(a) for a in bb) + "\n")
+                files += 1
+    return files
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=20000)
+    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--dir", default="/tmp", help="where to generate the files (e.g. /dev/shm to leave the disk out)")
+    parser.add_argument("--skip-ssd", action="store_true")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="vocli-bench-convert-", dir=args.dir))
+    try:
+        print(f"cores: {os.cpu_count()}, workers: {args.workers}, load average before: "
+              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        t = time.perf_counter()
+        split = generate(tmp, args.files)
+        print(f"generated {args.files} VOC-like XML files in {time.perf_counter() - t:.1f} s ({tmp})")
+
+        t = time.perf_counter()
+        n_ref = etree_reference(tmp, split, tmp / "ref_labels")
+        ref_s = time.perf_counter() - t
+        t = time.perf_counter()
+        first = convert_yolo(tmp, workers=args.workers)
+        first_s = time.perf_counter() - t
+        t = time.perf_counter()
+        again = convert_yolo(tmp, workers=args.workers)
+        again_s = time.perf_counter() - t
+        labels = tmp / "VOCdevkit" / "VOC2007" / "labels"
+        mismatched = sum((labels / p.name).read_bytes() != p.read_bytes() for p in (tmp / "ref_labels").iterdir())
+        n = first.labels_written
+        print(f"xml.etree loop (reference): {n_ref / ref_s:9.0f} files/s  ({n_ref} files, {ref_s:.2f} s)")
+        print(f"convert yolo, first run:    {n / first_s:9.0f} files/s  ({first_s:.2f} s)  "
+              f"ratio {ref_s / first_s:.2f}x")
+        print(f"convert yolo, re-run:       {n / again_s:9.0f} files/s  ({again_s:.2f} s, "
+              f"{again.labels_cached} cached)  ratio {ref_s / again_s:.2f}x")
+        print(f"label files differing from the reference: {mismatched} of {n_ref}")
+
+        if args.skip_ssd:
+            return
+        t = time.perf_counter()
+        ssd = build_ssd_targets(tmp, out=tmp / "ssd", workers=args.workers)
+        ssd_s = time.perf_counter() - t
+        images = sum(f.images for f in ssd.files)
+        size = sum(f.bytes for f in ssd.files)
+        print(f"convert ssd (SSD300, {ssd.num_priors} priors): {images / ssd_s:.0f} images/s ({images} in "
+              f"{ssd_s:.2f} s); {VOC0712_TRAINVAL} images would take {VOC0712_TRAINVAL / (images / ssd_s):.1f} s")
+        print(f"HDF5: {size / images / 1024:.2f} KiB per image ({size / 2**20:.1f} MiB total, gzip)")
+        print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
