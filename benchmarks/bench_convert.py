@@ -93,7 +93,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=20000)
     parser.add_argument("--workers", type=int, default=os.cpu_count())
-    parser.add_argument("--dir", default="/tmp", help="where to generate the files (e.g. /dev/shm to leave the disk out)")
+    parser.add_argument("--dir", default="/tmp",
+                        help="where to generate the files (e.g. /dev/shm to leave the disk out)")
     parser.add_argument("--skip-ssd", action="store_true")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="vocli-bench-convert-", dir=args.dir))

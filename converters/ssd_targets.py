@@ -39,7 +39,7 @@ import torch
 
 from converters._common import (InvalidFile, ListsInvalid, Progress, chunked, image_file_name, invalid_annotation,
                                 resolve_workers, run_chunks)
-from vocli.boxes import box_iou, cxcywh_to_xyxy
+from vocli.boxes import box_iou_columns, cxcywh_to_xyxy
 from vocli.datasets.voc import VOC_CLASSES, devkit_dir, parse_annotation, read_classes, resolve_sets
 from vocli.errors import AnnotationError, DatasetNotFoundError, VocliError
 from vocli.paths import atomic_path, data_root
@@ -150,7 +150,7 @@ def match(truths: np.ndarray, labels: np.ndarray, priors: np.ndarray, threshold:
         return loc, conf
     if prior_corners is None:
         prior_corners = cxcywh_to_xyxy(priors.astype(np.float32))
-    overlaps = box_iou(truths.astype(np.float32), prior_corners)  # (G, P)
+    overlaps = box_iou_columns(truths.astype(np.float32), prior_corners)  # (G, P), same numbers as box_iou
     best_prior = overlaps.argmax(axis=1)  # (G,) first maximum, like torch.max
     best_truth = overlaps.argmax(axis=0)  # (P,)
     best_overlap = overlaps[best_truth, np.arange(num_priors)]

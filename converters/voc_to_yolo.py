@@ -134,7 +134,8 @@ def read_data_file(path: str | os.PathLike) -> DataFile:
         values[key.strip()] = value.strip()
     missing = [k for k in ("classes", "train", "names") if k not in values]
     if missing:
-        raise VocliError(f"{path}: missing {', '.join(missing)}", hint="a .data file needs classes, train, valid, names")
+        raise VocliError(f"{path}: missing {', '.join(missing)}",
+                         hint="a .data file needs classes, train, valid, names")
     try:
         classes = int(values["classes"])
     except ValueError:

@@ -28,7 +28,8 @@ def test_inverse_hand_worked():
     assert voc_corners(np.array([[0.4, 0.6, 0, 0]]), [10], [10]).tolist() == [[5, 7, 5, 7]]
     # Half a pixel rounds up; corners are clipped into the image.
     assert voc_corners(np.array([[0.0, 0.0, 0.1, 0.1]]), [10], [10], True).tolist() == [[1, 1, 1, 1]]
-    assert voc_corners(np.array([[1.0, 1.0, 0.5, 0.5]]), [10], [10], True).tolist() == [[9, 9, 10, 10]]  # 8.5 -> 9; 12.5 -> 10
+    # Corners 8.5 -> 9 and 12.5 -> 10.
+    assert voc_corners(np.array([[1.0, 1.0, 0.5, 0.5]]), [10], [10], True).tolist() == [[9, 9, 10, 10]]
 
 
 def make_images_tree(root: Path, rng, count: int = 12):

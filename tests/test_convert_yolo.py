@@ -201,7 +201,8 @@ def test_out_folder_links_images_and_keeps_label_rule(hand_tree, tmp_path):
 
 def test_custom_classes_and_discovered_sets(tmp_path):
     root = make_tree(tmp_path, year="shapes", splits={"train": ["s1"], "test": ["s2"]},
-                     files={"s1": (64, 64, [("star", 1, 1, 32, 32, 0)]), "s2": (64, 64, [("circle", 33, 33, 64, 64, 0)])})
+                     files={"s1": (64, 64, [("star", 1, 1, 32, 32, 0)]),
+                            "s2": (64, 64, [("circle", 33, 33, 64, 64, 0)])})
     names = tmp_path / "shapes.names"
     names.write_text("circle\nstar\n")
     result = convert_yolo(root, classes=names, workers=1)

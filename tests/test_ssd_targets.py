@@ -18,6 +18,7 @@ from conftest import write_voc_xml
 from converters.ssd_targets import (SSD300, SSD512, build_ssd_targets, decode, encode, match,
                                     normalise_voc_boxes, open_targets, prior_boxes)
 from vocli.cli.app import main
+from vocli.boxes import box_iou, box_iou_columns
 from vocli.datasets.voc import VOC_CLASSES
 
 
@@ -148,6 +149,20 @@ def test_match_equals_reference_on_random_images():
         assert torch.equal(torch.from_numpy(conf), ref_conf)
         torch.testing.assert_close(torch.from_numpy(loc), ref_loc, rtol=1e-5, atol=1e-5)
     assert match(np.zeros((0, 4), np.float32), np.zeros(0, int), priors)[1].sum() == 0
+
+
+def test_box_iou_columns_equals_box_iou():
+    # Hand-worked: [0, 0, 2, 2] vs [1, 1, 3, 3] -> 1 / 7; plus_one (VOC pixels) 4 / 14.
+    a, b = np.array([[0.0, 0, 2, 2]]), np.array([[1.0, 1, 3, 3], [5, 5, 6, 6]])
+    np.testing.assert_allclose(box_iou_columns(a, b), [[1 / 7, 0]])
+    np.testing.assert_allclose(box_iou_columns(a, b, plus_one=True), [[4 / 14, 0]])
+    rng = np.random.default_rng(1)
+    a = rng.uniform(0, 1, (5, 4)).astype(np.float32)
+    a[:, 2:] += a[:, :2]
+    priors = np.ascontiguousarray(prior_boxes(SSD300)[:, [0, 1, 0, 1]] + [0, 0, 0.1, 0.1])
+    assert np.array_equal(box_iou_columns(a, priors), box_iou(a, priors))
+    assert torch.equal(box_iou_columns(torch.from_numpy(a), torch.from_numpy(priors)),
+                       box_iou(torch.from_numpy(a), torch.from_numpy(priors)))
 
 
 def test_encode_decode_round_trip():

@@ -23,7 +23,8 @@ OUT_HELP = "Write the outputs here instead of the default place."
 WORKERS_OPTION = typer.Option(None, "--workers", min=1, help="Worker processes (default: all cores).")
 CLASSES_OPTION = typer.Option(None, "--classes", exists=True, dir_okay=False,
                               help="Class-list file, one name per line (default: the 20 VOC classes).")
-DIFFICULT_OPTION = typer.Option(False, "--include-difficult", help="Keep objects marked difficult (dropped by default).")
+DIFFICULT_OPTION = typer.Option(False, "--include-difficult",
+                                help="Keep objects marked difficult (dropped by default).")
 SKIP_INVALID_OPTION = typer.Option(False, "--skip-invalid",
                                    help="Exit 0 even when some annotations are invalid (they are still listed).")
 MAX_LISTED = 20
@@ -131,7 +132,8 @@ def voc(
     classes: Optional[Path] = CLASSES_OPTION,
     split: str = typer.Option("train", "--split", help="Name of the ImageSets/Main list to write."),
     exact_pixels: bool = typer.Option(False, "--exact-pixels", help="Labels use the --exact-pixels convention."),
-    copy_images: bool = typer.Option(False, "--copy-images", help="Copy images into OUT/JPEGImages (default: symlink)."),
+    copy_images: bool = typer.Option(False, "--copy-images",
+                                     help="Copy images into OUT/JPEGImages (default: symlink)."),
     skip_invalid: bool = SKIP_INVALID_OPTION,
     workers: Optional[int] = WORKERS_OPTION,
     json_out: bool = JSON_OPTION,
