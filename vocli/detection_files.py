@@ -53,11 +53,10 @@ def read_comp4(path: str | os.PathLike, class_index: int) -> Detections:
             if line.strip() and len(line.split()) != 6:
                 raise DetectionFileError(
                     f"{path}:{number}: expected `image_id score xmin ymin xmax ymax`, got {line.strip()[:80]!r}")
-    table = np.array(tokens, dtype=str).reshape(-1, 6)
     try:
-        numbers = table[:, 1:].astype(np.float64)
+        numbers = np.array([tokens[i::6] for i in range(1, 6)], dtype=np.float64).T.reshape(-1, 5)
     except ValueError:
-        for number, row in enumerate(table, start=1):
+        for number, row in enumerate((line.split() for line in lines), start=1):
             try:
                 [float(v) for v in row[1:]]
             except ValueError:
@@ -66,8 +65,8 @@ def read_comp4(path: str | os.PathLike, class_index: int) -> Detections:
     if not np.isfinite(numbers).all():
         bad = int(np.flatnonzero(~np.isfinite(numbers).all(axis=1))[0]) + 1
         raise DetectionFileError(f"{path}:{bad}: score or box is not finite")
-    return Detections(image_ids=table[:, 0].astype(object), boxes=numbers[:, 1:], scores=numbers[:, 0],
-                      labels=np.full(len(table), class_index, np.int64))
+    return Detections(image_ids=np.array(tokens[0::6], dtype=object), boxes=numbers[:, 1:], scores=numbers[:, 0],
+                      labels=np.full(len(numbers), class_index, np.int64))
 
 
 def read_jsonl(path: str | os.PathLike, classes: Sequence[str]) -> Detections:

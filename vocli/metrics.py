@@ -303,16 +303,15 @@ def evaluate_detections(detections: Detections, ground_truth: GroundTruth, class
 
 def _image_index(det_ids: np.ndarray, gt_ids: Sequence[str]) -> np.ndarray:
     """(K,) image names -> (K,) indices into ``gt_ids``; unknown names are an error."""
-    det_ids = np.asarray(det_ids, dtype=object)
     if len(det_ids) == 0:
         return np.empty(0, np.int64)
-    unique, inverse = np.unique(det_ids.astype(str), return_inverse=True)
     lookup = {name: i for i, name in enumerate(gt_ids)}
-    unknown = [u for u in unique if u not in lookup]
-    if unknown:
-        shown = ", ".join(unknown[:3]) + (" ..." if len(unknown) > 3 else "")
-        raise VocliError(
-            f"{len(unknown)} detected image id(s) are not in the evaluated set: {shown}",
-            hint="evaluate the sets the detections were made on (--sets), or drop those lines",
-        )
-    return np.array([lookup[u] for u in unique], np.int64)[inverse.reshape(-1)]
+    try:
+        return np.fromiter((lookup[name] for name in det_ids), dtype=np.int64, count=len(det_ids))
+    except KeyError:
+        unknown = sorted({str(name) for name in det_ids if name not in lookup})
+    shown = ", ".join(unknown[:3]) + (" ..." if len(unknown) > 3 else "")
+    raise VocliError(
+        f"{len(unknown)} detected image id(s) are not in the evaluated set: {shown}",
+        hint="evaluate the sets the detections were made on (--sets), or drop those lines",
+    )
