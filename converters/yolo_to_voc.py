@@ -120,6 +120,7 @@ class _Job:
     classes: tuple[str, ...]
     exact_pixels: bool
     copy_images: bool
+    overwrite: bool
 
 
 @dataclass
@@ -174,19 +175,24 @@ def _convert_chunk(job: _Job) -> _Done:
     heights = np.repeat([r[4] for r in rows], counts) if rows else np.zeros(0)
     corners = voc_corners(yolo, widths, heights, job.exact_pixels)
 
-    done, written, unchanged, start = [], 0, 0, 0
+    done, objects, written, unchanged, start = [], 0, 0, 0, 0
     for (image, ids, _, width, height, depth), n in zip(rows, counts):
-        target = out / "JPEGImages" / image.name
-        _place_image(image, target, job.copy_images)
         xml = annotation_xml(out.name, image.name, width, height, depth,
-                             [job.classes[i] for i in ids], corners[start:start + n])
+                             [job.classes[i] for i in ids], corners[start:start + n]).encode("utf-8")
         start += n
-        if write_if_changed(out / "Annotations" / f"{image.stem}.xml", xml.encode("utf-8")):
+        target = out / "Annotations" / f"{image.stem}.xml"
+        if not job.overwrite and target.exists() and target.read_bytes() != xml:
+            # Never silently replace a hand-made annotation (difficult flags and poses would be lost).
+            invalid.append(InvalidFile(str(target), "exists with other content; pass --overwrite to replace it"))
+            continue
+        _place_image(image, out / "JPEGImages" / image.name, job.copy_images)
+        if write_if_changed(target, xml):
             written += 1
         else:
             unchanged += 1
         done.append(image.stem)
-    return _Done(done, int(sum(counts)), written, unchanged, invalid)
+        objects += n
+    return _Done(done, objects, written, unchanged, invalid)
 
 
 def _list_images(source: Path) -> list[Path]:
@@ -206,6 +212,7 @@ def convert_voc(
     labels: str | os.PathLike | None = None,
     exact_pixels: bool = False,
     copy_images: bool = False,
+    overwrite: bool = False,
     workers: Optional[int] = None,
     progress: Progress = None,
 ) -> VocConvertResult:
@@ -217,7 +224,9 @@ def convert_voc(
     file means no objects. ``out``: the ``VOC<name>`` folder to write
     ``Annotations/``, ``ImageSets/Main/<split>.txt`` and ``JPEGImages/`` (images
     are symlinked there, or copied with ``copy_images``); default: the folder
-    holding ``images`` when that is a ``JPEGImages`` folder.
+    holding ``images`` when that is a ``JPEGImages`` folder. Existing
+    annotations and split lists with other content are kept (and reported)
+    unless ``overwrite``.
     """
     started = time.perf_counter()
     source = Path(images).expanduser()
@@ -244,7 +253,10 @@ def convert_voc(
 
     workers = resolve_workers(workers)
     chunks = chunked(pairs, workers)
-    jobs = [_Job(str(out), tuple(c), class_names, exact_pixels, copy_images) for c in chunks]
+    split_file = out / "ImageSets" / "Main" / f"{split}.txt"
+    if not overwrite and split_file.exists() and split_file.read_text(encoding="utf-8").split() != stems:
+        raise VocliError(f"{split_file} exists with other ids", hint="pass --split NAME, or --overwrite to replace it")
+    jobs = [_Job(str(out), tuple(c), class_names, exact_pixels, copy_images, overwrite) for c in chunks]
     ids, invalid, objects, written, unchanged = [], [], 0, 0, 0
     for done in run_chunks(_convert_chunk, jobs, workers, [len(c) for c in chunks], progress):
         ids += done.ids
@@ -252,8 +264,8 @@ def convert_voc(
         objects += done.objects
         written += done.written
         unchanged += done.unchanged
-    split_file = out / "ImageSets" / "Main" / f"{split}.txt"
-    atomic_write_text(split_file, "".join(f"{i}\n" for i in ids))
+    if overwrite or not split_file.exists():  # an existing list was checked to hold these very ids
+        atomic_write_text(split_file, "".join(f"{i}\n" for i in ids))
     return VocConvertResult(out=out, split_file=split_file, images=len(ids), objects=objects,
                             annotations_written=written, annotations_unchanged=unchanged, invalid=invalid,
                             convention="exact" if exact_pixels else "darknet",

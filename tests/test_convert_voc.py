@@ -15,6 +15,7 @@ from converters.yolo_to_voc import convert_voc, voc_corners
 from conftest import write_voc_xml
 from vocli.cli.app import main
 from vocli.datasets.voc import VOC_CLASSES, parse_annotation
+from vocli.errors import VocliError
 
 
 def test_inverse_hand_worked():
@@ -68,6 +69,26 @@ def test_round_trip_voc_yolo_voc(tmp_path, exact):
         ann = parse_annotation(out / "Annotations" / f"{image_id}.xml", classes=VOC_CLASSES)
         assert [(o.name, o.xmin, o.ymin, o.xmax, o.ymax) for o in ann.objects] == [o[:5] for o in objects]
         assert (out / "JPEGImages" / f"{image_id}.png").resolve() == (voc / "JPEGImages" / f"{image_id}.png").resolve()
+
+
+def test_existing_annotations_are_kept_unless_overwrite(tmp_path):
+    voc, boxes = make_images_tree(tmp_path, np.random.default_rng(1), count=3)
+    convert_yolo(tmp_path, workers=1)
+    before = {p.name: p.read_bytes() for p in (voc / "Annotations").iterdir()}
+    kept = convert_voc(voc / "JPEGImages", workers=1)  # writes beside the images by default
+    assert kept.images == 0 and len(kept.invalid) == 3 and "--overwrite" in kept.invalid[0].reason
+    assert {p.name: p.read_bytes() for p in (voc / "Annotations").iterdir()} == before
+    assert (voc / "ImageSets" / "Main" / "train.txt").read_text().split() == list(boxes)
+    split_list = voc / "ImageSets" / "Main" / "train.txt"
+    split_list.write_text("other\n")
+    with pytest.raises(VocliError, match="exists with other ids"):
+        convert_voc(voc / "JPEGImages", workers=1)
+    assert split_list.read_text() == "other\n"
+    replaced = convert_voc(voc / "JPEGImages", overwrite=True, workers=1)
+    assert replaced.ok and replaced.annotations_written == 3
+    for image_id, objects in boxes.items():
+        ann = parse_annotation(voc / "Annotations" / f"{image_id}.xml")
+        assert [(o.name, *o.bbox) for o in ann.objects] == [o[:5] for o in objects]
 
 
 def test_round_trip_real_sample(voc_sample, tmp_path):

@@ -134,6 +134,8 @@ def voc(
     exact_pixels: bool = typer.Option(False, "--exact-pixels", help="Labels use the --exact-pixels convention."),
     copy_images: bool = typer.Option(False, "--copy-images",
                                      help="Copy images into OUT/JPEGImages (default: symlink)."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace existing annotations and split list with other content."),
     skip_invalid: bool = SKIP_INVALID_OPTION,
     workers: Optional[int] = WORKERS_OPTION,
     json_out: bool = JSON_OPTION,
@@ -147,7 +149,8 @@ def voc(
 
     with _progress("annotations", not json_out) as report:
         result = convert_voc(images, out=out, classes=classes, split=split, labels=labels,
-                             exact_pixels=exact_pixels, copy_images=copy_images, workers=workers, progress=report)
+                             exact_pixels=exact_pixels, copy_images=copy_images, overwrite=overwrite,
+                             workers=workers, progress=report)
     if not json_out:
         err_console().print(
             f"{result.images} images, {result.objects} objects -> {escape(str(result.out))} "
