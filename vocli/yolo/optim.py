@@ -12,6 +12,7 @@ from torch import nn
 
 NOMINAL_BATCH = 64
 SCHEDULES = ("cosine", "step")
+OPTIMIZERS = ("sgd", "adam")
 
 
 def default_accumulate(batch_size: int) -> int:
@@ -20,8 +21,9 @@ def default_accumulate(batch_size: int) -> int:
 
 
 def build_optimizer(model: nn.Module, lr: float, momentum: float, weight_decay: float,
-                    batch_size: int, accumulate: int) -> torch.optim.SGD:
-    """Nesterov SGD with three groups: conv weights (decayed), BN weights and biases (not decayed).
+                    batch_size: int, accumulate: int, kind: str = "sgd") -> torch.optim.Optimizer:
+    """Nesterov SGD (or ``kind="adam"``: AdamW with beta1 = ``momentum``) with three groups:
+    conv weights (decayed), BN weights and biases (not decayed).
 
     Weight decay is scaled by ``batch_size * accumulate / 64`` so it acts per nominal batch.
     Group order is fixed (0: BN weights, 1: decayed weights, 2: biases); warm-up relies on it.
@@ -36,11 +38,16 @@ def build_optimizer(model: nn.Module, lr: float, momentum: float, weight_decay: 
             else:
                 weights.append(param)
     decay = weight_decay * batch_size * accumulate / NOMINAL_BATCH
-    return torch.optim.SGD([
+    groups = [
         {"params": bn_weights, "weight_decay": 0.0},
         {"params": weights, "weight_decay": decay},
         {"params": biases, "weight_decay": 0.0},
-    ], lr=lr, momentum=momentum, nesterov=True)
+    ]
+    if kind == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True)
+    if kind == "adam":
+        return torch.optim.AdamW(groups, lr=lr, betas=(momentum, 0.999))
+    raise ValueError(f"unknown optimizer {kind!r}; use sgd or adam")
 
 
 def lr_factor(schedule: str, epochs: int, final_ratio: float) -> Callable[[int], float]:
@@ -60,7 +67,11 @@ def apply_warmup(optimizer: torch.optim.Optimizer, iteration: int, warmup_iters:
     for i, group in enumerate(optimizer.param_groups):
         start = warmup_bias_lr if i == 2 else 0.0
         group["lr"] = float(np.interp(iteration, x, [start, base_lr * epoch_factor]))
-        group["momentum"] = float(np.interp(iteration, x, [warmup_momentum, momentum]))
+        beta = float(np.interp(iteration, x, [warmup_momentum, momentum]))
+        if "betas" in group:
+            group["betas"] = (beta, group["betas"][1])
+        else:
+            group["momentum"] = beta
 
 
 class ModelEMA:

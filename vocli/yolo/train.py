@@ -23,7 +23,7 @@ from vocli.paths import atomic_write_text
 from vocli.yolo import checkpoint as ckpt_io
 from vocli.yolo.data import AugmentConfig, YoloDataset, make_loader, multi_scale_size
 from vocli.yolo.loss import BOX_LOSSES, LossConfig, yolo_loss
-from vocli.yolo.optim import (SCHEDULES, ModelEMA, apply_warmup, build_optimizer, default_accumulate,
+from vocli.yolo.optim import (OPTIMIZERS, SCHEDULES, ModelEMA, apply_warmup, build_optimizer, default_accumulate,
                               lr_factor)
 from vocli.yolo.setup import (TrainingDivergedError, build_model, evaluate_map, freeze_layers, init_distributed,
                               load_datasets, next_run_dir, resolve_device, write_metrics)
@@ -50,6 +50,7 @@ class TrainConfig:
     lr: float = 0.01
     final_lr_ratio: float = 0.01
     schedule: str = "cosine"
+    optimizer: str = "sgd"              # sgd (Nesterov) | adam (AdamW)
     momentum: float = 0.937
     weight_decay: float = 5e-4
     warmup_epochs: float = 1.0
@@ -137,6 +138,8 @@ def _validate(config: TrainConfig) -> None:
         raise VocliError(f"--box-loss {config.box_loss!r} is not known", hint=f"use {', '.join(BOX_LOSSES)}")
     if config.schedule not in SCHEDULES:
         raise VocliError(f"--schedule {config.schedule!r} is not known", hint=f"use {', '.join(SCHEDULES)}")
+    if config.optimizer not in OPTIMIZERS:
+        raise VocliError(f"--optimizer {config.optimizer!r} is not known", hint=f"use {', '.join(OPTIMIZERS)}")
     if config.img_size % 32 or config.img_size < 32:
         raise VocliError(f"--img-size {config.img_size} is not a positive multiple of 32", hint="e.g. 416")
     if config.epochs < 1 or config.batch_size < 1:
@@ -187,7 +190,8 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
 
     per_rank_batch = max(1, config.batch_size // dist.world_size)
     accumulate = config.accumulate or default_accumulate(config.batch_size)
-    optimizer = build_optimizer(model, config.lr, config.momentum, config.weight_decay, config.batch_size, accumulate)
+    optimizer = build_optimizer(model, config.lr, config.momentum, config.weight_decay, config.batch_size, accumulate,
+                                config.optimizer)
     factor = lr_factor(config.schedule, config.epochs, config.final_lr_ratio)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: factor(e))
     use_amp = config.amp and device.type == "cuda"
