@@ -388,7 +388,10 @@ def convert_yolo(
         unchanged += done.unchanged
         invalid.extend(done.invalid)
     for f in folders.values():
-        atomic_write_text(f["labels"] / CACHE_NAME, json.dumps({"options": options, "entries": f["entries"]}))
+        # Keep what earlier runs learnt about ids outside these sets; entries are re-checked by stat anyway.
+        kept = {k: v for k, v in f["cache"].items() if k not in f["ids"]}
+        atomic_write_text(f["labels"] / CACHE_NAME,
+                          json.dumps({"options": options, "entries": {**kept, **f["entries"]}}))
 
     summaries, train, train_all, test, val = [], [], [], [], []
     for vs, ids in set_ids:

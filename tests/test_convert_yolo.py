@@ -150,6 +150,9 @@ def test_reruns_are_cached_and_notice_changes(hand_tree):
     third = convert_yolo(hand_tree, workers=1)
     assert third.labels_written == 1 and third.labels_cached == 1
     assert read_lines(voc / "labels" / "b.txt")[0] == pytest.approx([DOG, 0.45, 0.45, 0.9, 0.9], abs=1e-12)
+    # A run over fewer sets keeps the cache of the others.
+    assert convert_yolo(hand_tree, sets="2007/val", workers=1).labels_cached == 1
+    assert convert_yolo(hand_tree, workers=1).labels_cached == 2
     # Other options invalidate the cache; identical output is not rewritten.
     fourth = convert_yolo(hand_tree, include_difficult=True, workers=1)
     assert fourth.labels_cached == 0 and fourth.labels_written == 1 and fourth.labels_unchanged == 1
