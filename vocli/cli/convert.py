@@ -91,7 +91,7 @@ def yolo(
     \b
     Default numbers match darknet's scripts/voc_label.py exactly:
       cx = ((xmin + xmax)/2 - 1)/W, w = (xmax - xmin)/W  (likewise y, h).
-    --exact-pixels: box spans [xmin - 1, xmax] in 0-based continuous pixels:
+    --exact-pixels: the box runs from xmin - 1 to xmax in 0-based continuous pixels:
       cx = (xmin - 1 + xmax)/2/W,  w = (xmax - xmin + 1)/W.
     Re-running on unchanged annotations only checks file times.
 
