@@ -178,7 +178,7 @@ def ssd(
 
     \b
     Priors, matching and (0.1, 0.2) variance encoding as the SSD paper / ssd.pytorch.
-    Read back with converters.ssd_targets.open_targets(path)[i] (torch tensors).
+    Read back with converters.ssd_targets.open_targets(path), indexed by image (torch tensors).
 
     \b
     Example: vocli convert ssd --sets 2007/trainval,2012/trainval,2007/test
