@@ -202,8 +202,11 @@ def render_image(seed: int, index: int, size: int) -> tuple[Image.Image, list[_O
         box = (int(xs.min()) + 1, int(ys.min()) + 1, int(xs.max()) + 1, int(ys.max()) + 1)
         placed.append((kind, box, truncated))
 
-    canvas += rng.integers(-10, 11, canvas.shape, dtype=np.int8)  # sensor grain, uniform, std ~6
-    image = Image.fromarray((np.clip(canvas, 0, 255) + 0.5).astype(np.uint8), "RGB")
+    # Sensor grain: uniform in [-10, 10] (std ~6), shared by the three channels.
+    canvas += rng.integers(-10, 11, (size, size, 1), dtype=np.int8)
+    np.clip(canvas, 0, 254.5, out=canvas)
+    canvas += 0.5  # round half up on the cast below
+    image = Image.fromarray(canvas.astype(np.uint8), "RGB")
     objects = []
     for kind, (x1, y1, x2, y2), truncated in placed:
         longest = max(x2 - x1 + 1, y2 - y1 + 1)
