@@ -103,23 +103,34 @@ def unknown_class(path, name: str, classes: Sequence[str]) -> UnknownClassError:
     )
 
 
-def _text(node, tag: str, path, required: bool = True, default: str | None = None) -> str | None:
-    child = node.find(tag)
-    if child is None or child.text is None or not child.text.strip():
+def _children(node) -> dict:
+    """Direct children by tag (first occurrence wins), read in one pass: lxml's find() is slow."""
+    out = {}
+    for child in node:
+        tag = child.tag
+        if tag not in out and isinstance(tag, str):
+            out[tag] = child
+    return out
+
+
+def _text(children: dict, tag: str, path, where: str, required: bool = True,
+          default: str | None = None) -> str | None:
+    child = children.get(tag)
+    text = child.text if child is not None else None
+    if text is None or not text.strip():
         if required:
-            where = node.tag if node.tag != "annotation" else "annotation"
             raise AnnotationError(path, f"missing <{tag}> in <{where}>")
         return default
-    return child.text.strip()
+    return text.strip()
 
 
-def _number(node, tag: str, path, kind=float) -> float:
-    raw = _text(node, tag, path)
+def _number(children: dict, tag: str, path, where: str, kind=float) -> float:
+    raw = _text(children, tag, path, where)
     try:
         value = float(raw)
     except ValueError:
         raise AnnotationError(path, f"<{tag}> is not a number: {raw!r}") from None
-    if not np.isfinite(value):
+    if value != value or value in (float("inf"), float("-inf")):
         raise AnnotationError(path, f"<{tag}> is not a finite number: {raw!r}")
     if kind is int:
         if value != int(value):
@@ -128,8 +139,12 @@ def _number(node, tag: str, path, kind=float) -> float:
     return value
 
 
-def _flag(node, tag: str, path) -> bool:
-    raw = _text(node, tag, path, required=False, default="0")
+def _flag(children: dict, tag: str, path) -> bool:
+    raw = _text(children, tag, path, "object", required=False, default="0")
+    if raw == "0":
+        return False
+    if raw == "1":
+        return True
     try:
         return bool(int(float(raw)))
     except ValueError:
@@ -143,6 +158,25 @@ def image_size_from_file(image_path: Path) -> tuple[int, int, int]:
     with Image.open(image_path) as im:
         depth = len(im.getbands())
         return im.width, im.height, depth
+
+
+_OBJECT_FIELDS = ("name", "pose", "truncated", "difficult",
+                  "bndbox/xmin", "bndbox/ymin", "bndbox/xmax", "bndbox/ymax")
+_OBJECT_XPATHS = tuple(etree.XPath(f"object/{f}/text()", smart_strings=False) for f in _OBJECT_FIELDS)
+_COUNT_OBJECTS = etree.XPath("count(object)")
+
+
+def _objects_fast(root) -> list[tuple] | None:
+    """Every object's fields as strings via compiled XPath (no per-element Python proxies).
+
+    Returns None when the file is not the plain well-formed case (a field missing
+    or repeated in some object, blank text); the slow path then names the problem.
+    """
+    columns = [xpath(root) for xpath in _OBJECT_XPATHS]
+    n = int(_COUNT_OBJECTS(root))
+    if any(len(col) != n for col in columns):
+        return None
+    return list(zip(*columns))
 
 
 def parse_annotation_bytes(
@@ -161,13 +195,15 @@ def parse_annotation_bytes(
         tag = None if root is None else root.tag
         raise AnnotationError(path, f"root element is <{tag}>, expected <annotation>")
 
-    filename = _text(root, "filename", path, required=False, default=f"{path.stem}.jpg")
-    size = root.find("size")
+    top = _children(root)
+    filename = _text(top, "filename", path, "annotation", required=False, default=f"{path.stem}.jpg")
+    size = top.get("size")
     if size is None:
         raise AnnotationError(path, "missing <size>")
-    width = _number(size, "width", path, int)
-    height = _number(size, "height", path, int)
-    depth = int(_text(size, "depth", path, required=False, default="3") or 3)
+    size_fields = _children(size)
+    width = _number(size_fields, "width", path, "size", int)
+    height = _number(size_fields, "height", path, "size", int)
+    depth = int(_text(size_fields, "depth", path, "size", required=False, default="3") or 3)
     if width <= 0 or height <= 0:
         # A few real VOC files say 0x0; the JPEG header knows better.
         img_dir = Path(image_dir) if image_dir is not None else path.parent.parent / "JPEGImages"
@@ -182,15 +218,50 @@ def parse_annotation_bytes(
         except Exception as err:  # noqa: BLE001 - any decoder error is a bad image
             raise AnnotationError(path, f"image size is 0 and {image_path} is unreadable ({err})") from None
 
+    objects = _build_objects_fast(root, path, classes, width, height)
+    if objects is None:
+        objects = _build_objects_checked(root, path, classes, width, height)
+    return Annotation(path=path, filename=filename, width=width, height=height, depth=depth, objects=objects)
+
+
+def _build_objects_fast(root, path, classes, width, height) -> list[VocObject] | None:
+    """The common case in bulk; None sends the file to the checked path (which explains errors)."""
+    rows = _objects_fast(root)
+    if rows is None:
+        return None
     objects = []
-    for i, obj in enumerate(root.iterchildren("object"), start=1):
-        name = _text(obj, "name", path)
+    try:
+        for name, pose, truncated, difficult, x1, y1, x2, y2 in rows:
+            xmin, ymin, xmax, ymax = float(x1), float(y1), float(x2), float(y2)
+            name = name.strip()
+            if (not name or (classes is not None and name not in classes)
+                    or not (0 <= xmin <= xmax <= width and 0 <= ymin <= ymax <= height)
+                    or difficult.strip() not in ("0", "1") or truncated.strip() not in ("0", "1")):
+                return None
+            objects.append(VocObject(name, xmin, ymin, xmax, ymax, difficult.strip() == "1",
+                                     truncated.strip() == "1", pose.strip() or "Unspecified"))
+    except ValueError:
+        return None
+    return objects
+
+
+def _build_objects_checked(root, path, classes, width, height) -> list[VocObject]:
+    """Field-by-field parse that names exactly what is wrong (also the fallback of the fast path)."""
+    objects = []
+    i = 0
+    for obj in root:
+        if obj.tag != "object":
+            continue
+        i += 1
+        fields = _children(obj)
+        name = _text(fields, "name", path, "object")
         if classes is not None and name not in classes:
             raise unknown_class(path, name, classes)
-        box = obj.find("bndbox")
+        box = fields.get("bndbox")
         if box is None:
             raise AnnotationError(path, f"object {i} ({name}) has no <bndbox>")
-        xmin, ymin, xmax, ymax = (_number(box, t, path) for t in ("xmin", "ymin", "xmax", "ymax"))
+        corners = _children(box)
+        xmin, ymin, xmax, ymax = (_number(corners, t, path, "bndbox") for t in ("xmin", "ymin", "xmax", "ymax"))
         if xmax < xmin or ymax < ymin:
             raise AnnotationError(
                 path, f"object {i} ({name}) has inverted coordinates "
@@ -204,10 +275,10 @@ def parse_annotation_bytes(
             )
         objects.append(VocObject(
             name=name, xmin=xmin, ymin=ymin, xmax=xmax, ymax=ymax,
-            difficult=_flag(obj, "difficult", path), truncated=_flag(obj, "truncated", path),
-            pose=_text(obj, "pose", path, required=False, default="Unspecified"),
+            difficult=_flag(fields, "difficult", path), truncated=_flag(fields, "truncated", path),
+            pose=_text(fields, "pose", path, "object", required=False, default="Unspecified"),
         ))
-    return Annotation(path=path, filename=filename, width=width, height=height, depth=depth, objects=objects)
+    return objects
 
 
 def parse_annotation(
