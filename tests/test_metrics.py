@@ -214,3 +214,42 @@ def test_vectorised_matches_loop_on_random_data(seed, metric):
         if rec is not None:
             np.testing.assert_allclose(got.recall, rec, rtol=0, atol=1e-12)
         assert (math.isnan(ap) and math.isnan(got.ap)) or got.ap == pytest.approx(ap, abs=1e-12)
+
+
+@pytest.mark.parametrize("block", [1, 3, 7, 4_000_000])
+def test_best_ground_truth_pairs_match_a_per_detection_argmax(monkeypatch, block):
+    """Blocks of any size, images with many ground truths, exact ties (first wins), NaN IoU (counts as top)."""
+    import vocli.metrics as metrics
+
+    monkeypatch.setattr(metrics, "_IOU_BLOCK", block)
+    rng = np.random.default_rng(5)
+    gt_image = np.concatenate([rng.integers(0, 6, 30), [6, 6, 6]])
+    xy = rng.integers(1, 30, (33, 2)).astype(float)
+    gt_boxes = np.concatenate([xy, xy + rng.integers(2, 15, (33, 2))], 1)
+    gt_boxes[31] = gt_boxes[30]                      # identical twins in image 6: the first must win
+    gt_boxes[32] = [5, 5, 3, 3]                      # zero area (+1 widths clip to 0)
+    det_image = rng.integers(0, 9, 80)                # images 7, 8 have no ground truth
+    det_image[:3] = 6
+    dxy = rng.integers(1, 30, (80, 2)).astype(float)
+    det_boxes = np.concatenate([dxy, dxy + rng.integers(0, 15, (80, 2))], 1)
+    det_boxes[0] = gt_boxes[30]
+    det_boxes[1] = [5, 5, 3, 3]                       # 0 / 0 against the zero-area ground truth -> NaN
+    with np.errstate(invalid="ignore", divide="ignore"):
+        best, overlap = metrics.best_ground_truth(det_image, det_boxes, gt_image, gt_boxes, num_images=9)
+        for d in range(80):
+            mine = np.flatnonzero(gt_image == det_image[d])
+            if len(mine) == 0:
+                assert best[d] == -1 and overlap[d] == -np.inf
+                continue
+            g = gt_boxes[mine]
+            b = det_boxes[d]
+            iw = np.maximum(np.minimum(b[2], g[:, 2]) - np.maximum(b[0], g[:, 0]) + 1, 0)
+            ih = np.maximum(np.minimum(b[3], g[:, 3]) - np.maximum(b[1], g[:, 1]) + 1, 0)
+            area_b = max(b[2] - b[0] + 1, 0) * max(b[3] - b[1] + 1, 0)
+            area_g = np.maximum(g[:, 2] - g[:, 0] + 1, 0) * np.maximum(g[:, 3] - g[:, 1] + 1, 0)
+            iou = iw * ih / (area_b + area_g - iw * ih)
+            j = int(np.argmax(iou))
+            assert best[d] == mine[j], d
+            assert overlap[d] == iou[j] or (np.isnan(overlap[d]) and np.isnan(iou[j])), d
+    assert best[0] == 30 and overlap[0] == 1.0
+    assert best[1] == 32 and np.isnan(overlap[1])

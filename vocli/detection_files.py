@@ -11,6 +11,8 @@ Both hold boxes in VOC pixels, 1-based corners, like the VOC XML and the devkit:
 
 from __future__ import annotations
 
+import io
+import itertools
 import json
 import os
 import re
@@ -40,44 +42,123 @@ def comp4_class(path: str | os.PathLike, classes: Sequence[str]) -> str | None:
 
 
 def read_comp4(path: str | os.PathLike, class_index: int) -> Detections:
-    """Parse one comp4 file; every line becomes a detection of ``class_index``. Empty file -> none."""
+    """Parse one comp4 file; every line becomes a detection of ``class_index``. Empty file -> none.
+
+    The whole file goes through numpy's C text reader at once; only when it refuses the
+    text does a line-by-line pass run, to name the offending line (or to accept what
+    Python's ``float`` accepts and numpy does not, e.g. ``1_000``).
+    """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as err:
         raise DetectionFileError(f"{path}: cannot read ({err.strerror})") from None
-    lines = [line for line in text.splitlines() if line.strip()]
-    tokens = text.split()
-    if len(tokens) != 6 * len(lines):
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip() and len(line.split()) != 6:
-                raise DetectionFileError(
-                    f"{path}:{number}: expected `image_id score xmin ymin xmax ymax`, got {line.strip()[:80]!r}")
+    if not data.strip():
+        return _comp4_detections(np.empty(0, dtype=object), np.empty((0, 5)), class_index)
+    raw = np.frombuffer(data, np.uint8)
+    breaks = np.flatnonzero(raw == 10)
+    # The longest line bounds every id; a giant line (never a real comp4 one) goes the slow way.
+    longest = int(np.diff(breaks, prepend=-1, append=len(raw)).max())
+    if longest > _LONGEST_FAST_LINE:
+        return _read_comp4_lines(path, data, class_index)
     try:
-        numbers = np.array([tokens[i::6] for i in range(1, 6)], dtype=np.float64).T.reshape(-1, 5)
+        rows = np.loadtxt(io.BytesIO(data), dtype=[("image_id", f"S{longest}"), ("numbers", np.float64, (5,))],
+                          comments=None, ndmin=1, encoding="bytes")
     except ValueError:
-        for number, row in enumerate((line.split() for line in lines), start=1):
-            try:
-                [float(v) for v in row[1:]]
-            except ValueError:
-                raise DetectionFileError(f"{path}:{number}: score or box is not a number: {' '.join(row)!r}") from None
-        raise
-    if not np.isfinite(numbers).all():
-        bad = int(np.flatnonzero(~np.isfinite(numbers).all(axis=1))[0]) + 1
-        raise DetectionFileError(f"{path}:{bad}: score or box is not finite")
-    return Detections(image_ids=np.array(tokens[0::6], dtype=object), boxes=numbers[:, 1:], scores=numbers[:, 0],
+        return _read_comp4_lines(path, data, class_index)
+    numbers = rows["numbers"]
+    _check_finite(path, numbers, data)
+    raw_ids = rows["image_id"]
+    raw_ids = raw_ids.astype(f"S{max(1, int(np.char.str_len(raw_ids).max()))}")  # narrower sorts faster
+    ids, codes = np.unique(raw_ids, return_inverse=True)  # decode each distinct id once
+    try:
+        names = np.array([name.decode("utf-8") for name in ids], dtype=object)
+    except UnicodeDecodeError:
+        return _read_comp4_lines(path, data, class_index)
+    return _comp4_detections(names[codes.reshape(-1)], numbers, class_index)
+
+
+# Lines longer than this (bytes) skip numpy's reader: its id field is as wide as the longest line.
+_LONGEST_FAST_LINE = 1024
+
+
+def _comp4_detections(image_ids: np.ndarray, numbers: np.ndarray, class_index: int) -> Detections:
+    """numbers: (n, 5) score, xmin, ymin, xmax, ymax per line."""
+    numbers = numbers.reshape(-1, 5)
+    return Detections(image_ids=image_ids, boxes=numbers[:, 1:], scores=numbers[:, 0],
                       labels=np.full(len(numbers), class_index, np.int64))
 
 
+def _read_comp4_lines(path: Path, data: bytes, class_index: int) -> Detections:
+    """Line-by-line comp4 parse: the error path of ``read_comp4``, naming the first bad line."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        number = data[:err.start].count(b"\n") + 1
+        raise DetectionFileError(f"{path}:{number}: not UTF-8 text", hint="comp4 files are plain text") from None
+    ids, numbers = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 6:
+            raise DetectionFileError(
+                f"{path}:{number}: expected 6 fields `image_id score xmin ymin xmax ymax`, got {len(fields)}: "
+                f"{line.strip()[:80]!r}", hint="fields are separated by whitespace, so image ids cannot hold spaces")
+        try:
+            numbers.append([float(v) for v in fields[1:]])
+        except ValueError:
+            raise DetectionFileError(f"{path}:{number}: score or box is not a number: {line.strip()[:80]!r}") from None
+        ids.append(fields[0])
+    numbers = np.array(numbers, np.float64).reshape(-1, 5)
+    _check_finite(path, numbers, data)
+    return _comp4_detections(np.array(ids, dtype=object), numbers, class_index)
+
+
+def _check_finite(path: Path, numbers: np.ndarray, data: bytes) -> None:
+    """numbers: (n, 5), one row per non-blank line of ``data``."""
+    finite = np.isfinite(numbers).all(axis=1)
+    if finite.all():
+        return
+    bad = int(np.flatnonzero(~finite)[0])
+    # Blank lines before the bad row are counted only now, on the error path.
+    nonblank = [i for i, line in enumerate(data.decode("utf-8", "replace").splitlines()) if line.strip()]
+    raise DetectionFileError(f"{path}:{nonblank[bad] + 1}: score or box is not finite")
+
+
 def read_jsonl(path: str | os.PathLike, classes: Sequence[str]) -> Detections:
-    """Parse vocli JSON lines (see module docstring); class names must be in ``classes``."""
+    """Parse vocli JSON lines (see module docstring); class names must be in ``classes``.
+
+    Fields of all detections are converted column by column; when anything is off, a
+    line-by-line pass names the first bad line.
+    """
     path = Path(path)
     index = {c: i for i, c in enumerate(classes)}
-    ids, boxes, scores, labels = [], [], [], []
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise DetectionFileError(f"{path}: cannot read ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise DetectionFileError(f"{path}: not UTF-8 text", hint="vocli JSON lines are UTF-8") from None
+    try:
+        records = [json.loads(line) for line in text.splitlines() if line.strip()]
+        per_image = [record.get("detections", []) for record in records]
+        ids = np.array([str(record["image_id"]) for record in records], dtype=object)
+        dets = [det for image in per_image for det in image]
+        labels = np.fromiter(map(index.__getitem__, [det["class"] for det in dets]), np.int64, len(dets))
+        scores = np.fromiter(map(float, [det["score"] for det in dets]), np.float64, len(dets))
+        bboxes = [det["bbox"] for det in dets]
+        if any(n != 4 for n in map(len, bboxes)):
+            raise ValueError("bbox needs 4 numbers")
+        boxes = np.fromiter(map(float, itertools.chain.from_iterable(bboxes)), np.float64, 4 * len(dets))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return _read_jsonl_lines(path, text, index)
+    return Detections(np.repeat(ids, [len(image) for image in per_image]), boxes.reshape(-1, 4), scores, labels)
+
+
+def _read_jsonl_lines(path: Path, text: str, index: dict[str, int]) -> Detections:
+    """Line-by-line JSON lines parse: the error path of ``read_jsonl``, naming the first bad line."""
+    ids, boxes, scores, labels = [], [], [], []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue

@@ -16,7 +16,8 @@ from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from vocli.datasets.voc import VOC_CLASSES, VocSet, image_size_from_file, parse_annotation, resolve_sets
+from vocli.datasets.voc import (VOC_CLASSES, VocSet, image_size_from_file, parse_annotation, parse_annotations,
+                               resolve_sets)
 from vocli.detection_files import load_detections, to_voc_pixels
 from vocli.errors import VocliError
 from vocli.metrics import Detections, EvalResult, GroundTruth, default_metric, evaluate_detections
@@ -33,15 +34,18 @@ def _annotation_entry(xml: Path, image_id: str, classes: Sequence[str]):
     return image_id, ann.boxes(), ann.labels(classes), ann.difficult()
 
 
-def voc_ground_truth(voc_sets: Sequence[VocSet], classes: Sequence[str], progress: Progress = None) -> GroundTruth:
-    """Ground truth of every image listed in ``voc_sets`` (ids as in the split lists), difficult kept."""
-    images = []
-    for vs in voc_sets:
-        for image_id in vs.ids():
-            images.append(_annotation_entry(vs.annotation_path(image_id), image_id, classes))
-            if progress is not None:
-                progress(1)
-    return GroundTruth.from_images(images)
+def voc_ground_truth(voc_sets: Sequence[VocSet], classes: Sequence[str], progress: Progress = None,
+                     workers: Optional[int] = None) -> GroundTruth:
+    """Ground truth of every image listed in ``voc_sets`` (ids as in the split lists), difficult kept.
+
+    The XML files are parsed in ``workers`` processes (default: all cores; small sets in-process).
+    """
+    listed = [(vs, image_id) for vs in voc_sets for image_id in vs.ids()]
+    ids = [image_id for _, image_id in listed]
+    annotations = parse_annotations([vs.annotation_path(image_id) for vs, image_id in listed], classes=classes,
+                                    workers=workers, progress=progress)
+    return GroundTruth.from_images([(image_id, ann.boxes(), ann.labels(classes), ann.difficult())
+                                    for image_id, ann in zip(ids, annotations)])
 
 
 def _xml_beside(image: Path) -> Optional[Path]:
@@ -166,12 +170,14 @@ def _image_list(data, split: str) -> tuple[list[Path], tuple[str, ...]]:
 def evaluate(weights=None, data=None, detections=None, root=None, sets=None, cfg=None, split: str = "valid",
              classes: Optional[Sequence[str]] = None, img_size: int = 416, conf: float = 0.005, iou: float = 0.45,
              metric: Optional[str] = None, iou_threshold: float = 0.5, plots=None, batch_size: int = 16,
-             device: str = "cpu", nms: str = "standard", progress: Progress = None) -> EvalResult:
+             device: str = "cpu", nms: str = "standard", workers: Optional[int] = None,
+             progress: Progress = None) -> EvalResult:
     """Score ``detections`` (comp4 files / vocli JSON lines) or a model (``weights``) on VOC ground truth.
 
     Ground truth: ``root`` + ``sets`` (VOC XML), or ``data`` (a darknet .data file; its
     ``valid`` list, or ``train`` with ``split="train"``). ``plots``: folder for PR curves and
     the AP bar chart. ``metric=None``: ``voc07`` for exactly 2007/test, else ``voc12``.
+    ``workers``: processes reading VOC XML (default: all cores).
     """
     from vocli.paths import data_root
 
@@ -187,7 +193,7 @@ def evaluate(weights=None, data=None, detections=None, root=None, sets=None, cfg
         metric = default_metric([vs.name for vs in voc_sets])
 
     if detections is not None:
-        gt = voc_ground_truth(voc_sets, names, progress)
+        gt = voc_ground_truth(voc_sets, names, progress, workers=workers)
         found, files = load_detections(detections, names)
         result = evaluate_detections(found, gt, names, iou_threshold=iou_threshold, metric=metric)
         result.source = f"{len(files)} detection file(s) from {detections}"
@@ -195,7 +201,7 @@ def evaluate(weights=None, data=None, detections=None, root=None, sets=None, cfg
         loaded = load_model(weights, cfg=cfg, device=device)
         if voc_sets is not None:
             images = [vs.image_path(i) for vs in voc_sets for i in vs.ids()]
-            gt = voc_ground_truth(voc_sets, names)
+            gt = voc_ground_truth(voc_sets, names, workers=workers)
             gt.image_ids = [str(p) for p in images]
         else:
             images, data_names = _image_list(data, split)

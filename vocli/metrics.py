@@ -190,7 +190,11 @@ def best_ground_truth(det_image: np.ndarray, det_boxes: np.ndarray, gt_image: np
 
     det_image: (K,) int image index, det_boxes: (K, 4); gt_image: (G,), gt_boxes: (G, 4).
     Returns best: (K,) int64 index into the ground truths (-1 when the image has none) and
-    overlap: (K,) float64 (-inf when none). Ties go to the first ground truth, like ``np.argmax``.
+    overlap: (K,) float64 (-inf when none). Ties go to the first ground truth, like ``np.argmax``
+    (a NaN IoU counts as the highest, as it does for ``np.argmax``).
+
+    Only (detection, ground truth of its image) pairs are formed: most detections of a class
+    sit on images without that class, and they cost nothing here.
     """
     k = len(det_image)
     best = np.full(k, -1, np.int64)
@@ -199,24 +203,29 @@ def best_ground_truth(det_image: np.ndarray, det_boxes: np.ndarray, gt_image: np
         return best, overlap
     order = np.argsort(gt_image, kind="stable")  # ground truths grouped by image, file order inside
     counts = np.bincount(gt_image, minlength=num_images)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    det_start, det_count = starts[det_image], counts[det_image]
-    width = int(det_count.max())
-    if width == 0:
+    starts = np.cumsum(counts) - counts
+    rows = np.flatnonzero(counts[det_image] > 0)  # detections on images with ground truth
+    if len(rows) == 0:
         return best, overlap
-    cols = np.arange(width)
-    rows_per_block = max(1, _IOU_BLOCK // width)
-    for lo in range(0, k, rows_per_block):
-        hi = min(k, lo + rows_per_block)
-        valid = cols[None, :] < det_count[lo:hi, None]                       # (b, W)
-        slot = np.where(valid, det_start[lo:hi, None] + cols[None, :], 0)    # (b, W) into `order`
-        gt_idx = order[slot]
-        iou = box_iou_paired(det_boxes[lo:hi, None, :], gt_boxes[gt_idx], plus_one=True)
-        iou = np.where(valid, iou, -np.inf)
-        pick = np.argmax(iou, axis=1)
-        rows = np.arange(hi - lo)
-        overlap[lo:hi] = iou[rows, pick]
-        best[lo:hi] = np.where(det_count[lo:hi] > 0, gt_idx[rows, pick], -1)
+    row_count = counts[det_image[rows]]
+    row_end = np.cumsum(row_count)  # pairs up to and including each row
+    lo = 0
+    while lo < len(rows):  # blocks of about _IOU_BLOCK pairs bound the memory
+        hi = max(lo + 1, int(np.searchsorted(row_end, row_end[lo] - row_count[lo] + _IOU_BLOCK, side="right")))
+        block, count = rows[lo:hi], row_count[lo:hi]
+        seg_start = np.cumsum(count) - count                       # (R,) first pair of each row
+        pair_row = np.repeat(np.arange(len(block)), count)         # (P,) row of each pair
+        slot = starts[det_image[block]][pair_row] + np.arange(len(pair_row)) - seg_start[pair_row]
+        gt_idx = order[slot]                                       # (P,) into the ground truths
+        iou = box_iou_paired(det_boxes[block][pair_row], gt_boxes[gt_idx], plus_one=True)
+        top = np.maximum.reduceat(iou, seg_start)                  # (R,), NaN when a pair is NaN
+        top_of_pair = top[pair_row]
+        is_top = (iou == top_of_pair) | (np.isnan(iou) & np.isnan(top_of_pair))
+        first = np.flatnonzero(is_top)
+        first = first[np.concatenate(([True], pair_row[first[1:]] != pair_row[first[:-1]]))]
+        best[block] = gt_idx[first]
+        overlap[block] = top
+        lo = hi
     return best, overlap
 
 
@@ -271,11 +280,13 @@ def evaluate_detections(detections: Detections, ground_truth: GroundTruth, class
     det_scores = np.asarray(detections.scores, np.float64)
     det_boxes = np.asarray(detections.boxes, np.float64).reshape(-1, 4)
     per_class = []
+    gt_of_class = _by_class(np.asarray(ground_truth.labels, np.int64), len(classes))
+    det_of_class = _by_class(det_labels, len(classes))
     for c, name in enumerate(classes):
-        gt_sel = np.flatnonzero(ground_truth.labels == c)
+        gt_sel = gt_of_class[c]
         gt_difficult = ground_truth.difficult[gt_sel]
         npos = int((~gt_difficult).sum())
-        det_sel = np.flatnonzero(det_labels == c)
+        det_sel = det_of_class[c]
         det_sel = det_sel[np.argsort(-det_scores[det_sel], kind="stable")]
         best, overlap = best_ground_truth(det_image[det_sel], det_boxes[det_sel],
                                           ground_truth.image_index[gt_sel], ground_truth.boxes[gt_sel],
@@ -301,13 +312,25 @@ def evaluate_detections(detections: Detections, ground_truth: GroundTruth, class
                       excluded=[r.name for r in per_class if r.num_gt == 0], map_50_95=map_50_95)
 
 
+def _by_class(labels: np.ndarray, num_classes: int) -> list[np.ndarray]:
+    """(N,) labels -> for each class 0..num_classes-1 its indices, ascending; other labels are dropped.
+
+    One stable sort (a radix sort on small integers) instead of one scan of all labels per class.
+    """
+    if num_classes < np.iinfo(np.int16).max:
+        labels = np.clip(labels, -1, num_classes).astype(np.int16)
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(num_classes + 1))
+    return [order[bounds[c]:bounds[c + 1]] for c in range(num_classes)]
+
+
 def _image_index(det_ids: np.ndarray, gt_ids: Sequence[str]) -> np.ndarray:
     """(K,) image names -> (K,) indices into ``gt_ids``; unknown names are an error."""
     if len(det_ids) == 0:
         return np.empty(0, np.int64)
     lookup = {name: i for i, name in enumerate(gt_ids)}
     try:
-        return np.fromiter((lookup[name] for name in det_ids), dtype=np.int64, count=len(det_ids))
+        return np.fromiter(map(lookup.__getitem__, det_ids), dtype=np.int64, count=len(det_ids))
     except KeyError:
         unknown = sorted({str(name) for name in det_ids if name not in lookup})
     shown = ", ".join(unknown[:3]) + (" ..." if len(unknown) > 3 else "")

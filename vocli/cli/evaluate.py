@@ -36,6 +36,7 @@ def evaluate(
     batch_size: int = typer.Option(16, "--batch-size", help="Images per forward pass."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Folder for pr_curves.png and ap_per_class.png."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Processes reading VOC XML (default: all cores)."),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Score detections the way the PASCAL VOC devkit does, and say which AP it is.
@@ -63,7 +64,7 @@ def evaluate(
         result = run_evaluate(weights=weights, data=data, detections=detections, root=root, sets=sets, cfg=cfg,
                               split=split, classes=names, img_size=img_size, conf=conf, iou=iou, metric=metric,
                               iou_threshold=iou_threshold, plots=plots, batch_size=batch_size, device=device,
-                              nms=nms, progress=advance)
+                              nms=nms, workers=workers, progress=advance)
     if json_out:
         emit_json(result.summary())
     else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from lxml import etree
@@ -301,6 +301,62 @@ def parse_annotation(
     except OSError as err:
         raise AnnotationError(path, f"cannot read ({err.strerror})") from None
     return parse_annotation_bytes(data, path, classes=classes, image_dir=image_dir)
+
+
+#: Fewer files than this are parsed in the calling process: starting workers costs more.
+PARALLEL_MIN_FILES = 128
+
+
+def parse_annotations(
+    paths: Sequence[str | os.PathLike],
+    classes: Sequence[str] | None = None,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[Annotation]:
+    """``parse_annotation`` of every path, in order, split over ``workers`` processes (default: all cores).
+
+    Same annotations and the same first error as parsing one by one. ``progress(n)`` is
+    called with the number of files just parsed. Uses the converters' chunked pool.
+    """
+    from converters._common import chunked, resolve_workers, run_chunks
+
+    paths = [os.fspath(p) for p in paths]
+    workers = resolve_workers(workers) if len(paths) >= PARALLEL_MIN_FILES else 1
+    names = None if classes is None else tuple(classes)
+    chunks = chunked(paths, workers)
+    reported = 0
+
+    def report(done: int, _total: int) -> None:
+        nonlocal reported
+        if progress is not None and done > reported:
+            progress(done - reported)
+        reported = done
+
+    annotations: list[Annotation] = []
+    jobs = [(tuple(chunk), names) for chunk in chunks]
+    for parsed in run_chunks(_parse_chunk, jobs, workers, [len(c) for c in chunks], report):
+        if isinstance(parsed, _ChunkFailure):
+            raise parsed.kind(parsed.path, parsed.reason, hint=parsed.hint)
+        annotations.extend(parsed)
+    return annotations
+
+
+@dataclass(frozen=True)
+class _ChunkFailure:
+    # AnnotationError does not survive pickling (its __init__ takes more than the message), so
+    # workers send back its parts and the caller raises it again.
+    kind: type
+    path: str
+    reason: str
+    hint: str | None
+
+
+def _parse_chunk(job: tuple[tuple[str, ...], tuple[str, ...] | None]) -> list[Annotation] | _ChunkFailure:
+    paths, classes = job
+    try:
+        return [parse_annotation(path, classes=classes) for path in paths]
+    except AnnotationError as err:
+        return _ChunkFailure(type(err), err.path, err.reason, err.hint)
 
 
 # --------------------------------------------------------------------------- splits and sets
