@@ -102,6 +102,8 @@ def test_multi_line_grid_size(tmp_path):
     assert _png_header(one) == (340, 250)
     none = plotting.multi_line_grid(tmp_path / "none.png", [], "recall")
     assert _png_header(none) == (340, 250)
+    fixed = plotting.multi_line_grid(tmp_path / "fixed.png", panels[:2], "recall", cols=2, xlim=(0, 1), ylim=(0, 1))
+    assert _png_header(fixed) == (680, 250)
 
 
 def test_failed_write_leaves_old_file(tmp_path, monkeypatch):
@@ -135,7 +137,7 @@ def test_palette_distinct():
 def test_draw_detections_outlines_in_class_colour():
     image = Image.new("RGB", (200, 160), (128, 128, 128))
     out = plotting.draw_detections(image, np.array([[20, 40, 120, 140], [130, 10, 190, 60]]),
-                                   ["dog", "cat"], [0.9, 0.4], [1, 3])
+                                   ["cat", "dog", "cow", "bird"], [0.9, 0.4], [1, 3])
     assert out.size == image.size and out is not image
     assert image.getpixel((20, 100)) == (128, 128, 128)  # input untouched
     assert out.getpixel((20, 100)) == plotting.colour(1)  # left edge of box 1
@@ -144,11 +146,23 @@ def test_draw_detections_outlines_in_class_colour():
     assert out.getpixel((21, 38)) == plotting.colour(1)
 
 
-def test_draw_detections_class_name_lookup_and_empty():
+def test_draw_detections_labels_are_class_names():
+    # As many boxes as class names: labels are still looked up by class id, not by position.
+    image = Image.new("RGB", (200, 100), (255, 255, 255))
+    boxes = np.array([[10, 40, 90, 95], [110, 40, 190, 95]])
+    names = ["aa", "bbbbbbbbbbbbbb"]
+    out = np.asarray(plotting.draw_detections(image, boxes, names, None, [1, 0]))
+    tag_width = [(np.abs(out[25:40, x0:x0 + 100].astype(int) - plotting.colour(c)).sum(-1) == 0).any(0).sum()
+                 for x0, c in ((10, 1), (110, 0))]
+    assert tag_width[0] > 2 * tag_width[1]  # the long name sits on the first box (class 1)
+
+
+def test_draw_detections_unknown_id_and_empty():
     image = Image.new("RGB", (64, 64))
     names = ["a", "b", "c"]
-    out = plotting.draw_detections(image, np.array([[5, 5, 30, 30]]), names, None, [2])
+    out = plotting.draw_detections(image, np.array([[5, 5, 30, 30], [35, 35, 60, 60]]), names, None, [2, 7])
     assert out.getpixel((5, 20)) == plotting.colour(2)
+    assert out.getpixel((60, 45)) == plotting.colour(7)
     blank = plotting.draw_detections(image, np.zeros((0, 4)), [], None, [])
     assert np.array_equal(np.asarray(blank), np.asarray(image))
     with pytest.raises(ValueError):

@@ -379,8 +379,11 @@ def scatter_chart(path, groups: dict, title: str, xlabel: str, ylabel: str,
 
 
 def multi_line_grid(path, panels: list, xlabel: str, cols: int = 3,
-                    panel_size: tuple[int, int] = (340, 250)) -> Path:
-    """Small multiples: ``panels`` is a list of ``(title, {name: (xs, ys)})``, one chart each."""
+                    panel_size: tuple[int, int] = (340, 250), xlim=None, ylim=None) -> Path:
+    """Small multiples: ``panels`` is a list of ``(title, {name: (xs, ys)})``, one chart each.
+
+    ``xlim``/``ylim`` fix every panel's range, e.g. ``(0, 1)`` for PR curves.
+    """
     cols = max(1, min(int(cols), max(len(panels), 1)))
     rows = max(1, math.ceil(len(panels) / cols))
     size = (panel_size[0] * cols, panel_size[1] * rows)
@@ -389,8 +392,8 @@ def multi_line_grid(path, panels: list, xlabel: str, cols: int = 3,
     for k, (title, series) in enumerate(panels):
         r, c = divmod(k, cols)
         pairs = [_finite_pairs(xs, ys) for xs, ys in series.values()]
-        xr = _range([p[0] for p in pairs], None)
-        yr = _range([p[1] for p in pairs], None)
+        xr = _range([p[0] for p in pairs], xlim)
+        yr = _range([p[1] for p in pairs], ylim)
         box = (c * pw, r * ph, (c + 1) * pw, (r + 1) * ph)
         axes = _layout(image, draw, xr, yr, str(title), xlabel, "", box, font_px=10)
         entries = _draw_lines(draw, axes, series, width=2)
@@ -410,9 +413,9 @@ def draw_detections(image: Image.Image, boxes, labels: Sequence[str], scores: Op
                     class_ids: Sequence[int]) -> Image.Image:
     """A copy of ``image`` with each box outlined in its class colour and labelled.
 
-    boxes: (N, 4) xyxy, 0-based pixels. ``labels[i]`` names box i; when
-    ``len(labels) != N`` it is taken as the class-name list indexed by
-    ``class_ids``. ``scores`` (optional) are appended as ``name 0.87``.
+    boxes: (N, 4) xyxy, 0-based pixels. ``labels`` is the class-name list,
+    indexed by ``class_ids`` (N,) (an id outside it is shown as the number).
+    ``scores`` (N,) (optional) are appended as ``name 0.87``.
     """
     out = image.convert("RGB").copy()
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
@@ -427,7 +430,7 @@ def draw_detections(image: Image.Image, boxes, labels: Sequence[str], scores: Op
         if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
             continue
         col = colour(ids[i])
-        name = labels[i] if len(labels) == len(b) else (labels[ids[i]] if 0 <= ids[i] < len(labels) else str(ids[i]))
+        name = labels[ids[i]] if 0 <= ids[i] < len(labels) else str(ids[i])
         text = f"{name} {float(scores[i]):.2f}" if scores is not None else str(name)
         draw.rectangle([x1, y1, x2, y2], outline=col, width=line)
         tw, th = _text_size(draw, text, fnt)
