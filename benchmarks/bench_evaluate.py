@@ -2,10 +2,11 @@
 
 1. 5,000 generated images (VOC-like sizes, 1-8 objects of 20 classes, ~10 % difficult) with
    100 detections each (jittered ground truths and random boxes) written as a VOC tree and
-   comp4 files. Times vocli's full ``evaluate`` (XML + comp4 reading + scoring) and its
-   scoring alone, against a straightforward implementation of the same definition (line-split
-   comp4 reading, per class, one detection at a time as py-faster-rcnn's voc_eval does, with a
-   stable sort), and checks both give the same APs.
+   comp4 files. Times vocli's comp4 reading and its scoring, each against a straightforward
+   implementation of the same definition (line-split comp4 reading; per class, one detection at
+   a time as py-faster-rcnn's voc_eval does, with a stable sort), interleaved, best of 2, wall and
+   CPU time; checks both give the same APs. Also: the same detections as JSON lines, VOC XML
+   ground truth in-process vs a process pool, and ``evaluate`` end to end.
 2. yolov3-tiny at 416 on a handful of generated images: ``detect`` images/s (no drawing, no
    files) against the bare model forward on the same letterboxed batches.
 
@@ -70,19 +71,27 @@ def generate(root: Path, images: int, dets_per_image: int, seed: int = 0) -> Pat
 # --------------------------------------------------------------------------- reference
 
 
-def reference_eval(results: Path, gt_images: list, use_07: bool) -> list[float]:
+def reference_read(results: Path) -> list[tuple[list[str], np.ndarray, np.ndarray]]:
+    """comp4 files read as py-faster-rcnn's voc_eval does: split lines, float() per field."""
+    per_class = []
+    for name in VOC_CLASSES:
+        lines = [x.strip().split() for x in (results / f"comp4_det_test_{name}.txt").read_text().splitlines()]
+        image_ids = [x[0] for x in lines]
+        confidence = np.array([float(x[1]) for x in lines])
+        bb = np.array([[float(z) for z in x[2:]] for x in lines]).reshape(-1, 4)
+        per_class.append((image_ids, confidence, bb))
+    return per_class
+
+
+def reference_score(per_class: list, gt_images: list, use_07: bool) -> list[float]:
     """The definition, one detection at a time (py-faster-rcnn's loop, stable sort). gt read by vocli."""
     aps = []
-    for c, name in enumerate(VOC_CLASSES):
+    for c, (image_ids, confidence, bb) in enumerate(per_class):
         recs, npos = {}, 0
         for image_id, boxes, labels, difficult in gt_images:
             sel = labels == c
             recs[image_id] = {"bbox": boxes[sel], "difficult": difficult[sel], "det": [False] * int(sel.sum())}
             npos += int((~difficult[sel]).sum())
-        lines = [x.strip().split() for x in (results / f"comp4_det_test_{name}.txt").read_text().splitlines()]
-        image_ids = [x[0] for x in lines]
-        confidence = np.array([float(x[1]) for x in lines])
-        bb = np.array([[float(z) for z in x[2:]] for x in lines]).reshape(-1, 4)
         order = np.argsort(-confidence, kind="stable")
         bb = bb[order]
         image_ids = [image_ids[i] for i in order]
@@ -127,7 +136,29 @@ def reference_eval(results: Path, gt_images: list, use_07: bool) -> list[float]:
     return aps
 
 
-def bench_evaluate(images: int) -> None:
+def _timed(fn, *args, **kwargs):
+    """(result, wall seconds, CPU seconds of this process)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _write_jsonl(dets, path: Path) -> None:
+    """The same detections as vocli JSON lines, one line per image (what ``detect --save-json`` writes)."""
+    from vocli.detection_files import detection_json_line
+
+    order = np.argsort(dets.image_ids.astype(str), kind="stable")
+    ids = dets.image_ids[order]
+    cuts = np.flatnonzero(ids[1:] != ids[:-1]) + 1
+    with open(path, "w") as f:
+        for part in np.split(order, cuts):
+            f.write(detection_json_line(str(dets.image_ids[part[0]]), dets.boxes[part], dets.scores[part],
+                                        dets.labels[part], VOC_CLASSES))
+
+
+def bench_evaluate(images: int, repeats: int = 2) -> None:
+    import os
+
     from vocli.datasets.voc import resolve_sets
     from vocli.detection_files import load_detections
     from vocli.evaluate import evaluate, voc_ground_truth
@@ -137,34 +168,70 @@ def bench_evaluate(images: int) -> None:
         root = Path(tmp)
         t = time.perf_counter()
         results = generate(root, images, 100)
-        print(f"generated {images} images x 100 detections in {time.perf_counter() - t:.1f} s")
-
-        t = time.perf_counter()
-        full = evaluate(detections=results, root=root, sets="2007/test")
-        t_full = time.perf_counter() - t
+        print(f"generated {images} images x 100 detections in {time.perf_counter() - t:.1f} s; "
+              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
         sets = resolve_sets(root, "2007/test")
-        gt = voc_ground_truth(sets, VOC_CLASSES)
-        t = time.perf_counter()
-        dets, _ = load_detections(results, VOC_CLASSES)
-        t_read = time.perf_counter() - t
-        core = evaluate_detections(dets, gt, VOC_CLASSES, metric=full.metric)
-        t_core = time.perf_counter() - t
-
+        gt = voc_ground_truth(sets, VOC_CLASSES, workers=1)
         gt_images = [(gt.image_ids[i], gt.boxes[gt.image_index == i], gt.labels[gt.image_index == i],
                       gt.difficult[gt.image_index == i]) for i in range(len(gt.image_ids))]
-        t = time.perf_counter()
-        ref = reference_eval(results, gt_images, use_07=full.metric == "voc07")
-        t_ref = time.perf_counter() - t
+
+        # Interleaved repeats, best of each, wall and CPU: both sides see the same machine load.
+        best: dict[str, tuple[float, float]] = {}
+
+        def keep(key, wall, cpu):
+            old = best.get(key, (np.inf, np.inf))
+            best[key] = (min(old[0], wall), min(old[1], cpu))
+
+        for _ in range(repeats):
+            dets, wall, cpu = _timed(load_detections, results, VOC_CLASSES)
+            keep("read", wall, cpu)
+            core, wall, cpu = _timed(evaluate_detections, dets[0], gt, VOC_CLASSES, metric="voc07")
+            keep("score", wall, cpu)
+            per_class, wall, cpu = _timed(reference_read, results)
+            keep("ref read", wall, cpu)
+            ref, wall, cpu = _timed(reference_score, per_class, gt_images, use_07=True)
+            keep("ref score", wall, cpu)
+        for key in ("read", "ref read"):
+            best[key + " + score"] = tuple(a + b for a, b in zip(best[key], best[key.replace("read", "score")]))
+        dets = dets[0]
+
         ours = [c.ap for c in core.per_class]
         diff = max(abs(a - b) for a, b in zip(ours, ref))
-        print(f"detections: {len(dets)}  metric: {full.metric}  mAP: {full.map:.6f}  "
+        print(f"detections: {len(dets)}  metric: {core.metric}  mAP: {core.map:.6f}  "
               f"(reference {np.mean(ref):.6f}, max |AP diff| {diff:.2e})")
-        print(f"vocli evaluate, end to end (XML + comp4 + scoring): {t_full:.2f} s")
-        print(f"vocli comp4 read + scoring: {t_core:.2f} s (read {t_read:.2f} s, vectorised matching + AP "
-              f"{t_core - t_read:.2f} s)")
-        print(f"reference comp4 read + per-detection loop:  {t_ref:.2f} s")
-        print(f"ratio reference / vocli (same work, comp4 read + scoring): {t_ref / t_core:.1f}x;  "
-              f"reference / vocli end to end incl. XML: {t_ref / t_full:.1f}x")
+
+        def line(label, key):
+            wall, cpu = best[key]
+            return f"{label:<44s} {wall:6.2f} s wall {cpu:6.2f} s CPU"
+
+        def ratio(ref_key, key):
+            return f"{best[ref_key][0] / best[key][0]:.1f}x wall, {best[ref_key][1] / best[key][1]:.1f}x CPU"
+
+        print(line("vocli comp4 read (whole-file numpy):", "read"))
+        print(line("vocli matching + AP (vectorised):", "score"))
+        print(line("vocli read + score:", "read + score"))
+        print(line("reference comp4 read (split/float per line):", "ref read"))
+        print(line("reference per-detection loop:", "ref score"))
+        print(line("reference read + score:", "ref read + score"))
+        print(f"ratio reference / vocli, read + score (goal >= 10x): {ratio('ref read + score', 'read + score')}")
+        print(f"ratio reference / vocli, scoring only:               {ratio('ref score', 'score')}")
+        print(f"ratio reference / vocli, reading only:               {ratio('ref read', 'read')}")
+
+        jsonl = root / "detections.jsonl"
+        _write_jsonl(dets, jsonl)
+        from_json, wall, cpu = _timed(load_detections, jsonl, VOC_CLASSES)
+        same = evaluate_detections(from_json[0], gt, VOC_CLASSES, metric="voc07").map == core.map
+        print(f"{'vocli JSON lines read (same detections):':<44s} {wall:6.2f} s wall {cpu:6.2f} s CPU  "
+              f"(same mAP: {same})")
+
+        _, t_seq, _ = _timed(voc_ground_truth, sets, VOC_CLASSES, workers=1)
+        _, t_par, _ = _timed(voc_ground_truth, sets, VOC_CLASSES)
+        print(f"VOC XML ground truth, {images} files: {t_seq:.2f} s in-process, {t_par:.2f} s with "
+              f"{os.cpu_count()} worker processes")
+        full, t_full, _ = _timed(evaluate, detections=results, root=root, sets="2007/test")
+        assert full.map == core.map
+        print(f"vocli evaluate, end to end (XML + comp4 + scoring): {t_full:.2f} s;  "
+              f"reference read + score / this: {best['ref read + score'][0] / t_full:.1f}x")
 
 
 def bench_detect(device: str, n_images: int = 32, batch: int = 8, repeats: int = 5) -> None:
@@ -234,7 +301,9 @@ if __name__ == "__main__":
     parser.add_argument("--images", type=int, default=5000)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--skip-evaluate", action="store_true")
+    parser.add_argument("--skip-detect", action="store_true")
     args = parser.parse_args()
     if not args.skip_evaluate:
         bench_evaluate(args.images)
-    bench_detect(args.device)
+    if not args.skip_detect:
+        bench_detect(args.device)
