@@ -198,7 +198,7 @@ def evaluate(weights=None, data=None, detections=None, root=None, sets=None, cfg
         result = evaluate_detections(found, gt, names, iou_threshold=iou_threshold, metric=metric)
         result.source = f"{len(files)} detection file(s) from {detections}"
     else:
-        loaded = load_model(weights, cfg=cfg, device=device)
+        # Ground truth first: its worker processes fork before torch starts threads or CUDA.
         if voc_sets is not None:
             images = [vs.image_path(i) for vs in voc_sets for i in vs.ids()]
             gt = voc_ground_truth(voc_sets, names, workers=workers)
@@ -207,6 +207,7 @@ def evaluate(weights=None, data=None, detections=None, root=None, sets=None, cfg
             images, data_names = _image_list(data, split)
             names = tuple(classes) if classes else data_names
             gt = ground_truth_for_images(images, names)
+        loaded = load_model(weights, cfg=cfg, device=device)
         result = evaluate_model(loaded.model, images, gt, classes=names, img_size=img_size, conf=conf, iou=iou,
                                 batch_size=batch_size, device=device, metric=metric, nms=nms,
                                 iou_threshold=iou_threshold, progress=progress)
