@@ -11,7 +11,7 @@ between machines' math libraries do not move box corners.
 
 The task is made to be learnable by a small detector at 160 px: classes differ
 by outline only (colours are drawn independently of the class), most boxes
-span 13-42 % of the image side, 1-6 objects per image, moderate texture. A few
+span 17-45 % of the image side, 1-6 objects per image, moderate texture. A few
 objects are tiny (marked difficult), some overlap (never hiding more than a
 third of another), some are cut by the border (marked truncated).
 """
@@ -104,7 +104,7 @@ def _polygon_area(pts: np.ndarray) -> float:
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     """(size, size, 3) float32 in [0, 255]: muted colour blobs, a gradient and faint streaks."""
     base = rng.uniform(70, 190, 3)
-    grid = base + rng.normal(0, 24, (int(rng.integers(3, 8)), int(rng.integers(3, 8)), 3))
+    grid = base + rng.normal(0, 20, (int(rng.integers(3, 8)), int(rng.integers(3, 8)), 3))
     coarse = Image.fromarray(np.clip(grid, 0, 255).astype(np.uint8), "RGB")
     bg = np.asarray(coarse.resize((size, size), Image.BICUBIC), dtype=np.float32)
     ramp = np.linspace(-1, 1, size, dtype=np.float32)
@@ -115,7 +115,7 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     for _ in range(int(rng.integers(1, 4))):
         fx, fy = rng.normal(0, 0.25, 2)
         phase = rng.uniform(0, 2 * np.pi)
-        amp = np.float32(rng.uniform(3, 9))
+        amp = np.float32(rng.uniform(2, 6))
         ax, ay = idx * np.float32(fx) + np.float32(phase), idx * np.float32(fy)
         texture += amp * (np.outer(np.cos(ay), np.sin(ax)) + np.outer(np.sin(ay), np.cos(ax)))
     return bg + texture[..., None]
@@ -156,7 +156,7 @@ def render_image(seed: int, index: int, size: int) -> tuple[Image.Image, list[_O
         attempts += 1
         kind = SHAPES_CLASSES[int(rng.integers(len(SHAPES_CLASSES)))]
         tiny = rng.random() < _TINY_P
-        side = size * (rng.uniform(0.04, 0.07) if tiny else np.exp(rng.uniform(np.log(0.13), np.log(0.42))))
+        side = size * (rng.uniform(0.04, 0.07) if tiny else np.exp(rng.uniform(np.log(0.17), np.log(0.45))))
         aspect = np.exp(rng.uniform(np.log(0.67), np.log(1.5)))
         w, h = side * np.sqrt(aspect), side / np.sqrt(aspect)
         angle = rng.uniform(-0.35, 0.35) if kind != "circle" else 0.0
