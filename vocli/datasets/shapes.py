@@ -12,8 +12,8 @@ between machines' math libraries do not move box corners.
 The task is made to be learnable by a small detector at 160 px: classes differ
 by outline only (colours are drawn independently of the class), most boxes
 span 17-45 % of the image side, 1-6 objects per image, moderate texture. A few
-objects are tiny (marked difficult), some overlap (never hiding more than a
-third of another), some are cut by the border (marked truncated).
+objects are tiny (marked difficult), some overlap (never hiding more than
+40 % of another), some are cut by the border (marked truncated).
 """
 
 from __future__ import annotations
