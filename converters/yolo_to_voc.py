@@ -28,9 +28,8 @@ from converters._common import (InvalidFile, ListsInvalid, Progress, chunked, re
 from converters.voc_to_yolo import label_path_for
 from vocli.datasets.voc import VOC_CLASSES, image_size_from_file, read_classes
 from vocli.errors import DatasetNotFoundError, VocliError
+from vocli.images import IMAGE_SUFFIXES
 from vocli.paths import atomic_write_text
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def voc_corners(yolo: np.ndarray, widths: np.ndarray, heights: np.ndarray,
