@@ -46,3 +46,15 @@ def test_vocli_error_is_one_line_exit_1(tmp_path, capsys, monkeypatch):
 def test_python_dash_m():
     out = subprocess.run([sys.executable, "-m", "vocli", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"vocli {__version__}"
+
+
+def test_ctrl_c_exits_130_with_a_note(capsys):
+    @app.command("interrupt-test", hidden=True)
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    try:
+        assert main(["interrupt-test"]) == 130
+        assert "interrupted" in capsys.readouterr().err
+    finally:
+        app.registered_commands[:] = [c for c in app.registered_commands if c.name != "interrupt-test"]

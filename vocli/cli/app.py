@@ -98,6 +98,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     console = err_console()
     try:
         result = app(args=args, prog_name="vocli", standalone_mode=False)
+        if result == 130:  # newer Typer turns Ctrl-C into this return value itself
+            console.print("[yellow]interrupted[/]")
         return result if isinstance(result, int) else 0
     except _EXIT as exc:
         return exc.exit_code

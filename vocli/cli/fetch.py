@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Iterator, List, Optional
 
 import typer
+from rich.markup import escape
 
 from vocli.cli.common import JSON_OPTION, ROOT_OPTION, emit_json, err_console
 
@@ -31,14 +32,19 @@ def _size(n: Optional[int]) -> str:
 def _progress(enabled: bool) -> Iterator:
     """A progress callback: byte bars (size, speed, ETA) on a terminal; retry/mirror notes on stderr."""
     console = err_console()
-    notes = {"retry", "mirror", "lock"}
+    def worth_noting(event) -> bool:
+        # Retries and locks always; a mirror only when it failed (the successful one is in the table).
+        if event.stage not in ("retry", "mirror", "lock") or not event.message:
+            return False
+        return event.stage != "mirror" or "failed" in event.message
+
     if not enabled:
         yield None
         return
     if not console.is_terminal:
         def note_only(event) -> None:
-            if event.stage in notes and event.message:
-                console.print(f"[dim]{event.label}: {event.message}[/]", soft_wrap=True, markup=False)
+            if worth_noting(event):
+                console.print(f"[dim]{escape(event.label)}: {escape(event.message)}[/]", soft_wrap=True)
         yield note_only
         return
     from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
@@ -49,9 +55,9 @@ def _progress(enabled: bool) -> Iterator:
     tasks: dict = {}
     with Progress(*columns, console=console, transient=True) as bars:
         def on_event(event) -> None:
-            if event.stage in notes:
-                if event.message and event.stage != "mirror" or "failed" in event.message:
-                    bars.console.print(f"[dim]{event.label}: {event.message}[/]", soft_wrap=True, markup=False)
+            if event.stage in ("retry", "mirror", "lock"):
+                if worth_noting(event):
+                    bars.console.print(f"[dim]{escape(event.label)}: {escape(event.message)}[/]", soft_wrap=True)
                 return
             key = (event.stage, event.label)
             if key not in tasks:
