@@ -9,26 +9,22 @@ from pathlib import Path
 import pytest
 
 from vocli.cli.app import main
-from vocli.demo import SpeedProbe, plan_training
+from vocli.demo import SpeedProbe, training_seconds
 
 STEPS = ["fetch", "convert yolo", "convert ssd", "anchors", "train", "evaluate", "detect"]
 STOCK_TINY_ANCHORS = [(10, 14), (23, 27), (37, 58), (81, 82), (135, 169), (344, 319)]
 
 
-def test_plan_training_hand_worked():
-    # 300 s budget, 30 s spent; inference 20 img/s on 200 test + 8 detect images at 2 passes each:
-    # 20.8 s, + 2 x 4 s fixed + max(2, 0.04 x 300) = 12 s margin -> 40.8 s after training.
-    # Training: 300 - 30 - 40.8 = 229.2 s at 10 img/s x 0.75 = 1719 images = 5.73 epochs of 300 -> 5.
-    probe = SpeedProbe(train_images_per_s=10.0, infer_images_per_s=20.0, seconds=1.0)
-    train_s, epochs = plan_training(300.0, 30.0, probe, train_images=300, test_images=200, detect_images=8)
-    assert train_s == pytest.approx(229.2)
-    assert epochs == 5
+def test_training_seconds_hand_worked():
+    # 300 s budget, 30 s spent; inference 20 img/s on 200 test + 8 detect images at 1.5 passes each:
+    # 15.6 s, + 2 x 3 s fixed + max(2, 0.04 x 300) = 12 s margin -> 33.6 s kept for after training.
+    probe = SpeedProbe(images_per_s=20.0, seconds=1.0)
+    assert training_seconds(300.0, 30.0, probe, test_images=200, detect_images=8) == pytest.approx(236.4)
 
 
-def test_plan_training_spent_budget_still_trains_one_epoch():
-    probe = SpeedProbe(train_images_per_s=1.0, infer_images_per_s=1.0, seconds=1.0)
-    train_s, epochs = plan_training(30.0, 40.0, probe, train_images=100, test_images=50, detect_images=8)
-    assert train_s == 1.0 and epochs == 1
+def test_training_seconds_spent_budget_still_trains():
+    probe = SpeedProbe(images_per_s=1.0, seconds=1.0)
+    assert training_seconds(30.0, 40.0, probe, test_images=50, detect_images=8) == 1.0
 
 
 def test_bad_image_size_is_one_line_error(tmp_path, capsys):
@@ -80,9 +76,10 @@ def test_demo_end_to_end(tmp_path, monkeypatch, capsys):
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     result = json.loads(captured.out)  # exactly one JSON document on stdout
-    assert "$ vocli fetch shapes --root demo/data" in captured.err  # each command announced before it runs
+    demo = (tmp_path / "demo").resolve()
+    assert f"$ vocli fetch shapes --root {demo}/data" in captured.err  # each command announced before it runs
 
-    # steps, in order, each a command the CLI accepts, with relative paths as given
+    # steps, in order, each a command the CLI accepts (absolute paths: valid from any folder)
     assert [s["name"] for s in result["steps"]] == STEPS
     params = {}
     for step in result["steps"]:
@@ -92,14 +89,14 @@ def test_demo_end_to_end(tmp_path, monkeypatch, capsys):
         assert step["seconds"] >= 0
     assert params["fetch"]["names"] == ["shapes"] and params["fetch"]["images"] == 60
     assert params["anchors"]["k"] == 6 and params["anchors"]["img_size"] == 64
-    assert params["anchors"]["write_cfg"] == Path("demo/yolov3-tiny-shapes.cfg")
+    assert params["anchors"]["write_cfg"] == demo / "yolov3-tiny-shapes.cfg"
     assert params["train"]["img_size"] == 64 and params["train"]["eval_every"] == 0
     assert params["train"]["epochs"] == result["epochs"]
-    assert params["evaluate"]["weights"] == Path("demo/train/best.pt")
+    assert params["train"]["time_limit"] * 60 == pytest.approx(result["train_budget_seconds"])
+    assert params["evaluate"]["weights"] == demo / "train" / "best.pt"
     assert len(params["detect"]["sources"]) == 8
     assert sum(s["seconds"] for s in result["steps"]) <= result["seconds"]
 
-    demo = tmp_path / "demo"
     voc = demo / "data" / "VOCdevkit" / "VOCshapes"
     ids = {split: (voc / "ImageSets" / "Main" / f"{split}.txt").read_text().split() for split in ("trainval", "test")}
     assert len(ids["trainval"]) + len(ids["test"]) == 60
@@ -150,7 +147,7 @@ def test_demo_end_to_end(tmp_path, monkeypatch, capsys):
     assert all(0.0 <= v <= 1.0 for v in ap.values())
     assert 0.0 <= result["map"] <= 1.0
     assert result["map"] == pytest.approx(sum(ap.values()) / 4)
-    assert result["paths"]["pr_curves"] == "demo/eval/pr_curves.png"
+    assert result["paths"]["pr_curves"] == str(demo / "eval" / "pr_curves.png")
 
     # a second run in the same folder reuses the data and rewrites the outputs
     from vocli.demo import demo as run_demo

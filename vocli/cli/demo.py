@@ -105,9 +105,9 @@ def render(result) -> None:
     for label, value in lines:
         where.add_row(label, str(value))
     console.print(where)
-    console.print(f"[bold]mAP@0.5 ({result.metric}) = {result.map:.4f}[/] after {result.epochs_run} of "
-                  f"{result.epochs} planned epoch(s) ({result.train_stopped.replace('_', ' ')}) at "
-                  f"{result.img_size} px", soft_wrap=True)
+    stopped = "time limit" if result.train_stopped == "time_limit" else "all epochs done"
+    console.print(f"[bold]mAP@0.5 ({result.metric}) = {result.map:.4f}[/] on the test split after "
+                  f"{result.epochs_run} epoch(s) of training at {result.img_size} px ({stopped})", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
