@@ -291,3 +291,45 @@ def test_two_process_gloo_run(tiny, tmp_path):
     assert rows[1].split(",")[-1] == "8"  # both ranks' images counted, 4 each
     ck = load(tmp_path / "ddp" / "last.pt")
     assert ck["epoch"] == 1
+
+
+@pytest.mark.slow
+def test_overfits_a_tiny_fixed_set(tiny, tmp_path):
+    """Trained and scored on the same 8 images (no augmentation), detection must become near perfect.
+
+    Catches assignment, decoding, anchor-unit and EMA/evaluation mistakes that still lower the loss.
+    """
+    cfg, data = tiny
+    same = tmp_path / "same.data"
+    same.write_text(data.read_text().replace(str(data.parent / "valid.txt"), str(data.parent / "train.txt")))
+    result = train(base_config(cfg, same, tmp_path / "overfit", epochs=120, batch_size=8, optimizer="adam",
+                               lr=0.01, augment=False, eval_every=120, anchors="auto"))
+    assert result.final_map is not None and result.final_map >= 0.9, result.final_map
+
+
+def test_adam_warmup_keeps_bias_lr_at_zero_start():
+    """SGD biases warm up from warmup_bias_lr down; Adam ones from 0 like every other group."""
+    from vocli.yolo.optim import apply_warmup, build_optimizer
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4))
+    for kind, bias_start in (("sgd", 0.1), ("adam", 0.0)):
+        opt = build_optimizer(model, 0.01, 0.9, 5e-4, 16, 1, kind)
+        apply_warmup(opt, 0, 10, 1.0, 0.01, 0.9, 0.8, 0.1)
+        assert opt.param_groups[2]["lr"] == pytest.approx(bias_start)
+        apply_warmup(opt, 5, 10, 1.0, 0.01, 0.9, 0.8, 0.1)  # halfway between the start and 0.01
+        assert opt.param_groups[2]["lr"] == pytest.approx((bias_start + 0.01) / 2)
+        assert opt.param_groups[1]["lr"] == pytest.approx(0.005)
+
+
+def test_auto_anchors_fit_the_training_boxes(tiny):
+    from vocli.yolo.data import darknet_images
+    from vocli.yolo.setup import fit_anchors
+
+    cfg, data = tiny
+    images = darknet_images(data.parent / "train.txt", 4)
+    anchors = fit_anchors(str(cfg), images, 64)
+    assert len(anchors) == 6
+    # boxes are 12..29 pixels on a side at 64 px: every fitted anchor lies in that range
+    assert all(12 <= w <= 29 and 12 <= h <= 29 for w, h in anchors), anchors
+    at_128 = fit_anchors(str(cfg), images, 128)  # anchors are absolute pixels: twice the size
+    assert all(abs(w2 - 2 * w) <= 1 and abs(h2 - 2 * h) <= 1 for (w, h), (w2, h2) in zip(anchors, at_128))

@@ -133,3 +133,12 @@ def test_empty_targets_give_only_objectness():
 def test_unknown_box_loss_is_rejected():
     with pytest.raises(ValueError, match="box loss"):
         yolo_loss(empty_outputs(), TARGET, HEADS, LossConfig(box="l1"))
+
+
+def test_scaled_weights_by_hand():
+    from vocli.yolo.loss import scaled_weights
+
+    # 160 px, 4 classes, 2 heads: box x 3/2; obj x (160/640)^2 x 3/2; cls x 4/80 x 3/2
+    box, obj, cls = scaled_weights(0.05, 1.0, 0.5, 160, 4, 2)
+    assert (box, obj, cls) == pytest.approx((0.075, 0.09375, 0.0375))
+    assert scaled_weights(0.05, 1.0, 0.5, 640, 80, 3) == pytest.approx((0.05, 1.0, 0.5))  # nominal: unchanged

@@ -19,7 +19,7 @@ def train(
     valid_sets: Optional[str] = typer.Option(None, "--valid-sets", help="With --sets: sets to evaluate on (default 2007/test, or shapes/test)."),
     classes: Optional[Path] = typer.Option(None, "--classes", help="Class list file (.names); default from --data or the sets."),
     cfg: str = typer.Option("yolov3-voc", "--cfg", help="Darknet cfg name (yolov3-voc, yolov3-tiny-voc, ...) or file; classes are rewritten to fit."),
-    anchors: Optional[str] = typer.Option(None, "--anchors", help="Replace the cfg's anchors: 'w,h w,h ...' in input pixels (see `vocli anchors`)."),
+    anchors: Optional[str] = typer.Option(None, "--anchors", help="Replace the cfg's anchors: 'w,h w,h ...' in input pixels, or 'auto' (k-means on the training boxes at --img-size)."),
     weights: Optional[str] = typer.Option(None, "--weights", help="Start from darknet53.conv.74, yolov3.weights, a .pt, or none."),
     freeze: str = typer.Option("none", "--freeze", help="Freeze none, backbone, or the first N layers."),
     freeze_epochs: int = typer.Option(0, "--freeze-epochs", help="Unfreeze after this many epochs (0: stay frozen)."),
@@ -62,7 +62,7 @@ def train(
 
     \b
     Example: vocli train --data voc.data --cfg yolov3-voc --weights darknet53.conv.74 --epochs 50
-    Example: vocli train --root ~/data --sets shapes/trainval --cfg yolov3-tiny --img-size 160 --time-limit 10
+    Example: vocli train --root ~/data --sets shapes/trainval --cfg yolov3-tiny --img-size 160 --anchors auto --optimizer adam --lr 0.001 --batch-size 8 --time-limit 10
     Example: vocli train --resume runs/train/exp/last.pt
     """
     from vocli.datasets.voc import read_classes
@@ -70,7 +70,9 @@ def train(
     from vocli.yolo.train import train as run_train
 
     anchor_list = None
-    if anchors:
+    if anchors and anchors.strip().lower() == "auto":
+        anchor_list = "auto"
+    elif anchors:
         try:
             anchor_list = [[int(round(float(v))) for v in pair.split(",")] for pair in anchors.replace(";", " ").split()]
         except ValueError:

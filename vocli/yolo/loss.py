@@ -26,6 +26,12 @@ Terms, each summed over heads:
 
 ``total = B * (box_weight * box + obj_weight * obj + cls_weight * cls)``; the factor ``B``
 keeps the gradient scale per image, so the learning rate does not depend on the batch size.
+
+The nominal weights (0.05, 1.0, 0.5) suit 640 px, 3 heads and 80 classes; ``scaled_weights``
+adapts obj and cls to other sizes (the obj mean runs over more cells at larger inputs, the cls
+mean over more classes), as YOLOv5 does. It is off by default: on the shapes set at 160 px
+(4 classes, 2 heads) it speeds up the box term but slows objectness and classes far more
+(40 steps on a fixed batch: mAP 0.00 scaled vs 0.04 nominal).
 """
 
 from __future__ import annotations
@@ -50,6 +56,16 @@ class LossConfig:
     cls_weight: float = 0.5
     ignore_thresh: Optional[float] = None  # None: each head's ``ignore_thresh`` (from the cfg)
     obj_balance: bool = True
+
+
+def scaled_weights(box: float, obj: float, cls: float, img_size: int, num_classes: int,
+                   num_heads: int) -> tuple[float, float, float]:
+    """Loss weights for ``img_size`` px, ``num_classes`` and ``num_heads`` from nominal ones (640 px, 80, 3).
+
+    box x 3/L; obj x (S / 640)^2 x 3/L; cls x C/80 x 3/L.
+    """
+    heads = 3.0 / max(1, num_heads)
+    return box * heads, obj * (img_size / 640.0) ** 2 * heads, cls * num_classes / 80.0 * heads
 
 
 @dataclass

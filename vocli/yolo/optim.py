@@ -61,11 +61,16 @@ def lr_factor(schedule: str, epochs: int, final_ratio: float) -> Callable[[int],
 
 def apply_warmup(optimizer: torch.optim.Optimizer, iteration: int, warmup_iters: int, epoch_factor: float,
                  base_lr: float, momentum: float, warmup_momentum: float, warmup_bias_lr: float) -> None:
-    """Linear warm-up for ``iteration < warmup_iters``: LR ramps from 0 (biases: from
-    ``warmup_bias_lr`` down) to the scheduled LR, momentum from ``warmup_momentum`` up."""
+    """Linear warm-up for ``iteration < warmup_iters``: LR ramps from 0 (SGD biases: from
+    ``warmup_bias_lr`` down) to the scheduled LR, momentum from ``warmup_momentum`` up.
+
+    The high bias start is for SGD only: Adam steps every parameter by about its LR whatever
+    the gradient, so an Adam bias LR of 0.1 would move each bias (the objectness and class
+    priors included) by about 0.1 per iteration and wreck them within a few steps.
+    """
     x = [0, warmup_iters]
     for i, group in enumerate(optimizer.param_groups):
-        start = warmup_bias_lr if i == 2 else 0.0
+        start = warmup_bias_lr if i == 2 and "betas" not in group else 0.0
         group["lr"] = float(np.interp(iteration, x, [start, base_lr * epoch_factor]))
         beta = float(np.interp(iteration, x, [warmup_momentum, momentum]))
         if "betas" in group:
@@ -93,8 +98,11 @@ class ModelEMA:
         self.updates += 1
         d = self.decay * (1 - math.exp(-self.updates / self.tau))
         source = model.state_dict()
-        for key, value in self.module.state_dict().items():
-            if value.dtype.is_floating_point:
-                value.mul_(d).add_(source[key].detach(), alpha=1 - d)
-            else:
+        mine = self.module.state_dict()
+        floats = [k for k, v in mine.items() if v.dtype.is_floating_point]
+        averaged = [mine[k] for k in floats]
+        torch._foreach_mul_(averaged, d)  # one fused pass instead of a loop of small ops
+        torch._foreach_add_(averaged, [source[k].detach() for k in floats], alpha=1 - d)
+        for key, value in mine.items():
+            if not value.dtype.is_floating_point:
                 value.copy_(source[key])

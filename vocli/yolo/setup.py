@@ -67,6 +67,14 @@ class Distributed:
         torch.distributed.broadcast(t, src=0)
         return bool(t.item())
 
+    def from_rank0(self, value: float) -> float:
+        """Rank 0's value on every rank (clock-driven choices must agree across ranks)."""
+        if self.world_size == 1:
+            return value
+        t = self._tensor([value])
+        torch.distributed.broadcast(t, src=0)
+        return float(t.item())
+
     def sum(self, value: float) -> float:
         if self.world_size == 1:
             return value
@@ -135,6 +143,52 @@ def load_datasets(config) -> tuple[LabelledImages, ValidSet, tuple[str, ...]]:
     train = voc_images(root, config.sets, classes)
     valid_sets = config.valid_sets or ("shapes/test" if classes == _voc_classes("shapes/x") else "2007/test")
     return train, ValidSet(voc_images(root, valid_sets, classes)), classes
+
+
+# --------------------------------------------------------------------------- anchors
+
+
+def _label_shapes(data: LabelledImages, img_size: int):
+    """(N, 2) box w, h in input pixels at ``img_size`` (normalised sizes x ``img_size``, as ``vocli anchors``)."""
+    import numpy as np
+
+    rows = [lab[:, 3:5] for lab in data.labels if len(lab)]
+    wh = np.concatenate(rows).astype(np.float64) * img_size if rows else np.zeros((0, 2))
+    return wh[(wh > 0).all(1)]
+
+
+def fit_anchors(cfg_name: str, data: LabelledImages, img_size: int, seed: int = 0) -> list[list[int]]:
+    """IoU k-means anchors (w, h input pixels at ``img_size``) of the training boxes, as many as the cfg has.
+
+    Darknet anchors are absolute input pixels, so a cfg's anchors (chosen at 416 px for COCO)
+    are far too large for a model trained at 160 px; ``--anchors auto`` refits them.
+    """
+    from vocli.anchors import kmeans_iou
+    from vocli.darknet.cfg import load_cfg, yolo_anchors_and_mask
+
+    cfg = load_cfg(cfg_name)
+    k = len(yolo_anchors_and_mask(cfg.yolo_layers[0])[0])
+    wh = _label_shapes(data, img_size)
+    if len(wh) < k:
+        raise VocliError(f"--anchors auto: only {len(wh)} training boxes for {k} anchors",
+                         hint="pass --anchors 'w,h w,h ...' or use the cfg's anchors")
+    centres = kmeans_iou(wh / img_size, k, restarts=3, seed=seed).centres
+    return [[max(1, int(round(w * img_size))), max(1, int(round(h * img_size)))] for w, h in centres]
+
+
+def anchor_fit_message(model: nn.Module, data: LabelledImages, img_size: int) -> Optional[str]:
+    """A one-line warning when the model's anchors fit the training boxes badly (else None)."""
+    from vocli.anchors import anchor_metrics
+
+    wh = _label_shapes(data, img_size)
+    anchors = model.heads[0].all_anchors
+    if len(wh) == 0 or anchors is None:
+        return None
+    fit = anchor_metrics(wh, anchors.numpy())
+    if fit.best_possible_recall >= 0.98 and fit.mean_iou >= 0.5:
+        return None
+    return (f"anchors fit the training boxes at {img_size} px poorly (mean best IoU {fit.mean_iou:.2f}, "
+            f"{fit.best_possible_recall:.0%} of boxes within 4x of an anchor); --anchors auto refits them")
 
 
 # --------------------------------------------------------------------------- model

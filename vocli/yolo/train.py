@@ -22,11 +22,12 @@ from vocli.errors import VocliError
 from vocli.paths import atomic_write_text
 from vocli.yolo import checkpoint as ckpt_io
 from vocli.yolo.data import AugmentConfig, YoloDataset, make_loader, multi_scale_size
-from vocli.yolo.loss import BOX_LOSSES, LossConfig, yolo_loss
+from vocli.yolo.loss import BOX_LOSSES, LossConfig, scaled_weights, yolo_loss
 from vocli.yolo.optim import (OPTIMIZERS, SCHEDULES, ModelEMA, apply_warmup, build_optimizer, default_accumulate,
                               lr_factor)
-from vocli.yolo.setup import (TrainingDivergedError, build_model, evaluate_map, freeze_layers, init_distributed,
-                              load_datasets, next_run_dir, resolve_device, write_metrics)
+from vocli.yolo.setup import (TrainingDivergedError, anchor_fit_message, build_model, evaluate_map, fit_anchors,
+                              freeze_layers, init_distributed, load_datasets, next_run_dir, resolve_device,
+                              write_metrics)
 
 
 @dataclass
@@ -39,7 +40,7 @@ class TrainConfig:
     valid_sets: Optional[str] = None    # evaluation sets, e.g. "2007/test"
     classes: Optional[list[str]] = None  # class names (default: from .data names / VOC classes)
     cfg: str = "yolov3-voc"
-    anchors: Optional[list[list[int]]] = None  # replace the cfg's anchors (w, h pixels)
+    anchors: Any = None                 # replace the cfg's anchors: [[w, h], ...] pixels, or "auto" (k-means)
     weights: Optional[str] = None       # .weights / .pt / checkpoint to start from; None = scratch
     freeze: str = "none"                # none | backbone | N (first N layers)
     freeze_epochs: int = 0              # unfreeze after this many epochs (0: keep frozen)
@@ -61,6 +62,7 @@ class TrainConfig:
     obj_weight: float = 1.0
     cls_weight: float = 0.5
     obj_balance: bool = True
+    scale_loss_weights: bool = False    # YOLOv5-style obj/cls re-weighting (loss.scaled_weights); slower on shapes
     ignore_thresh: Optional[float] = None  # default: the cfg's [yolo] ignore_thresh
     augment: bool = True
     flip: float = 0.5
@@ -183,10 +185,19 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
 
     train_data, valid_data, classes = load_datasets(config)
     config = dataclasses.replace(config, classes=list(classes))
+    if isinstance(config.anchors, str):
+        if config.anchors.strip().lower() != "auto":
+            raise VocliError(f"--anchors {config.anchors!r} is not known", hint="use 'w,h w,h ...' or auto")
+        config = dataclasses.replace(config, anchors=fit_anchors(config.cfg, train_data, config.img_size, config.seed))
+        report(TrainEvent("info", message="anchors fitted to the training boxes at "
+                                          f"{config.img_size} px: {config.anchors}"))
     model, weights_report = build_model(config, len(classes), resume_ckpt is None)
     model.to(device)
     if weights_report is not None:
         report(TrainEvent("info", message=weights_report["summary"]))
+    fit_warning = anchor_fit_message(model, train_data, config.img_size)
+    if fit_warning:
+        report(TrainEvent("info", message=fit_warning))
 
     per_rank_batch = max(1, config.batch_size // dist.world_size)
     accumulate = config.accumulate or default_accumulate(config.batch_size)
@@ -218,9 +229,13 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
     dataset = YoloDataset(train_data, config.img_size, augment, seed=config.seed, cache=config.cache)
     loader = make_loader(dataset, per_rank_batch, config.workers, config.seed, True, dist.rank, dist.world_size)
     batches = len(loader)
-    warmup_iters = round(config.warmup_epochs * batches)
-    loss_config = LossConfig(box=config.box_loss, box_weight=config.box_weight, obj_weight=config.obj_weight,
-                             cls_weight=config.cls_weight, ignore_thresh=config.ignore_thresh,
+    # A warm-up of at most a tenth of the run, so short runs spend most of it at full LR.
+    warmup_iters = min(round(config.warmup_epochs * batches), max(1, config.epochs * batches // 10))
+    weights = (config.box_weight, config.obj_weight, config.cls_weight)
+    if config.scale_loss_weights:
+        weights = scaled_weights(*weights, config.img_size, len(classes), len(model.heads))
+    loss_config = LossConfig(box=config.box_loss, box_weight=weights[0], obj_weight=weights[1],
+                             cls_weight=weights[2], ignore_thresh=config.ignore_thresh,
                              obj_balance=config.obj_balance)
     heads = model.heads
     frozen = freeze_layers(model, config.freeze) if start_epoch < config.freeze_epochs or not config.freeze_epochs \
@@ -251,6 +266,28 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
                               f"batch {config.batch_size} x accumulate {accumulate}, device {device}"))
     stopped, epochs_done, dirty, final_map = "completed", start_epoch, False, None
     deadline = started + config.time_limit * 60 if config.time_limit else None
+    loop_start = time.monotonic()
+    eval_seconds: Optional[float] = None  # the last evaluation's duration (reserved before the deadline)
+    trained_images = 0
+
+    def train_deadline() -> Optional[float]:
+        """When training must stop so the final evaluation still ends by the time limit."""
+        if deadline is None or config.eval_every <= 0:
+            return deadline
+        reserve = eval_seconds
+        if reserve is None:  # inference is about 3x faster than a training step; NMS and scoring cost extra
+            rate = trained_images / max(1e-6, time.monotonic() - loop_start)
+            reserve = len(valid_data.data) / max(rate, 1e-6) / 2.5 if trained_images else 0.0
+        return deadline - reserve
+
+    def lr_progress(epoch: int, i: int) -> float:
+        """Position in the LR schedule, in epochs: by iterations, or by the clock under a time limit."""
+        by_iter = epoch + i / batches
+        stop = train_deadline()
+        if stop is None:
+            return by_iter
+        by_time = config.epochs * (time.monotonic() - loop_start) / max(1e-6, stop - loop_start)
+        return min(float(config.epochs), max(by_iter, dist.from_rank0(by_time)))
     try:
         for epoch in range(start_epoch, config.epochs):
             epoch_start = time.monotonic()
@@ -271,9 +308,13 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
             time_up = False
             for i, (images, targets) in enumerate(loader):
                 ni = epoch * batches + i
+                scheduled = factor(lr_progress(epoch, i))  # cosine/step per iteration
                 if ni <= warmup_iters:  # the last call lands exactly on the scheduled values
-                    apply_warmup(optimizer, ni, warmup_iters, factor(epoch), config.lr, config.momentum,
+                    apply_warmup(optimizer, ni, warmup_iters, scheduled, config.lr, config.momentum,
                                  config.warmup_momentum, config.warmup_bias_lr)
+                else:
+                    for group in optimizer.param_groups:
+                        group["lr"] = config.lr * scheduled
                 images = images.to(device, non_blocking=True).float().div_(255.0)
                 if config.multi_scale:
                     size = multi_scale_size(config.img_size, config.seed, epoch, i)
@@ -297,12 +338,13 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
                 batch_losses = torch.stack([parts.box, parts.obj, parts.cls, parts.total.detach() / len(images)])
                 sums += batch_losses.cpu() * len(images)
                 seen += len(images)
+                trained_images += len(images)
                 running = sums / max(1, seen)
                 report(TrainEvent("batch", epoch=epoch, epochs=config.epochs, batch=i + 1, batches=batches,
                                   losses={"box": running[0].item(), "obj": running[1].item(),
                                           "cls": running[2].item(), "total": running[3].item()},
                                   lr=optimizer.param_groups[1]["lr"]))
-                if deadline is not None and dist.agree(time.monotonic() >= deadline):
+                if deadline is not None and dist.agree(time.monotonic() >= train_deadline()):
                     if pending:
                         _optimizer_step(model, optimizer, scaler, ema)
                     time_up = True
@@ -316,7 +358,9 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
                 dist.barrier()
                 if is_main:
                     eval_model = ema.module if ema else model
+                    eval_start = time.monotonic()
                     current_map = evaluate_map(eval_model, valid_data, classes, config, device)
+                    eval_seconds = time.monotonic() - eval_start
                     report(TrainEvent("eval", epoch=epoch, epochs=config.epochs, map=current_map))
                 dist.barrier()
             seen_all = dist.sum(seen)
