@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import typer
@@ -33,6 +32,7 @@ def demo(
     Example: vocli demo
     Example: vocli demo --out /tmp/demo --minutes 2 --images 300
     """
+    from vocli.cli.train import _epoch_progress
     from vocli.demo import demo as run_demo
 
     console = err_console()
@@ -52,25 +52,13 @@ def demo(
         console.print(f"  done in {step.seconds:.1f} s: {step.summary}", soft_wrap=True, markup=False,
                       highlight=False, style="green")
 
-    with _train_progress(not json_out) as report:
+    with _epoch_progress(enabled=not json_out) as report:  # the epoch lines `vocli train` shows
         result = run_demo(out=out, minutes=minutes, device=device, images=images, img_size=img_size, seed=seed,
                           on_step=announce, on_done=finished, train_progress=report)
     if json_out:
         emit_json(result)
     else:
         render(result)
-
-
-@contextlib.contextmanager
-def _train_progress(enabled: bool):
-    """The epoch lines (or bars on a terminal) that ``vocli train`` shows."""
-    if not enabled:
-        yield None
-        return
-    from vocli.cli.train import _epoch_progress
-
-    with _epoch_progress(enabled=True) as report:
-        yield report
 
 
 def render(result) -> None:
