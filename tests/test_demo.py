@@ -93,7 +93,7 @@ def test_demo_end_to_end(tmp_path, monkeypatch, capsys):
     assert params["train"]["img_size"] == 64 and params["train"]["eval_every"] == 0
     assert params["train"]["epochs"] == result["epochs"]
     assert params["train"]["time_limit"] * 60 == pytest.approx(result["train_budget_seconds"])
-    assert params["evaluate"]["weights"] == demo / "train" / "best.pt"
+    assert params["evaluate"]["weights"] == params["detect"]["weights"] == demo / "train" / "last.pt"
     assert len(params["detect"]["sources"]) == 8
     assert sum(s["seconds"] for s in result["steps"]) <= result["seconds"]
 
@@ -129,9 +129,9 @@ def test_demo_end_to_end(tmp_path, monkeypatch, capsys):
     # checkpoints, plots, annotated images
     import torch
 
-    for name in ("best.pt", "last.pt"):
-        ckpt = torch.load(demo / "train" / name, map_location="cpu", weights_only=True)
-        assert ckpt["classes"] == ["circle", "square", "triangle", "star"]
+    ckpt = torch.load(demo / "train" / "last.pt", map_location="cpu", weights_only=True)
+    assert ckpt["classes"] == ["circle", "square", "triangle", "star"]
+    assert ckpt["epoch"] == result["epochs_run"]  # the weights evaluated are the last ones trained
     for plot in ("pr_curves.png", "ap_per_class.png"):
         with Image.open(demo / "eval" / plot) as im:
             assert im.format == "PNG" and im.width > 100 and im.height > 100

@@ -86,7 +86,7 @@ class SpeedProbe:
 
 @dataclass
 class DemoResult:
-    """Everything the demo did. ``map`` is the VOC mAP@0.5 of best.pt on the test split."""
+    """Everything the demo did. ``map`` is the VOC mAP@0.5 of the trained weights (last.pt) on the test split."""
 
     out: Path
     steps: list[StepResult]
@@ -272,8 +272,9 @@ def demo(out: str | os.PathLike = DEFAULT_OUT, minutes: float = 5.0, device: str
     time_limit = max(0.01, round(train_s / 60.0, 2))
     train_s = time_limit * 60.0
     run_dir = out / "train"
-    # Training evaluates nothing (the next step does); drop an older run's checkpoints so
-    # best.pt cannot be a stale file from a previous demo.
+    # Training evaluates nothing (the next step does, once, with plots), so there is no "best"
+    # epoch: evaluate and detect use last.pt, the weights at the time limit. (With --eval-every 0
+    # the trainer writes best.pt only after the first epoch.) Old checkpoints of an earlier demo go.
     for stale in ("best.pt", "last.pt"):
         (run_dir / stale).unlink(missing_ok=True)
     trained = run(
@@ -288,20 +289,20 @@ def demo(out: str | os.PathLike = DEFAULT_OUT, minutes: float = 5.0, device: str
                       batch_size=BATCH_SIZE, accumulate=1, optimizer=OPTIMIZER, lr=LR,
                       warmup_epochs=WARMUP_EPOCHS, augment=AUGMENT, cache=True, workers=WORKERS, eval_every=0,
                       time_limit=time_limit, seed=seed, device=device, out=str(run_dir), progress=train_progress),
-        lambda r: ({"best": r.best, "last": r.last, "metrics": Path(r.out) / "metrics.csv",
+        lambda r: ({"weights": r.last, "metrics": Path(r.out) / "metrics.csv",
                     "curves": Path(r.out) / "results.png"},
                    f"{r.epochs_run} epochs ({r.stopped.replace('_', ' ')}), final loss {r.metrics[-1].total:.3f}"
                    if r.metrics else f"{r.epochs_run} epochs ({r.stopped.replace('_', ' ')})"))
 
-    # 6. evaluate best.pt on the test split from the VOC XML (difficult flags count as in the devkit)
+    # 6. evaluate last.pt on the test split from the VOC XML (difficult flags count as in the devkit)
     from vocli.evaluate import evaluate
 
     eval_dir = out / "eval"
     evaluated = run(
         "evaluate",
-        ["evaluate", "--weights", _p(trained.best), "--root", _p(data_root), "--sets", TEST_SET,
+        ["evaluate", "--weights", _p(trained.last), "--root", _p(data_root), "--sets", TEST_SET,
          "--img-size", str(img_size), "--device", device, "--plots", _p(eval_dir)],
-        lambda: evaluate(weights=trained.best, root=data_root, sets=TEST_SET, img_size=img_size, device=device,
+        lambda: evaluate(weights=trained.last, root=data_root, sets=TEST_SET, img_size=img_size, device=device,
                          plots=eval_dir),
         lambda r: ({"pr_curves": eval_dir / "pr_curves.png", "ap_per_class": eval_dir / "ap_per_class.png"},
                    f"mAP ({r.metric}) {r.map:.4f} on {r.num_images} images: " +
@@ -316,16 +317,16 @@ def demo(out: str | os.PathLike = DEFAULT_OUT, minutes: float = 5.0, device: str
         old.unlink()  # images of an earlier demo with other test ids
     detected = run(
         "detect",
-        ["detect", *map(_p, sources), "--weights", _p(trained.best), "--img-size", str(img_size),
+        ["detect", *map(_p, sources), "--weights", _p(trained.last), "--img-size", str(img_size),
          "--device", device, "--out", _p(detect_dir)],
-        lambda: detect(sources, trained.best, img_size=img_size, device=device, out=detect_dir),
+        lambda: detect(sources, trained.last, img_size=img_size, device=device, out=detect_dir),
         lambda r: ({"images": sorted(detect_dir.glob("*.jpg"))},
                    f"{r.num_detections} detections in {r.images} images: " +
                    ", ".join(f"{k} {v}" for k, v in r.counts.items())))
 
     paths = {
         "dataset": voc_dir, "data_file": data_file, "names": names_file, "labels": out / voc_dir.name / "labels",
-        "ssd": [f.path for f in ssd.files], "cfg": cfg_path, "best": trained.best, "last": trained.last,
+        "ssd": [f.path for f in ssd.files], "cfg": cfg_path, "weights": trained.last,
         "train_curves": Path(trained.out) / "results.png", "pr_curves": eval_dir / "pr_curves.png",
         "ap_per_class": eval_dir / "ap_per_class.png", "detect": detect_dir,
         "detect_images": sorted(detect_dir.glob("*.jpg")),

@@ -25,7 +25,7 @@ def demo(
     call as the command printed before it ("$ vocli ..."), so you can re-run
     or change any step by hand, or run the same steps on real VOC. Ends with
     the mAP, the time of each step and where everything is: YOLO labels and
-    .data, SSD targets, the cfg with fitted anchors, best.pt, PR curves
+    .data, SSD targets, the cfg with fitted anchors, the weights, PR curves
     (eval/pr_curves.png) and annotated test images (detect/).
 
     \b
@@ -81,7 +81,7 @@ def render(result) -> None:
         ("darknet .data", paths["data_file"]),
         ("SSD targets", ", ".join(str(p) for p in paths["ssd"])),
         ("cfg with fitted anchors", paths["cfg"]),
-        ("weights", f"{paths['best']} (last: {paths['last']})"),
+        ("trained weights", paths["weights"]),
         ("training curves", paths["train_curves"]),
         ("PR curves", paths["pr_curves"]),
         ("AP per class", paths["ap_per_class"]),
