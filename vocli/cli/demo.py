@@ -11,9 +11,11 @@ from vocli.cli.common import JSON_OPTION, emit_json, err_console
 
 def demo(
     out: Path = typer.Option(Path("vocli-demo"), "--out", help="Folder for the data and every output."),
-    minutes: float = typer.Option(5.0, "--minutes", min=0.05, help="Time budget for the whole demo; training gets what the other steps leave."),
+    minutes: float = typer.Option(5.0, "--minutes", min=0.05,
+                                  help="Time budget for the whole demo; training gets what the other steps leave."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
-    images: int = typer.Option(500, "--images", min=10, help="Shapes images to generate (50 % train, 10 % val, 40 % test)."),
+    images: int = typer.Option(500, "--images", min=10,
+                               help="Shapes images to generate (50 % train, 10 % val, 40 % test)."),
     img_size: int = typer.Option(160, "--img-size", help="Network input size (multiple of 32)."),
     seed: int = typer.Option(0, "--seed", help="Seed for the data, anchors and training."),
     json_out: bool = JSON_OPTION,
