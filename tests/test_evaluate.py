@@ -155,3 +155,16 @@ def test_default_metric_for_images(tiny_voc):
     jpeg = tiny_voc / "VOCdevkit" / "VOC2007" / "JPEGImages"
     assert default_metric_for_images([jpeg / "000002.jpg"]) == "voc07"     # exactly the 2007 test list
     assert default_metric_for_images([jpeg / "000001.jpg", jpeg / "000002.jpg"]) == "voc12"
+
+
+def test_ground_truth_follows_the_jpegimages_link_of_convert_out(tiny_voc, tmp_path):
+    # `convert yolo --out OUT` links OUT/VOC2007/JPEGImages to the real folder; the XML (and its
+    # difficult flag) must still be found through the link.
+    real = tiny_voc / "VOCdevkit" / "VOC2007" / "JPEGImages"
+    real.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (100, 80)).save(real / "000001.jpg")
+    linked = tmp_path / "out" / "VOC2007" / "JPEGImages"
+    linked.parent.mkdir(parents=True)
+    linked.symlink_to(real, target_is_directory=True)
+    gt = ground_truth_for_images([linked / "000001.jpg"], VOC_CLASSES)
+    np.testing.assert_array_equal(gt.difficult, [False, True])

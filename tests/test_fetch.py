@@ -233,3 +233,13 @@ def test_cli_fetch_shapes_json_with_the_real_generator(home, capsys):
     splits = doc["items"][0]["splits"]
     assert splits["VOCshapes/trainval"] + splits["VOCshapes/test"] == 12
     assert main(["verify", "shapes"]) == 0
+
+
+def test_relative_root_works(home, monkeypatch, tmp_path):
+    import vocli.datasets.shapes as shapes_module
+
+    monkeypatch.setattr(shapes_module, "generate_shapes", _fake_generate_shapes)
+    monkeypatch.chdir(tmp_path)
+    result = fetch(["shapes"], root="rel-data", images=4, size=64, seed=1)
+    assert result.root == (tmp_path / "rel-data").resolve() or str(result.root) == str((tmp_path / "rel-data").resolve())
+    assert (tmp_path / "rel-data" / "VOCdevkit" / "VOCshapes" / "Annotations").is_dir()

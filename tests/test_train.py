@@ -202,6 +202,13 @@ def test_freeze_backbone_leaves_backbone_unchanged(tiny, tmp_path):
     assert not torch.equal(final["layers.4.conv.weight"], start["layers.4.conv.weight"])
 
 
+def test_best_is_last_when_never_evaluated(tiny, tmp_path):
+    cfg, data = tiny
+    train(base_config(cfg, data, tmp_path / "run", epochs=2, eval_every=0))
+    best, last = load(tmp_path / "run" / "best.pt"), load(tmp_path / "run" / "last.pt")
+    assert best["epoch"] == last["epoch"] == 2
+
+
 def test_checkpoint_contents_and_outputs(tiny, tmp_path):
     cfg, data = tiny
     result = train(base_config(cfg, data, tmp_path / "run", epochs=1))

@@ -49,10 +49,15 @@ def voc_ground_truth(voc_sets: Sequence[VocSet], classes: Sequence[str], progres
 
 
 def _xml_beside(image: Path) -> Optional[Path]:
+    """The VOC XML of an image in a ``JPEGImages`` folder, following the folder link that
+    ``convert yolo --out`` makes (so difficult flags still count)."""
     if image.parent.name != "JPEGImages":
         return None
-    xml = image.parent.parent / "Annotations" / f"{image.stem}.xml"
-    return xml if xml.is_file() else None
+    for folder in dict.fromkeys((image.parent, image.parent.resolve())):
+        xml = folder.parent / "Annotations" / f"{image.stem}.xml"
+        if xml.is_file():
+            return xml
+    return None
 
 
 def ground_truth_for_images(image_paths: Sequence[Union[str, os.PathLike]], classes: Sequence[str],

@@ -178,7 +178,7 @@ def fetch(names: Sequence[str] = (), root: str | os.PathLike | None = None, mirr
     Raises ``DownloadError`` (every mirror listed), ``ChecksumMismatch`` or ``UnsafeArchiveError``.
     """
     started = time.perf_counter()
-    root = Path(root).expanduser() if root is not None else data_root()
+    root = (Path(root).expanduser() if root is not None else data_root()).resolve()
     root.mkdir(parents=True, exist_ok=True)
     jobs = _plan(names, root, user_mirrors(mirrors), md5, sha256, tar)
     items: list[FetchedItem] = []

@@ -375,7 +375,7 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
             if is_main:
                 ck = checkpoint(epoch + 1)
                 ckpt_io.save_checkpoint(paths["last"], ck)
-                if best_epoch == epoch + 1 or not paths["best"].exists():
+                if best_epoch == epoch + 1 or config.eval_every <= 0 or not paths["best"].exists():
                     ckpt_io.save_checkpoint(paths["best"], ck)
                 write_metrics(out, history)
             epochs_done, dirty = epoch + 1, False
