@@ -160,7 +160,7 @@ def _split_ids(root: Path, split: str) -> list[str]:
     return read_split(root / "VOCdevkit" / "VOCshapes" / "ImageSets" / "Main" / f"{split}.txt")
 
 
-def demo(out: str | os.PathLike = DEFAULT_OUT, minutes: float = 5.0, device: str = "cpu", images: int = 500,
+def demo(out: str | os.PathLike = DEFAULT_OUT, minutes: float = 5.0, device: str = "cpu", images: int = 1000,
          img_size: int = 160, seed: int = 0, on_step: Optional[Callable[[StepInfo], None]] = None,
          on_done: Optional[Callable[[StepResult, Any], None]] = None,
          train_progress: Optional[Callable[[Any], None]] = None) -> DemoResult:
