@@ -26,7 +26,7 @@ import numpy as np
 
 from vocli.darknet.cfg import DarknetCfg, LayerSpec, load_cfg, shipped_cfg_names
 from vocli.errors import DarknetFormatError
-from vocli.paths import atomic_path
+from vocli.paths import atomic_path, find_weights_file
 
 FORMAT = "vocli-darknet-1"
 FLOAT = np.dtype("<f4")
@@ -312,9 +312,9 @@ def convert_weights(src, cfg=None, out=None, cutoff: Optional[int] = None, allow
     file's is used. ``cutoff`` (or a ``.conv.N`` file name): only the first N layers.
     Every check runs before anything is written.
     """
-    src = Path(src).expanduser()
+    src = find_weights_file(src)
     if not src.is_file():
-        raise DarknetFormatError(f"{src}: no such file")
+        raise DarknetFormatError(f"{src}: no such file", hint="check the path, or `vocli fetch` it")
     out = Path(out).expanduser() if out is not None else _default_out(src)
     kind = {".pt": "pt", ".pth": "pt", ".h5": "h5", ".hdf5": "h5"}.get(out.suffix.lower())
     if kind is None:
@@ -495,9 +495,9 @@ def load_weights(model, path_or_state, strict_shapes: bool = False) -> LoadRepor
     if isinstance(path_or_state, dict):
         state = _from_dict(path_or_state, "<state dict>").state_dict
     else:
-        path = Path(path_or_state).expanduser()
+        path = find_weights_file(path_or_state)
         if not path.is_file():
-            raise DarknetFormatError(f"{path}: no such weights file")
+            raise DarknetFormatError(f"{path}: no such weights file", hint="check the path, or `vocli fetch` it")
         if path.suffix.lower() in (".pt", ".pth", ".h5", ".hdf5", ".ckpt"):
             state = load_payload(path).state_dict
         else:

@@ -30,3 +30,17 @@ def test_failed_write_leaves_old_file_and_no_temp(tmp_path):
             raise RuntimeError("disk full")
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_bare_weights_name_is_found_in_the_weights_dir(monkeypatch, tmp_path):
+    from vocli.paths import find_weights_file, weights_dir
+
+    monkeypatch.setenv("VOCLI_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert find_weights_file("yolov3.weights") == tmp_path.joinpath("yolov3.weights").relative_to(tmp_path)
+    weights_dir().mkdir(parents=True)
+    (weights_dir() / "yolov3.weights").write_bytes(b"x")
+    assert find_weights_file("yolov3.weights") == weights_dir() / "yolov3.weights"
+    (tmp_path / "yolov3.weights").write_bytes(b"here")  # a file in the working folder wins
+    assert find_weights_file("yolov3.weights").resolve() == tmp_path / "yolov3.weights"
+    assert find_weights_file("sub/yolov3.weights") == tmp_path.joinpath("sub/yolov3.weights").relative_to(tmp_path)

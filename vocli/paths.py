@@ -32,6 +32,16 @@ def _umask() -> int:
     return mask
 
 
+def find_weights_file(path: str | os.PathLike) -> Path:
+    """``path`` when it exists; a bare file name not found here is looked up in ``weights_dir()``,
+    where ``vocli fetch yolov3.weights`` stores it."""
+    given = Path(path).expanduser()
+    if given.exists() or given.parent != Path("."):
+        return given
+    fetched = weights_dir() / given.name
+    return fetched if fetched.is_file() else given
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
