@@ -8,7 +8,6 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Optional, Sequence, TypeVar
 
-from vocli.datasets.voc import Annotation
 from vocli.errors import VocliError
 
 J = TypeVar("J")
@@ -93,31 +92,82 @@ def run_chunks(fn: Callable[[J], R], jobs: Sequence[J], workers: int,
             pool.join()
 
 
-def image_file_name(annotation: Annotation, image_id: str) -> str:
-    """The image's file name in JPEGImages: ``<filename>`` when it names this id, else ``<id>.jpg``."""
-    name = annotation.filename
-    if name and os.path.splitext(name)[0] == image_id and "/" not in name and "\\" not in name:
-        return name
+def image_file_name(filename: str, image_id: str) -> str:
+    """The image's file name in JPEGImages: the annotation's ``<filename>`` when it names this id, else ``<id>.jpg``."""
+    if filename and os.path.splitext(filename)[0] == image_id and "/" not in filename and "\\" not in filename:
+        return filename
     return f"{image_id}.jpg"
 
 
-def write_if_changed(path: str | os.PathLike, data: bytes) -> bool:
-    """Write ``data`` atomically unless the file already holds exactly it; True if written."""
+def read_file(path: str) -> tuple[bytes, os.stat_result]:
+    """A whole file and its stat from one open (the stat taken before reading, so a change during the run shows later)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
-        with open(path, "rb") as f:
-            if f.read() == data:
-                return False
-    except FileNotFoundError:
-        pass
-    # A fixed temp name per process keeps this hot loop to open/write/rename.
-    folder, name = os.path.split(os.fspath(path))
+        stat = os.fstat(fd)
+        data = os.read(fd, stat.st_size + 1)
+        if len(data) > stat.st_size:  # grew since the stat: read on to the end
+            chunks = [data]
+            while chunks[-1]:
+                chunks.append(os.read(fd, 1 << 16))
+            data = b"".join(chunks)
+    finally:
+        os.close(fd)
+    return data, stat
+
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+
+
+def write_if_changed(path: str | os.PathLike, data: bytes, missing: bool = False) -> Optional[os.stat_result]:
+    """Write ``data`` atomically unless the file already holds exactly it.
+
+    Returns the new file's stat when written, None when the file was already right.
+    ``missing``: the caller knows the file does not exist (skips the comparison).
+    """
+    path = os.fspath(path)
+    if not missing:
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            pass
+        else:
+            try:
+                same = os.read(fd, len(data) + 1) == data
+            finally:
+                os.close(fd)
+            if same:
+                return None
+    # A fixed temp name per process keeps this hot loop to open/write/rename; mode 0o666 less the umask.
+    folder, name = os.path.split(path)
     tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
+        fd = os.open(tmp, _WRITE_FLAGS, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            stat = os.fstat(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    return True
+    return stat
+
+
+def write_new_file(path: str, data: bytes) -> os.stat_result:
+    """Create ``path`` (which must not exist) holding ``data``; its stat.
+
+    For files inside a staging folder that is renamed into place whole, so no
+    temp name per file is needed.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        return os.fstat(fd)
+    finally:
+        os.close(fd)

@@ -264,7 +264,7 @@ def _match_chunk(job: _Job) -> _Chunk:
         positive.append(np.stack([np.full(len(rows), len(ids)), rows], axis=1))
         positive_loc.append(loc[rows])
         ids.append(image_id)
-        names.append(image_file_name(ann, image_id))
+        names.append(image_file_name(ann.filename, image_id))
         counts.append(len(truths))
         boxes.append(truths)
         labels.append(class_ids + 1)

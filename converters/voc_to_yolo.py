@@ -30,6 +30,7 @@ trainer that swaps ``JPEGImages`` for ``labels`` in a listed path finds them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -40,11 +41,10 @@ from typing import Optional, Sequence
 import numpy as np
 
 from converters._common import (InvalidFile, ListsInvalid, Progress, chunked, image_file_name, invalid_annotation,
-                                resolve_workers, run_chunks, write_if_changed)
-from vocli.datasets.voc import (VOC_CLASSES, VocSet, devkit_dir, parse_annotation, read_classes,
-                                resolve_sets)
+                                read_file, resolve_workers, run_chunks, write_if_changed, write_new_file)
+from vocli.datasets.voc import VOC_CLASSES, VocSet, annotation_rows, devkit_dir, read_classes, resolve_sets
 from vocli.errors import AnnotationError, DatasetNotFoundError, VocliError
-from vocli.paths import atomic_write_text, data_root
+from vocli.paths import atomic_write_text, data_root, staged_folder
 
 CACHE_NAME = ".vocli-labels.json"
 CACHE_VERSION = 1
@@ -76,9 +76,13 @@ def yolo_boxes(boxes: np.ndarray, widths: np.ndarray, heights: np.ndarray,
     return np.clip(out, 0.0, 1.0)
 
 
-def format_label_lines(class_ids: Sequence[int], yolo: np.ndarray) -> str:
-    """``class cx cy w h`` lines; floats in Python's shortest round-trip form, like darknet's script."""
-    return "".join(f"{c} {x!r} {y!r} {w!r} {h!r}\n" for c, (x, y, w, h) in zip(class_ids, yolo.tolist()))
+def format_label_lines(class_ids: Sequence[int], yolo: np.ndarray | Sequence[Sequence[float]]) -> str:
+    """``class cx cy w h`` lines; floats in Python's shortest round-trip form, like darknet's script.
+
+    yolo: (N, 4) cx, cy, w, h, an array or lists of floats.
+    """
+    rows = yolo.tolist() if isinstance(yolo, np.ndarray) else yolo
+    return "".join(f"{c} {x!r} {y!r} {w!r} {h!r}\n" for c, (x, y, w, h) in zip(class_ids, rows))
 
 
 def label_path_for(image_path: str | os.PathLike) -> Path:
@@ -200,6 +204,7 @@ class _Job:
     classes: tuple[str, ...]
     exact_pixels: bool
     include_difficult: bool
+    fresh: bool  # labels_dir is a new staging folder: create files, nothing to compare with
 
 
 @dataclass
@@ -212,43 +217,52 @@ class _Done:
 
 
 def _convert_chunk(job: _Job) -> _Done:
-    # Plain string paths: this loop runs once per file and pathlib shows up in profiles.
-    annotations = os.path.join(job.voc_dir, "Annotations")
+    # Plain strings and tuples: this loop runs once per file, and pathlib and dataclasses
+    # showed up in its profile.
+    annotations = os.path.join(job.voc_dir, "Annotations") + os.sep
+    labels = job.labels_dir + os.sep
     parsed, invalid = [], []
     for image_id in job.ids:
-        xml = os.path.join(annotations, f"{image_id}.xml")
+        xml = f"{annotations}{image_id}.xml"
         try:
-            stat = os.stat(xml)  # before reading: a change during the run is seen next time
-            ann = parse_annotation(xml, classes=job.classes)
+            data, stat = read_file(xml)
+            filename, width, height, rows = annotation_rows(data, xml, job.classes)
         except FileNotFoundError:
             invalid.append(InvalidFile(xml, "file not found"))
+            continue
+        except OSError as err:
+            invalid.append(InvalidFile(xml, f"cannot read ({err.strerror})"))
             continue
         except AnnotationError as err:
             invalid.append(invalid_annotation(err))
             continue
-        keep = [o for o in ann.objects if job.include_difficult or not o.difficult]
-        parsed.append((image_id, stat, ann, keep))
+        keep = rows if job.include_difficult else [r for r in rows if not r[5]]
+        parsed.append((image_id, stat, filename, width, height, keep))
 
     # One vectorised conversion for every box of the chunk.
     index = {c: i for i, c in enumerate(job.classes)}
-    boxes = np.array([o.bbox for _, _, _, keep in parsed for o in keep], dtype=np.float64).reshape(-1, 4)
-    widths = np.array([a.width for _, _, a, keep in parsed for _ in keep], dtype=np.float64)
-    heights = np.array([a.height for _, _, a, keep in parsed for _ in keep], dtype=np.float64)
-    yolo = yolo_boxes(boxes, widths, heights, job.exact_pixels)
+    boxes = np.array([r[1:5] for *_, keep in parsed for r in keep], dtype=np.float64).reshape(-1, 4)
+    widths = np.array([w for _, _, _, w, _, keep in parsed for _ in keep], dtype=np.float64)
+    heights = np.array([h for _, _, _, _, h, keep in parsed for _ in keep], dtype=np.float64)
+    yolo = yolo_boxes(boxes, widths, heights, job.exact_pixels).tolist()
 
     entries, written, unchanged, start = {}, 0, 0, 0
-    for image_id, xs, ann, keep in parsed:
+    for image_id, xs, filename, _, _, keep in parsed:
         n = len(keep)
-        text = format_label_lines([index[o.name] for o in keep], yolo[start:start + n])
+        text = format_label_lines([index[r[0]] for r in keep], yolo[start:start + n])
         start += n
-        label = os.path.join(job.labels_dir, f"{image_id}.txt")
-        if write_if_changed(label, text.encode("ascii")):
-            written += 1
+        label = f"{labels}{image_id}.txt"
+        if job.fresh:
+            ls = write_new_file(label, text.encode("ascii"))
         else:
+            ls = write_if_changed(label, text.encode("ascii"))
+        if ls is None:
             unchanged += 1
-        ls = os.stat(label)
+            ls = os.stat(label)
+        else:
+            written += 1
         entries[image_id] = [xs.st_mtime_ns, xs.st_size, ls.st_mtime_ns, ls.st_size, n,
-                             image_file_name(ann, image_id)]
+                             image_file_name(filename, image_id)]
     return _Done(entries, written, unchanged, invalid)
 
 
@@ -270,7 +284,7 @@ def _load_cache(labels_dir: Path, options: dict) -> dict[str, list]:
     return data["entries"]
 
 
-def _still_valid(entry: list, xml: Path, label: Path) -> bool:
+def _still_valid(entry: list, xml: str, label: str) -> bool:
     try:
         xs, ls = os.stat(xml), os.stat(label)
     except OSError:
@@ -302,12 +316,12 @@ def _image_dir_for_lists(voc_dir: Path, out: Optional[Path]) -> tuple[Path, Path
     return images, base / "labels"
 
 
-def _write_list(path: Path, image_paths: Sequence[Path]) -> Path:
+def _write_list(path: Path, image_paths: Sequence[str]) -> Path:
     atomic_write_text(path, "".join(f"{p}\n" for p in image_paths))
     return path
 
 
-def _dedupe(paths: Sequence[Path]) -> list[Path]:
+def _dedupe(paths: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(paths))
 
 
@@ -359,45 +373,51 @@ def convert_yolo(
         voc_dir = vs.dir.resolve()
         if voc_dir not in folders:
             images, labels = _image_dir_for_lists(voc_dir, None if out is None else out_dir)
-            labels.mkdir(parents=True, exist_ok=True)
             folders[voc_dir] = {"images": images, "labels": labels, "ids": {},
                                 "cache": _load_cache(labels, options), "entries": {}}
         folders[voc_dir]["ids"].update(dict.fromkeys(ids))
 
-    jobs, sizes, cached = [], [], 0
-    for voc_dir, f in folders.items():
-        todo = []
-        for image_id in f["ids"]:
-            entry = f["cache"].get(image_id)
-            if entry and _still_valid(entry, voc_dir / "Annotations" / f"{image_id}.xml",
-                                      f["labels"] / f"{image_id}.txt"):
-                f["entries"][image_id] = entry
-                cached += 1
-            else:
-                todo.append(image_id)
-        for chunk in chunked(todo, workers):
-            jobs.append(_Job(str(voc_dir), str(f["labels"]), tuple(chunk), class_names,
-                             exact_pixels, include_difficult))
-            sizes.append(len(chunk))
+    with contextlib.ExitStack() as staging:
+        jobs, sizes, cached = [], [], 0
+        for voc_dir, f in folders.items():
+            # A first run fills a staging folder that becomes labels/ in one rename at the end.
+            stage = staging.enter_context(staged_folder(f["labels"]))
+            if stage is None:
+                f["labels"].mkdir(parents=True, exist_ok=True)
+            f["write_to"] = stage or f["labels"]
+            todo = []
+            xml_prefix, label_prefix = f"{voc_dir}{os.sep}Annotations{os.sep}", f"{f['labels']}{os.sep}"
+            for image_id in f["ids"]:
+                entry = f["cache"].get(image_id)
+                if entry and _still_valid(entry, f"{xml_prefix}{image_id}.xml", f"{label_prefix}{image_id}.txt"):
+                    f["entries"][image_id] = entry
+                    cached += 1
+                else:
+                    todo.append(image_id)
+            for chunk in chunked(todo, workers):
+                jobs.append(_Job(str(voc_dir), str(f["write_to"]), tuple(chunk), class_names,
+                                 exact_pixels, include_difficult, stage is not None))
+                sizes.append(len(chunk))
 
-    written = unchanged = 0
-    invalid: list[InvalidFile] = []
-    for job, done in zip(jobs, run_chunks(_convert_chunk, jobs, workers, sizes, progress)):
-        folders[Path(job.voc_dir)]["entries"].update(done.entries)
-        written += done.written
-        unchanged += done.unchanged
-        invalid.extend(done.invalid)
-    for f in folders.values():
-        # Keep what earlier runs learnt about ids outside these sets; entries are re-checked by stat anyway.
-        kept = {k: v for k, v in f["cache"].items() if k not in f["ids"]}
-        atomic_write_text(f["labels"] / CACHE_NAME,
-                          json.dumps({"options": options, "entries": {**kept, **f["entries"]}}))
+        written = unchanged = 0
+        invalid: list[InvalidFile] = []
+        for job, done in zip(jobs, run_chunks(_convert_chunk, jobs, workers, sizes, progress)):
+            folders[Path(job.voc_dir)]["entries"].update(done.entries)
+            written += done.written
+            unchanged += done.unchanged
+            invalid.extend(done.invalid)
+        for f in folders.values():
+            # Keep what earlier runs learnt about ids outside these sets; entries are re-checked by stat anyway.
+            kept = {k: v for k, v in f["cache"].items() if k not in f["ids"]}
+            atomic_write_text(f["write_to"] / CACHE_NAME,
+                              json.dumps({"options": options, "entries": {**kept, **f["entries"]}}))
 
     summaries, train, train_all, test, val = [], [], [], [], []
     for vs, ids in set_ids:
         f = folders[vs.dir.resolve()]
         valid_ids = [i for i in ids if i in f["entries"]]
-        paths = [f["images"] / f["entries"][i][5] for i in valid_ids]
+        image_prefix = f"{f['images']}{os.sep}"
+        paths = [image_prefix + f["entries"][i][5] for i in valid_ids]
         list_file = _write_list(out_dir / f"{vs.year}_{vs.split}.txt", paths)
         objects = sum(f["entries"][i][4] for i in valid_ids)
         summaries.append(SetSummary(vs.name, len(paths), objects, list_file))

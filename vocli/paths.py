@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 DEFAULT_HOME = "~/.cache/vocli"
 
@@ -26,7 +27,7 @@ def weights_dir() -> Path:
     return vocli_home() / "weights"
 
 
-def _umask() -> int:
+def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -56,7 +57,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
     try:
         # mkstemp makes the file 0600; outputs get the mode a plain open() would give them.
-        os.fchmod(fd, 0o666 & ~_umask())
+        os.fchmod(fd, 0o666 & ~current_umask())
     finally:
         os.close(fd)
     tmp_path = Path(tmp)
@@ -77,3 +78,29 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+@contextlib.contextmanager
+def staged_folder(folder: Path) -> Iterator[Optional[Path]]:
+    """A fresh staging folder to fill in place of ``folder`` when that is absent or empty, else None.
+
+    On success the staging folder replaces ``folder`` in one rename, so a first
+    run that fails or is interrupted leaves no partial output; on failure it is removed.
+    """
+    folder = Path(folder)
+    if folder.is_dir():
+        with os.scandir(folder) as listing:
+            if next(listing, None) is not None:
+                yield None
+                return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        os.chmod(stage, 0o777 & ~current_umask())
+        yield stage
+        with contextlib.suppress(FileNotFoundError):
+            os.rmdir(folder)  # empty: rename() onto a folder needs it gone on some systems
+        os.rename(stage, folder)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise

@@ -9,6 +9,8 @@ its rule; this module never shifts them.
 from __future__ import annotations
 
 import os
+import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -160,23 +162,179 @@ def image_size_from_file(image_path: Path) -> tuple[int, int, int]:
         return im.width, im.height, depth
 
 
-_OBJECT_FIELDS = ("name", "pose", "truncated", "difficult",
-                  "bndbox/xmin", "bndbox/ymin", "bndbox/xmax", "bndbox/ymax")
-_OBJECT_XPATHS = tuple(etree.XPath(f"object/{f}/text()", smart_strings=False) for f in _OBJECT_FIELDS)
-_COUNT_OBJECTS = etree.XPath("count(object)")
+# --------------------------------------------------------------------------- plain-file fast path
+#
+# Nearly every VOC file is plain: ASCII, elements without attributes, no comments, CDATA,
+# processing instructions or references beyond ``&amp;`` and its kin, at most five levels
+# deep. For those, one regular expression proves the file well-formed and string searches
+# read the fields, several times faster than building an lxml tree. Anything else (and
+# any value the checked path would reject) gets None and goes through lxml, which also
+# words the errors.
+
+_NAME = rb"[A-Za-z_][A-Za-z0-9_.\-]*"
 
 
-def _objects_fast(root) -> list[tuple] | None:
-    """Every object's fields as strings via compiled XPath (no per-element Python proxies).
+def _compile(pattern: bytes) -> re.Pattern:
+    """Compile, making ``[^<]*`` and ``\\s*`` possessive where Python has them (3.11+).
 
-    Returns None when the file is not the plain well-formed case (a field missing
-    or repeated in some object, blank text); the slow path then names the problem.
+    What follows either is always '<' (or the end), which neither can match, so giving
+    characters back never helps: possessive only skips the futile backtracking.
     """
-    columns = [xpath(root) for xpath in _OBJECT_XPATHS]
-    n = int(_COUNT_OBJECTS(root))
-    if any(len(col) != n for col in columns):
+    if sys.version_info >= (3, 11):
+        pattern = pattern.replace(rb"[^<]*", rb"[^<]*+").replace(rb"\s*", rb"\s*+")
+    return re.compile(pattern)
+_QUOTED = lambda values: rb"(?:\"(?:%s)\"|'(?:%s)')" % (values, values)  # noqa: E731
+_DECLARATION = (
+    rb"<\?xml\s+version\s*=\s*" + _QUOTED(rb"1\.0")
+    + rb"(?:\s+encoding\s*=\s*" + _QUOTED(rb"(?i:utf-8|us-ascii|ascii|iso-8859-1)") + rb")?"
+    + rb"(?:\s+standalone\s*=\s*" + _QUOTED(rb"yes|no") + rb")?\s*\?>"
+)
+
+
+def _element(level: int, levels: int, name: bytes = _NAME) -> bytes:
+    """An element with no attributes, its children nesting at most ``levels - level`` deeper.
+
+    Text is ``[^<]*``: the characters it may not hold are ruled out beforehand, file-wide.
+    """
+    group = b"t%d" % level
+    start, end = b"<(?P<" + group + b">" + name + b")>", b"</(?P=" + group + b")>"
+    if level == levels:
+        return start + rb"[^<]*" + end
+    return start + rb"(?:[^<]*" + end + rb"|\s*(?:" + _element(level + 1, levels, name) + rb"\s*)+" + end + b")"
+
+
+# Below the root's children, no <object>, <size> or <filename>: so each of those found
+# anywhere in a matching file is a direct child of <annotation>, as the checked path reads them.
+_PLAIN_DOCUMENT = _compile(
+    b"(?:" + _DECLARATION + rb")?\s*<annotation>(?:\s*<(?P<t2>" + _NAME + rb")>(?:[^<]*</(?P=t2)>|\s*(?:"
+    + _element(3, 5, rb"(?!(?:object|size|filename)>)" + _NAME) + rb"\s*)+</(?P=t2)>))*\s*</annotation>\s*")
+# Bytes XML forbids in a document (tab, LF and CR aside), and '&' not starting a predefined entity.
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 13))
+_BAD_REFERENCE = _compile(rb"&(?!(?:amp|lt|gt|quot|apos);)")
+_LEAF = _compile(b"<(" + _NAME + rb")>([^<]*)</\1>")
+def _items(group: str, first: bytes = b"") -> bytes:
+    """Children of an object: leaves, or containers up to two levels deep (a <part> with its <bndbox>)."""
+    def el(level: int, name: bytes = _NAME) -> bytes:
+        g = f"{group}{level}".encode()
+        start, end = b"<(?P<" + g + b">" + name + b")>", b"</(?P=" + g + b")>"
+        if level == 3:
+            return start + rb"[^<]*" + end
+        return start + rb"(?:[^<]*|(?:\s*" + el(level + 1) + rb")+\s*)" + end
+    return rb"(?:\s*" + el(1, first + _NAME) + rb")*"
+
+
+_BOX = (rb"<bndbox>\s*<xmin>([^<]*)</xmin>\s*<ymin>([^<]*)</ymin>\s*<xmax>([^<]*)</xmax>\s*<ymax>([^<]*)</ymax>"
+        rb"\s*</bndbox>")
+# A container child of an object (one child at least) whose tag is not a field's.
+_CONTAINER = _compile(
+    rb"<(?!(?:name|pose|truncated|difficult|bndbox)>)(?P<c1>" + _NAME + rb")>(?:\s*<(?P<c2>" + _NAME
+    + rb")>(?:[^<]*|(?:\s*<(?P<c3>" + _NAME + rb")>[^<]*</(?P=c3)>)+\s*)</(?P=c2)>)+\s*</(?P=c1)>")
+# The two layouts of every object in VOC 2007 and 2012 (name, pose, truncated, [occluded,]
+# difficult before or after the box, then <part>s), read in one pass.
+_VOC_OBJECT = _compile(
+    rb"<object>\s*<name>([^<]*)</name>\s*<pose>([^<]*)</pose>\s*<truncated>([^<]*)</truncated>\s*"
+    rb"(?:<occluded>[^<]*</occluded>\s*)?(?:(<difficult>)([^<]*)</difficult>\s*)?" + _BOX
+    + rb"\s*(?:<difficult>([^<]*)</difficult>)?(?:\s*<part>" + _items("p") + rb"\s*</part>)*\s*</object>")
+# Any other object whose box lists xmin, ymin, xmax, ymax in that order: its fields are
+# read from the blocks before and after the box.
+_PLAIN_OBJECT = _compile(
+    b"<object>(" + _items("a", rb"(?!bndbox>)") + rb")\s*" + _BOX + b"(" + _items("b") + rb")\s*</object>")
+_PLAIN_SIZE = _compile(rb"<size>\s*<width>([^<]*)</width>\s*<height>([^<]*)</height>\s*"
+                         rb"(?:<depth>([^<]*)</depth>\s*)?</size>")
+_PLAIN_FILENAME = _compile(rb"<filename>([^<]*)</filename>")
+#: Larger files take the lxml path: bounds the regular expressions' backtracking.
+_PLAIN_MAX_BYTES = 1 << 16
+_FLAGS = {b"0": False, b"1": True, b"": False}  # blank reads as the default, 0
+
+#: One object as ``scan_plain_annotation`` returns it:
+#: (name, xmin, ymin, xmax, ymax, difficult, truncated, pose), corners as written.
+ObjectRow = tuple
+
+
+def _leaves(block: bytes) -> dict[bytes, bytes]:
+    """Leaf children of an object's block by tag, first one winning; KeyError if a field has children.
+
+    Containers (a <part> with its own <name> and <bndbox>, <actions>, <point>) are skipped:
+    no field is read from inside them.
+    """
+    if _CONTAINER.search(block):
+        block = _CONTAINER.sub(b"", block)
+    pairs = _LEAF.findall(block)
+    if block.count(b"<") != 2 * len(pairs):
+        raise KeyError("a field with children")
+    return dict(reversed(pairs))
+
+
+def _field(text: bytes) -> str:
+    """A text field as the checked path reads it: stripped, XML's line ends (\r\n or \r read as \n)."""
+    text = text.strip()
+    if b"&" in text:
+        raise ValueError("holds an entity reference: left to lxml")
+    if b"\r" in text:
+        text = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return text.decode()
+
+
+def scan_plain_annotation(
+    data: bytes, classes: Sequence[str] | None = None,
+) -> tuple[str | None, int, int, int, list[ObjectRow]] | None:
+    """(filename or None, width, height, depth, objects) of a plain, valid VOC file; None otherwise.
+
+    Equal to what the checked lxml path reads from the same bytes; None for every
+    file that is not plain or that the checked path would reject (which then
+    explains why), so callers fall back to it.
+    """
+    if (len(data) > _PLAIN_MAX_BYTES or not data.isascii() or b"]]>" in data
+            or len(data.translate(None, _CONTROL_BYTES)) != len(data)
+            or (b"&" in data and _BAD_REFERENCE.search(data))
+            or _PLAIN_DOCUMENT.fullmatch(data) is None):
         return None
-    return list(zip(*columns))
+    try:
+        filename = None
+        found = data.count(b"<filename>")
+        if found:
+            m = _PLAIN_FILENAME.search(data)
+            if found > 1 or m is None:
+                return None
+            filename = _field(m.group(1)) or None
+        m = _PLAIN_SIZE.search(data)
+        if m is None or data.count(b"<size>") != 1:
+            return None
+        width, height = float(m.group(1)), float(m.group(2))
+        if not (0 < width == int(width) and 0 < height == int(height)):
+            return None
+        width, height = int(width), int(height)
+        depth = (m.group(3) or b"").strip()
+        depth = int(depth) if depth else 3
+
+        n = data.count(b"<object>")
+        found = _VOC_OBJECT.findall(data) if b"&" not in data and b"\r" not in data else ()
+        if len(found) == n:
+            objects = [(name.strip().decode(), float(x1), float(y1), float(x2), float(y2),
+                        _FLAGS[(d1 if first else d2).strip()], _FLAGS[truncated.strip()],
+                        pose.strip().decode() or "Unspecified")
+                       for name, pose, truncated, first, d1, x1, y1, x2, y2, d2, *_ in found]
+        else:
+            objects = []
+            found = _PLAIN_OBJECT.findall(data)
+            if len(found) != n:
+                return None
+            for match in found:
+                before, x1, y1, x2, y2, after = match[0], match[4], match[5], match[6], match[7], match[8]
+                fields = _leaves(after) if after.strip() else {}
+                fields.update(_leaves(before))
+                objects.append((
+                    _field(fields[b"name"]), float(x1), float(y1), float(x2), float(y2),
+                    _FLAGS[fields[b"difficult"].strip()] if b"difficult" in fields else False,
+                    _FLAGS[fields[b"truncated"].strip()] if b"truncated" in fields else False,
+                    (_field(fields[b"pose"]) if b"pose" in fields else "") or "Unspecified"))
+        for name, xmin, ymin, xmax, ymax, *_ in objects:
+            if (not name or (classes is not None and name not in classes)
+                    or not (0 <= xmin <= xmax <= width and 0 <= ymin <= ymax <= height)):
+                return None
+    except (KeyError, ValueError, OverflowError):
+        return None
+    return filename, width, height, depth, objects
 
 
 def parse_annotation_bytes(
@@ -187,6 +345,36 @@ def parse_annotation_bytes(
 ) -> Annotation:
     """Parse the bytes of one VOC XML file (see ``parse_annotation``)."""
     path = Path(path)
+    plain = scan_plain_annotation(data, classes)
+    if plain is not None:
+        filename, width, height, depth, rows = plain
+        return Annotation(path=path, filename=filename or f"{path.stem}.jpg", width=width, height=height,
+                          depth=depth, objects=[VocObject(*row) for row in rows])
+    return _parse_annotation_checked(data, path, classes, image_dir)
+
+
+def annotation_rows(
+    data: bytes, path: str, classes: Sequence[str] | None = None,
+) -> tuple[str, int, int, list[ObjectRow]]:
+    """(filename, width, height, objects) of one file's bytes, as plain tuples: the converters' hot loop.
+
+    The same reading and errors as ``parse_annotation_bytes`` without building dataclasses;
+    ``path`` (a string) names the file in errors and gives the default file name.
+    """
+    plain = scan_plain_annotation(data, classes)
+    if plain is not None:
+        filename, width, height, _depth, rows = plain
+        if filename is None:
+            filename = os.path.splitext(os.path.basename(path))[0] + ".jpg"
+        return filename, width, height, rows
+    ann = _parse_annotation_checked(data, Path(path), classes, None)
+    return ann.filename, ann.width, ann.height, [
+        (o.name, o.xmin, o.ymin, o.xmax, o.ymax, o.difficult, o.truncated, o.pose) for o in ann.objects]
+
+
+def _parse_annotation_checked(data: bytes, path: Path, classes: Sequence[str] | None,
+                              image_dir: str | os.PathLike | None) -> Annotation:
+    """The lxml reading of any well-formed file, naming exactly what is wrong with a bad one."""
     try:
         root = etree.fromstring(data, _PARSER)
     except etree.XMLSyntaxError as err:
@@ -203,7 +391,8 @@ def parse_annotation_bytes(
     size_fields = _children(size)
     width = _number(size_fields, "width", path, "size", int)
     height = _number(size_fields, "height", path, "size", int)
-    depth = int(_text(size_fields, "depth", path, "size", required=False, default="3") or 3)
+    depth = _number(size_fields, "depth", path, "size", int) if _text(
+        size_fields, "depth", path, "size", required=False) is not None else 3
     if width <= 0 or height <= 0:
         # A few real VOC files say 0x0; the JPEG header knows better.
         img_dir = Path(image_dir) if image_dir is not None else path.parent.parent / "JPEGImages"
@@ -218,35 +407,12 @@ def parse_annotation_bytes(
         except Exception as err:  # noqa: BLE001 - any decoder error is a bad image
             raise AnnotationError(path, f"image size is 0 and {image_path} is unreadable ({err})") from None
 
-    objects = _build_objects_fast(root, path, classes, width, height)
-    if objects is None:
-        objects = _build_objects_checked(root, path, classes, width, height)
+    objects = _build_objects_checked(root, path, classes, width, height)
     return Annotation(path=path, filename=filename, width=width, height=height, depth=depth, objects=objects)
 
 
-def _build_objects_fast(root, path, classes, width, height) -> list[VocObject] | None:
-    """The common case in bulk; None sends the file to the checked path (which explains errors)."""
-    rows = _objects_fast(root)
-    if rows is None:
-        return None
-    objects = []
-    try:
-        for name, pose, truncated, difficult, x1, y1, x2, y2 in rows:
-            xmin, ymin, xmax, ymax = float(x1), float(y1), float(x2), float(y2)
-            name = name.strip()
-            if (not name or (classes is not None and name not in classes)
-                    or not (0 <= xmin <= xmax <= width and 0 <= ymin <= ymax <= height)
-                    or difficult.strip() not in ("0", "1") or truncated.strip() not in ("0", "1")):
-                return None
-            objects.append(VocObject(name, xmin, ymin, xmax, ymax, difficult.strip() == "1",
-                                     truncated.strip() == "1", pose.strip() or "Unspecified"))
-    except ValueError:
-        return None
-    return objects
-
-
 def _build_objects_checked(root, path, classes, width, height) -> list[VocObject]:
-    """Field-by-field parse that names exactly what is wrong (also the fallback of the fast path)."""
+    """Field-by-field parse that names exactly what is wrong (every file the plain scan declines)."""
     objects = []
     i = 0
     for obj in root:
