@@ -1,12 +1,15 @@
 """Benchmark `vocli convert yolo` and `vocli convert ssd` on generated VOC-like annotations.
 
-Usage: python benchmarks/bench_convert.py [--files 20000] [--workers N]
+Usage: python benchmarks/bench_convert.py [--files 20000] [--workers N] [--repeat 3] [--dir /tmp]
 
 Generates VOC-shaped XML files (1-4 objects, 500x375-like sizes, full VOC
-fields) in a temp folder under /tmp, then measures, in the same run:
+fields) in a temp folder under --dir, then measures, in the same run:
   * a straightforward xml.etree loop doing darknet's voc_label.py conversion
     one file at a time (the reference), and checks its bytes equal ours;
-  * convert_yolo, first run and re-run on unchanged input;
+  * convert_yolo's first run (no labels yet), alternating with the reference
+    --repeat times, since this shared machine's speed drifts by tens of percent
+    within a minute: the best and the median of each are printed;
+  * convert_yolo's re-run on unchanged input;
   * build_ssd_targets (SSD300): images/s, time for VOC07+12 trainval's 16,551
     images, HDF5 bytes per image.
 The folder is deleted at the end.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -95,6 +99,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--dir", default="/tmp",
                         help="where to generate the files (e.g. /dev/shm to leave the disk out)")
+    parser.add_argument("--repeat", type=int, default=3, help="alternating runs of the reference and convert_yolo")
     parser.add_argument("--skip-ssd", action="store_true")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="vocli-bench-convert-", dir=args.dir))
@@ -105,21 +110,28 @@ def main() -> None:
         split = generate(tmp, args.files)
         print(f"generated {args.files} VOC-like XML files in {time.perf_counter() - t:.1f} s ({tmp})")
 
-        t = time.perf_counter()
-        n_ref = etree_reference(tmp, split, tmp / "ref_labels")
-        ref_s = time.perf_counter() - t
-        t = time.perf_counter()
-        first = convert_yolo(tmp, workers=args.workers)
-        first_s = time.perf_counter() - t
+        labels = tmp / "VOCdevkit" / "VOC2007" / "labels"
+        ref_times, first_times = [], []
+        for _ in range(args.repeat):
+            shutil.rmtree(tmp / "ref_labels", ignore_errors=True)
+            t = time.perf_counter()
+            n_ref = etree_reference(tmp, split, tmp / "ref_labels")
+            ref_times.append(time.perf_counter() - t)
+            shutil.rmtree(labels, ignore_errors=True)
+            t = time.perf_counter()
+            first = convert_yolo(tmp, workers=args.workers)
+            first_times.append(time.perf_counter() - t)
         t = time.perf_counter()
         again = convert_yolo(tmp, workers=args.workers)
         again_s = time.perf_counter() - t
-        labels = tmp / "VOCdevkit" / "VOC2007" / "labels"
         mismatched = sum((labels / p.name).read_bytes() != p.read_bytes() for p in (tmp / "ref_labels").iterdir())
         n = first.labels_written
-        print(f"xml.etree loop (reference): {n_ref / ref_s:9.0f} files/s  ({n_ref} files, {ref_s:.2f} s)")
-        print(f"convert yolo, first run:    {n / first_s:9.0f} files/s  ({first_s:.2f} s)  "
-              f"ratio {ref_s / first_s:.2f}x")
+        ref_s, first_s = min(ref_times), min(first_times)
+        ref_med, first_med = statistics.median(ref_times), statistics.median(first_times)
+        print(f"xml.etree loop (reference): {n_ref / ref_s:9.0f} files/s  (best {ref_s:.2f} s, "
+              f"median {ref_med:.2f} s of {args.repeat}, {n_ref} files)")
+        print(f"convert yolo, first run:    {n / first_s:9.0f} files/s  (best {first_s:.2f} s, "
+              f"median {first_med:.2f} s)  ratio {ref_s / first_s:.2f}x best, {ref_med / first_med:.2f}x median")
         print(f"convert yolo, re-run:       {n / again_s:9.0f} files/s  ({again_s:.2f} s, "
               f"{again.labels_cached} cached)  ratio {ref_s / again_s:.2f}x")
         print(f"label files differing from the reference: {mismatched} of {n_ref}")

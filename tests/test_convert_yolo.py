@@ -258,3 +258,26 @@ def test_cli_json_and_exit_codes(tmp_path, capsys, monkeypatch):
     assert main(["convert", "yolo", "--skip-invalid", "--exact-pixels", "--workers", "1"]) == 0
     assert read_lines(root / "VOCdevkit" / "VOC2007" / "labels" / "a.txt") == [[DOG, 0.5, 0.5, 1.0, 1.0]]
     assert main(["convert", "yolo", "--workers", "0"]) == 2
+
+
+def test_interrupted_first_run_leaves_no_labels(hand_tree, monkeypatch):
+    import converters.voc_to_yolo as voc_to_yolo
+
+    calls = []
+
+    def fail_on_second(path, data):
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(path, data)
+
+    real = voc_to_yolo.write_new_file
+    monkeypatch.setattr(voc_to_yolo, "write_new_file", fail_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        convert_yolo(hand_tree, workers=1)
+    voc = hand_tree / "VOCdevkit" / "VOC2007"
+    # The first label was written, but into a staging folder that is gone now.
+    assert len(calls) == 2 and not (voc / "labels").exists()
+    assert sorted(p.name for p in voc.iterdir()) == ["Annotations", "ImageSets"]
+    monkeypatch.setattr(voc_to_yolo, "write_new_file", real)
+    assert convert_yolo(hand_tree, workers=1).labels_written == 2

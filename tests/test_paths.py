@@ -3,7 +3,8 @@ import stat
 
 import pytest
 
-from vocli.paths import atomic_path, atomic_write_text, data_root, vocli_home
+from vocli.errors import VocliError
+from vocli.paths import atomic_path, atomic_write_text, data_root, staged_folder, vocli_home
 
 
 def test_home_and_data_root_follow_env(monkeypatch, tmp_path):
@@ -44,3 +45,36 @@ def test_bare_weights_name_is_found_in_the_weights_dir(monkeypatch, tmp_path):
     (tmp_path / "yolov3.weights").write_bytes(b"here")  # a file in the working folder wins
     assert find_weights_file("yolov3.weights").resolve() == tmp_path / "yolov3.weights"
     assert find_weights_file("sub/yolov3.weights") == tmp_path.joinpath("sub/yolov3.weights").relative_to(tmp_path)
+
+
+def test_staged_folder_appears_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "labels"
+    with staged_folder(target) as stage:
+        assert stage is not None and stage.parent == tmp_path and not target.exists()
+        (stage / "a.txt").write_text("1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels"]
+    assert (target / "a.txt").read_text() == "1"
+    # A folder with files in it is written in place (None), file by file.
+    with staged_folder(target) as stage:
+        assert stage is None
+
+
+def test_failed_staged_run_leaves_nothing(tmp_path):
+    target = tmp_path / "labels"
+    target.mkdir()  # empty: still staged
+    with pytest.raises(KeyboardInterrupt):
+        with staged_folder(target) as stage:
+            (stage / "a.txt").write_text("half")
+            raise KeyboardInterrupt
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels"] and not any(target.iterdir())
+
+
+def test_staged_folder_filled_meanwhile_is_a_clear_error(tmp_path):
+    target = tmp_path / "labels"
+    with pytest.raises(VocliError, match="filled by something else"):
+        with staged_folder(target) as stage:
+            (stage / "a.txt").write_text("mine")
+            target.mkdir()
+            (target / "b.txt").write_text("theirs")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels"]

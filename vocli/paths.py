@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator, Optional
 
+from vocli.errors import VocliError
+
 DEFAULT_HOME = "~/.cache/vocli"
 
 
@@ -98,9 +100,13 @@ def staged_folder(folder: Path) -> Iterator[Optional[Path]]:
     try:
         os.chmod(stage, 0o777 & ~current_umask())
         yield stage
-        with contextlib.suppress(FileNotFoundError):
-            os.rmdir(folder)  # empty: rename() onto a folder needs it gone on some systems
-        os.rename(stage, folder)
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.rmdir(folder)  # empty: rename() onto a folder needs it gone on some systems
+            os.rename(stage, folder)
+        except OSError as err:
+            raise VocliError(f"{folder} was filled by something else during this run ({err.strerror})",
+                             hint="run the command again") from None
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
