@@ -40,7 +40,7 @@ import torch
 from converters._common import (InvalidFile, ListsInvalid, Progress, chunked, image_file_name, invalid_annotation,
                                 resolve_workers, run_chunks)
 from vocli.boxes import box_iou_columns, cxcywh_to_xyxy
-from vocli.datasets.voc import VOC_CLASSES, devkit_dir, parse_annotation, read_classes, resolve_sets
+from vocli.datasets.voc import VOC_CLASSES, dataset_classes, devkit_dir, parse_annotation, read_classes, resolve_sets
 from vocli.errors import AnnotationError, DatasetNotFoundError, VocliError
 from vocli.paths import atomic_path, data_root
 
@@ -370,7 +370,7 @@ def build_ssd_targets(
     if isinstance(classes, (str, os.PathLike)):
         class_names = read_classes(classes)
     else:
-        class_names = tuple(classes) if classes is not None else VOC_CLASSES
+        class_names = tuple(classes) if classes is not None else (dataset_classes(voc_sets) or (VOC_CLASSES,))[0]
     out_dir = (Path(out).expanduser() if out is not None else devkit_dir(root).parent / f"ssd{size}").resolve()
     workers = resolve_workers(workers)
     attributes = config_attributes(config, threshold, include_difficult, class_names)

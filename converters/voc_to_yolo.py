@@ -42,7 +42,8 @@ import numpy as np
 
 from converters._common import (InvalidFile, ListsInvalid, Progress, chunked, image_file_name, invalid_annotation,
                                 read_file, resolve_workers, run_chunks, write_if_changed, write_new_file)
-from vocli.datasets.voc import VOC_CLASSES, VocSet, annotation_rows, devkit_dir, read_classes, resolve_sets
+from vocli.datasets.voc import (VOC_CLASSES, VocSet, annotation_rows, dataset_classes, devkit_dir, read_classes,
+                                resolve_sets)
 from vocli.errors import AnnotationError, DatasetNotFoundError, VocliError
 from vocli.paths import atomic_write_text, data_root, staged_folder
 
@@ -359,8 +360,9 @@ def convert_yolo(
 
     ``sets``: ``"2007/train,2007/test"`` or a list (default: the standard VOC sets
     present, else every split found). ``classes``: names or a class-list file
-    (default: the 20 VOC classes); ``name`` names the ``.names``/``.data`` files
-    (default ``voc``, or the class file's stem). Invalid annotations are listed in
+    (default: the ``classes.txt`` the VOC folders carry, as ``VOCshapes`` does, else
+    the 20 VOC classes); ``name`` names the ``.names``/``.data`` files (default
+    ``voc``, the class file's stem, or the folder's year for its ``classes.txt``). Invalid annotations are listed in
     ``result.invalid`` and left out of every list; all others are converted.
     Label files whose annotation and label are unchanged since the last run with
     the same options are not parsed again.
@@ -370,7 +372,7 @@ def convert_yolo(
     devkit = devkit_dir(root)
     voc_sets = resolve_sets(root, sets)
     if classes is None:
-        class_names, default_name = VOC_CLASSES, "voc"
+        class_names, default_name = dataset_classes(voc_sets) or (VOC_CLASSES, "voc")
     elif isinstance(classes, (str, os.PathLike)):
         class_names, default_name = read_classes(classes), Path(classes).stem
     else:

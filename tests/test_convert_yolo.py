@@ -281,3 +281,31 @@ def test_interrupted_first_run_leaves_no_labels(hand_tree, monkeypatch):
     assert sorted(p.name for p in voc.iterdir()) == ["Annotations", "ImageSets"]
     monkeypatch.setattr(voc_to_yolo, "write_new_file", real)
     assert convert_yolo(hand_tree, workers=1).labels_written == 2
+
+
+def test_class_list_carried_by_the_dataset_is_the_default(tmp_path):
+    from vocli.datasets.shapes import SHAPES_CLASSES, generate_shapes
+
+    generate_shapes(tmp_path, images=12, size=64, seed=1)
+    voc = tmp_path / "VOCdevkit" / "VOCshapes"
+    assert (voc / "classes.txt").read_text().split() == list(SHAPES_CLASSES)
+    result = convert_yolo(tmp_path, sets="shapes/trainval,shapes/test", workers=1)
+    assert result.ok and result.classes == SHAPES_CLASSES
+    assert result.names_file.name == "shapes.names" and result.data_file.name == "shapes.data"
+    assert sum(s.objects for s in result.sets) > 0
+    # A second folder without a list: the default is ambiguous, said in one line.
+    make_tree(tmp_path, splits={"test": ["a"]}, files={"a": (10, 10, [("dog", 1, 1, 10, 10, 0)])})
+    with pytest.raises(VocliError, match="VOCshapes carry classes.txt but VOC2007 do not"):
+        convert_yolo(tmp_path, sets="shapes/test,2007/test", workers=1)
+
+
+def test_many_invalid_files_are_summed_up_by_reason(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("VOCLI_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("COLUMNS", "400")  # no folded paths
+    files = {f"{i:03d}": (10, 10, [("unicorn" if i % 3 else "griffin", 1, 1, 10, 10, 0)]) for i in range(30)}
+    make_tree(tmp_path / "home" / "data", splits={"train": sorted(files)}, files=files)
+    assert main(["convert", "yolo", "--workers", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "30 invalid file(s), left out, for 2 reason(s)" in err
+    assert "unknown class 'unicorn'" in err and "unknown class 'griffin'" in err
+    assert err.count("Annotations/") == 2  # one example file per reason, not thirty rows

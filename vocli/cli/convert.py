@@ -23,6 +23,9 @@ OUT_HELP = "Write the outputs here instead of the default place."
 WORKERS_OPTION = typer.Option(None, "--workers", min=1, help="Worker processes (default: all cores).")
 CLASSES_OPTION = typer.Option(None, "--classes", exists=True, dir_okay=False,
                               help="Class-list file, one name per line (default: the 20 VOC classes).")
+DATASET_CLASSES_OPTION = typer.Option(
+    None, "--classes", exists=True, dir_okay=False,
+    help="Class-list file, one name per line (default: the VOC folder's classes.txt, else the 20 VOC classes).")
 DIFFICULT_OPTION = typer.Option(False, "--include-difficult",
                                 help="Keep objects marked difficult (dropped by default).")
 SKIP_INVALID_OPTION = typer.Option(False, "--skip-invalid",
@@ -53,14 +56,28 @@ def _render_invalid(invalid, skip_invalid: bool) -> None:
     if not invalid:
         return
     console = err_console()
-    table = Table(title=f"{len(invalid)} invalid file(s), left out", title_justify="left")
-    table.add_column("file", overflow="fold")
-    table.add_column("reason", overflow="fold")
-    for item in invalid[:MAX_LISTED]:
-        table.add_row(escape(item.path), escape(item.reason))
+    if len(invalid) <= MAX_LISTED:
+        table = Table(title=f"{len(invalid)} invalid file(s), left out", title_justify="left")
+        table.add_column("file", overflow="fold")
+        table.add_column("reason", overflow="fold")
+        for item in invalid:
+            table.add_row(escape(item.path), escape(item.reason))
+    else:
+        # Many files usually share a few reasons (a class missing from the list): one row per reason.
+        by_reason: dict[str, list[str]] = {}
+        for item in invalid:
+            by_reason.setdefault(item.reason, []).append(item.path)
+        table = Table(title=f"{len(invalid)} invalid file(s), left out, for {len(by_reason)} reason(s)",
+                      title_justify="left")
+        table.add_column("files", justify="right")
+        table.add_column("reason", overflow="fold")
+        table.add_column("first file", overflow="fold")
+        ranked = sorted(by_reason.items(), key=lambda kv: -len(kv[1]))
+        for reason, paths in ranked[:MAX_LISTED]:
+            table.add_row(str(len(paths)), escape(reason), escape(paths[0]))
     console.print(table)
-    if len(invalid) > MAX_LISTED:
-        console.print(f"... and {len(invalid) - MAX_LISTED} more (all of them are in --json output)")
+    if len(invalid) > MAX_LISTED and len(by_reason) > MAX_LISTED:
+        console.print(f"... and {len(by_reason) - MAX_LISTED} more reasons (every file is in --json output)")
     if not skip_invalid:
         console.print("[bold red]error:[/] invalid annotations above; fix them or pass --skip-invalid")
 
@@ -78,7 +95,7 @@ def yolo(
     root: Optional[Path] = ROOT_OPTION,
     sets: Optional[str] = SETS_OPTION,
     out: Optional[Path] = typer.Option(None, "--out", help=OUT_HELP + " Lists there; labels in OUT/VOC<year>/labels."),
-    classes: Optional[Path] = CLASSES_OPTION,
+    classes: Optional[Path] = DATASET_CLASSES_OPTION,
     exact_pixels: bool = typer.Option(False, "--exact-pixels",
                                       help="Geometrically centred boxes instead of darknet voc_label.py numbers."),
     include_difficult: bool = DIFFICULT_OPTION,
@@ -167,7 +184,7 @@ def ssd(
                                                            "beside VOCdevkit)."),
     size: int = typer.Option(300, "--size", help="SSD input size: 300 (8,732 priors) or 512 (24,564)."),
     threshold: float = typer.Option(0.5, "--threshold", help="IoU at or above which a prior is positive."),
-    classes: Optional[Path] = CLASSES_OPTION,
+    classes: Optional[Path] = DATASET_CLASSES_OPTION,
     include_difficult: bool = DIFFICULT_OPTION,
     compression: str = typer.Option("gzip", "--compression", help="HDF5 compression: gzip, lzf or none."),
     skip_invalid: bool = SKIP_INVALID_OPTION,

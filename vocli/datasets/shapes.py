@@ -28,6 +28,7 @@ from typing import Callable, Optional
 import numpy as np
 from PIL import Image, ImageDraw
 
+from vocli.datasets.voc import CLASS_LIST_FILE
 from vocli.errors import VocliError
 
 SHAPES_CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "star")
@@ -299,6 +300,8 @@ def generate_shapes(root: str | os.PathLike, images: int = 1000, size: int = 256
         splits = split_ids(ids, seed)
         for name, members in splits.items():
             (main_dir / f"{name}.txt").write_text("".join(f"{m}\n" for m in members), encoding="utf-8")
+        # The class list travels with the data, so converters need no --classes for it.
+        (tmp / CLASS_LIST_FILE).write_text("".join(f"{c}\n" for c in SHAPES_CLASSES), encoding="utf-8")
         _swap_into_place(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from lxml import etree
 
-from vocli.errors import AnnotationError, DatasetNotFoundError, UnknownClassError
+from vocli.errors import AnnotationError, DatasetNotFoundError, UnknownClassError, VocliError
 
 VOC_CLASSES: tuple[str, ...] = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -634,6 +634,32 @@ def resolve_sets(
     if not out:
         raise DatasetNotFoundError("no sets given", hint="e.g. --sets 2007/trainval")
     return out
+
+
+#: A VOC folder may carry its class list (one name per line) under this name, as ``VOCshapes`` does.
+CLASS_LIST_FILE = "classes.txt"
+
+
+def dataset_classes(voc_sets: Sequence[VocSet]) -> tuple[tuple[str, ...], str] | None:
+    """(class names, a name for them) from the ``classes.txt`` the sets' VOC folders carry; None if none does.
+
+    The name is the folder's year (``shapes`` for ``VOCshapes``). Folders that disagree,
+    or carry a list beside folders that do not, are an error: pass ``--classes``.
+    """
+    folders = list(dict.fromkeys(vs.dir for vs in voc_sets))
+    found = {d: d / CLASS_LIST_FILE for d in folders if (d / CLASS_LIST_FILE).is_file()}
+    if not found:
+        return None
+    if len(found) != len(folders):
+        without = ", ".join(d.name for d in folders if d not in found)
+        raise VocliError(f"{', '.join(d.name for d in found)} carry {CLASS_LIST_FILE} but {without} do not",
+                         hint="convert them separately, or pass --classes FILE")
+    lists = {d: read_classes(f) for d, f in found.items()}
+    first = folders[0]
+    if any(names != lists[first] for names in lists.values()):
+        raise VocliError(f"the {CLASS_LIST_FILE} files of {', '.join(d.name for d in folders)} differ",
+                         hint="convert them separately, or pass --classes FILE")
+    return lists[first], first.name[3:] if first.name.startswith("VOC") else first.name
 
 
 def read_classes(path: str | os.PathLike) -> tuple[str, ...]:
