@@ -67,29 +67,42 @@ def generate(root: Path, count: int, seed: int = 0) -> dict[str, list[str]]:
 
 
 def etree_reference(root: Path, split: dict[str, list[str]], labels: Path) -> int:
-    """voc_label.py's loop: one file at a time, xml.etree, str() floats."""
-    voc = root / "VOCdevkit" / "VOC2007"
+    """darknet's voc_label.py, statement for statement: one file at a time, xml.etree, str() floats.
+
+    Like the script: string paths, the XML opened in text mode and handed to ET.parse,
+    the label file opened before parsing.
+    """
+    voc = f"{root}/VOCdevkit/VOC2007"
     labels.mkdir()
     files = 0
     for name, ids in split.items():
-        with open(root / f"ref_2007_{name}.txt", "w") as list_file:
-            for image_id in ids:
-                list_file.write(f"{voc}/JPEGImages/{image_id}.jpg\n")
-                tree = ET.parse(voc / "Annotations" / f"{image_id}.xml").getroot()
-                size = tree.find("size")
-                w, h = int(size.find("width").text), int(size.find("height").text)
-                with open(labels / f"{image_id}.txt", "w") as out:
-                    for obj in tree.iter("object"):
-                        cls = obj.find("name").text
-                        if cls not in VOC_CLASSES or int(obj.find("difficult").text) == 1:
-                            continue
-                        box = obj.find("bndbox")
-                        xmin, xmax, ymin, ymax = (float(box.find(t).text) for t in ("xmin", "xmax", "ymin", "ymax"))
-                        dw, dh = 1.0 / w, 1.0 / h
-                        bb = (((xmin + xmax) / 2.0 - 1) * dw, ((ymin + ymax) / 2.0 - 1) * dh,
-                              (xmax - xmin) * dw, (ymax - ymin) * dh)
-                        out.write(str(VOC_CLASSES.index(cls)) + " " + " ".join(str(a) for a in bb) + "\n")
-                files += 1
+        list_file = open(f"{root}/ref_2007_{name}.txt", "w")
+        for image_id in ids:
+            list_file.write("%s/JPEGImages/%s.jpg\n" % (voc, image_id))
+            in_file = open("%s/Annotations/%s.xml" % (voc, image_id))
+            out_file = open("%s/%s.txt" % (labels, image_id), "w")
+            tree = ET.parse(in_file)
+            root_el = tree.getroot()
+            size = root_el.find("size")
+            w = int(size.find("width").text)
+            h = int(size.find("height").text)
+            for obj in root_el.iter("object"):
+                difficult = obj.find("difficult").text
+                cls = obj.find("name").text
+                if cls not in VOC_CLASSES or int(difficult) == 1:
+                    continue
+                cls_id = VOC_CLASSES.index(cls)
+                box = obj.find("bndbox")
+                b = (float(box.find("xmin").text), float(box.find("xmax").text),
+                     float(box.find("ymin").text), float(box.find("ymax").text))
+                dw, dh = 1.0 / w, 1.0 / h
+                bb = (((b[0] + b[1]) / 2.0 - 1) * dw, ((b[2] + b[3]) / 2.0 - 1) * dh,
+                      (b[1] - b[0]) * dw, (b[3] - b[2]) * dh)
+                out_file.write(str(cls_id) + " " + " ".join([str(a) for a in bb]) + "\n")
+            in_file.close()
+            out_file.close()
+            files += 1
+        list_file.close()
     return files
 
 

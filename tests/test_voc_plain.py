@@ -108,6 +108,21 @@ def test_scan_reads_variants_like_the_checked_path(edit):
     assert agrees(PLAIN.replace(old, new, 1))
 
 
+ACTION_OBJECT = (b"<annotation><filename>2011_000001.jpg</filename><size><width>500</width><height>400</height>"
+                 b"<depth>3</depth></size><segmented>0</segmented><object><name>person</name>"
+                 b"<actions><jumping>0</jumping><phoning>1</phoning><other>0</other></actions>"
+                 b"<bndbox><xmin>10</xmin><ymin>20</ymin><xmax>200</xmax><ymax>390</ymax></bndbox>"
+                 b"<point><x>100</x><y>50</y></point><pose>Frontal</pose><truncated>1</truncated>"
+                 b"<difficult>1</difficult></object></annotation>")
+
+
+def test_action_layout_objects_take_the_plain_path():
+    # VOC 2012's action images: <actions> and <point> around the box, fields after it.
+    assert agrees(ACTION_OBJECT)
+    assert scan_plain_annotation(ACTION_OBJECT, VOC_CLASSES)[4] == [
+        ("person", 10.0, 20.0, 200.0, 390.0, True, True, "Frontal")]
+
+
 def test_real_sample_files_agree(voc_sample):
     files = sorted(voc_sample.glob("VOCdevkit/*/Annotations/*.xml"))
     taken = sum(agrees(f.read_bytes(), classes=None) for f in files)
