@@ -174,6 +174,9 @@ def image_size_from_file(image_path: Path) -> tuple[int, int, int]:
 _NAME = rb"[A-Za-z_][A-Za-z0-9_.\-]*"
 
 
+_S_POSSESSIVE = rb"\s*+" if sys.version_info >= (3, 11) else rb"\s*"
+
+
 def _compile(pattern: bytes) -> re.Pattern:
     """Compile, making ``[^<]*`` and ``\\s*`` possessive where Python has them (3.11+).
 
@@ -242,6 +245,16 @@ _PLAIN_OBJECT = _compile(
 _PLAIN_SIZE = _compile(rb"<size>\s*<width>([^<]*)</width>\s*<height>([^<]*)</height>\s*"
                          rb"(?:<depth>([^<]*)</depth>\s*)?</size>")
 _PLAIN_FILENAME = _compile(rb"<filename>([^<]*)</filename>")
+# The VOC layout in one pass: the root's children up to the first <object> (<filename> and
+# a <size> of width, height, depth captured on the way), the objects one by one, then the end.
+_OTHER_CHILD = (rb"<(?!(?:object|size|filename)>)(?P<t2>" + _NAME + rb")>(?:[^<]*</(?P=t2)>|\s*(?:"
+                + _element(3, 5, rb"(?!(?:object|size|filename)>)" + _NAME) + rb"\s*)+</(?P=t2)>)")
+_VOC_HEAD = _compile(
+    b"(?:" + _DECLARATION + rb")?\s*<annotation>(?:\s*(?:<filename>(?P<filename>[^<]*)</filename>"
+    rb"|<size>\s*<width>(?P<width>[^<]*)</width>\s*<height>(?P<height>[^<]*)</height>\s*"
+    rb"(?:<depth>(?P<depth>[^<]*)</depth>\s*)?</size>|" + _OTHER_CHILD + b"))*")
+_VOC_NEXT_OBJECT = re.compile(_VOC_OBJECT.pattern.replace(b"<object>", _S_POSSESSIVE + b"<object>", 1))
+_VOC_TAIL = _compile(rb"(?:\s*" + _OTHER_CHILD + rb")*\s*</annotation>\s*")
 #: Larger files take the lxml path: bounds the regular expressions' backtracking.
 _PLAIN_MAX_BYTES = 1 << 16
 _FLAGS = {b"0": False, b"1": True, b"": False}  # blank reads as the default, 0
@@ -286,10 +299,15 @@ def scan_plain_annotation(
     """
     if (len(data) > _PLAIN_MAX_BYTES or not data.isascii() or b"]]>" in data
             or len(data.translate(None, _CONTROL_BYTES)) != len(data)
-            or (b"&" in data and _BAD_REFERENCE.search(data))
-            or _PLAIN_DOCUMENT.fullmatch(data) is None):
+            or (b"&" in data and _BAD_REFERENCE.search(data))):
         return None
     try:
+        if b"&" not in data and b"\r" not in data:
+            found = _scan_voc_layout(data)
+            if found is not None:
+                return _checked_rows(*found, classes)
+        if _PLAIN_DOCUMENT.fullmatch(data) is None:
+            return None
         filename = None
         found = data.count(b"<filename>")
         if found:
@@ -310,10 +328,7 @@ def scan_plain_annotation(
         n = data.count(b"<object>")
         found = _VOC_OBJECT.findall(data) if b"&" not in data and b"\r" not in data else ()
         if len(found) == n:
-            objects = [(name.strip().decode(), float(x1), float(y1), float(x2), float(y2),
-                        _FLAGS[(d1 if first else d2).strip()], _FLAGS[truncated.strip()],
-                        pose.strip().decode() or "Unspecified")
-                       for name, pose, truncated, first, d1, x1, y1, x2, y2, d2, *_ in found]
+            objects = _rows(found)
         else:
             objects = []
             found = _PLAIN_OBJECT.findall(data)
@@ -328,12 +343,51 @@ def scan_plain_annotation(
                     _FLAGS[fields[b"difficult"].strip()] if b"difficult" in fields else False,
                     _FLAGS[fields[b"truncated"].strip()] if b"truncated" in fields else False,
                     (_field(fields[b"pose"]) if b"pose" in fields else "") or "Unspecified"))
-        for name, xmin, ymin, xmax, ymax, *_ in objects:
-            if (not name or (classes is not None and name not in classes)
-                    or not (0 <= xmin <= xmax <= width and 0 <= ymin <= ymax <= height)):
-                return None
+        return _checked_rows(filename, width, height, depth, objects, classes)
     except (KeyError, ValueError, OverflowError):
         return None
+
+
+def _rows(found: list[tuple]) -> list[ObjectRow]:
+    """Object rows from ``_VOC_OBJECT`` groups (files without '&' or '\\r', so no ``_field`` needed)."""
+    return [(name.strip().decode(), float(x1), float(y1), float(x2), float(y2),
+             _FLAGS[(d1 if first else d2).strip()], _FLAGS[truncated.strip()],
+             pose.strip().decode() or "Unspecified")
+            for name, pose, truncated, first, d1, x1, y1, x2, y2, d2, *_ in found]
+
+
+def _scan_voc_layout(data: bytes) -> tuple | None:
+    """The common VOC layout read in one pass; None for any other layout (the general scan then tries)."""
+    head = _VOC_HEAD.match(data)
+    if head is None:
+        return None
+    end = head.end()
+    if (head.group("width") is None or data.count(b"<size>", 0, end) != 1
+            or data.count(b"<filename>", 0, end) > 1):
+        return None
+    found, match = [], _VOC_NEXT_OBJECT.match
+    m = match(data, end)
+    while m is not None:
+        found.append(m.groups(b""))
+        end = m.end()
+        m = match(data, end)
+    if _VOC_TAIL.fullmatch(data, end) is None:
+        return None
+    width, height = float(head.group("width")), float(head.group("height"))
+    if not (0 < width == int(width) and 0 < height == int(height)):
+        return None
+    depth = (head.group("depth") or b"").strip()
+    filename = head.group("filename")
+    return (filename.strip().decode() or None if filename is not None else None, int(width), int(height),
+            int(depth) if depth else 3, _rows(found))
+
+
+def _checked_rows(filename, width, height, depth, objects, classes):
+    """The scan's result, or None when a value would make the checked path raise."""
+    for name, xmin, ymin, xmax, ymax, *_ in objects:
+        if (not name or (classes is not None and name not in classes)
+                or not (0 <= xmin <= xmax <= width and 0 <= ymin <= ymax <= height)):
+            return None
     return filename, width, height, depth, objects
 
 
