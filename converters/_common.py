@@ -116,6 +116,7 @@ def read_file(path: str) -> tuple[bytes, os.stat_result]:
 
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
 def write_if_changed(path: str | os.PathLike, data: bytes, missing: bool = False) -> Optional[os.stat_result]:
@@ -163,11 +164,13 @@ def write_new_file(path: str, data: bytes) -> os.stat_result:
     For files inside a staging folder that is renamed into place whole, so no
     temp name per file is needed.
     """
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    fd = os.open(path, _NEW_FILE_FLAGS, 0o666)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        done = os.write(fd, data)
+        if done < len(data):  # a short write: rare, finish it
+            view = memoryview(data)[done:]
+            while view:
+                view = view[os.write(fd, view):]
         return os.fstat(fd)
     finally:
         os.close(fd)

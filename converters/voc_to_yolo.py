@@ -74,30 +74,44 @@ def yolo_boxes(boxes: np.ndarray, widths: np.ndarray, heights: np.ndarray,
         dw, dh = 1.0 / w, 1.0 / h
         out = np.stack([((xmin + xmax) / 2.0 - 1) * dw, ((ymin + ymax) / 2.0 - 1) * dh,
                         (xmax - xmin) * dw, (ymax - ymin) * dh], axis=1)
-    return np.clip(out, 0.0, 1.0)
+    # "+ 0.0" turns a -0.0 into 0.0 (none arises from valid boxes; short_reprs relies on it).
+    return np.clip(out, 0.0, 1.0) + 0.0
 
 
 _SHORT_REPR: dict[float, str] = {}
 
 
-def _short_repr(x: float) -> str:
-    """``repr(x)``, remembered: VOC boxes have integer corners and few image sizes, so values repeat."""
-    text = _SHORT_REPR.get(x)
-    if text is None:
-        text = repr(x)
-        if x and len(_SHORT_REPR) < 1 << 16:  # not 0.0: it equals -0.0, whose repr differs
-            _SHORT_REPR[x] = text
-    return text
+def short_reprs(values: np.ndarray) -> list[str]:
+    """``repr()`` of every value (flattened), remembered across calls.
+
+    VOC boxes have integer corners and images few sizes, so the same values come
+    back again and again; a lookup is several times cheaper than formatting a float.
+    The values must hold no -0.0 (``yolo_boxes`` never returns it): it equals 0.0
+    as a key but prints differently.
+    """
+    flat = np.asarray(values, dtype=np.float64).ravel().tolist()
+    cache = _SHORT_REPR
+    new = set(flat).difference(cache)
+    if new:
+        if len(cache) + len(new) > 1 << 17:
+            cache.clear()
+            new = set(flat)
+        cache.update((x, repr(x)) for x in new)
+    return list(map(cache.__getitem__, flat))
+
+
+def label_lines(class_ids: Sequence[int], yolo: np.ndarray | Sequence[Sequence[float]]) -> list[str]:
+    """One ``class cx cy w h`` line per box; floats in Python's shortest round-trip form, like darknet's script.
+
+    yolo: (N, 4) cx, cy, w, h.
+    """
+    text = short_reprs(np.asarray(yolo, dtype=np.float64).reshape(-1, 4))
+    return [f"{c} {x} {y} {w} {h}\n" for c, x, y, w, h in zip(class_ids, text[0::4], text[1::4], text[2::4], text[3::4])]
 
 
 def format_label_lines(class_ids: Sequence[int], yolo: np.ndarray | Sequence[Sequence[float]]) -> str:
-    """``class cx cy w h`` lines; floats in Python's shortest round-trip form, like darknet's script.
-
-    yolo: (N, 4) cx, cy, w, h, an array or lists of floats.
-    """
-    rows = yolo.tolist() if isinstance(yolo, np.ndarray) else yolo
-    r = _short_repr
-    return "".join(f"{c} {r(x)} {r(y)} {r(w)} {r(h)}\n" for c, (x, y, w, h) in zip(class_ids, rows))
+    """A label file's text: ``label_lines`` joined."""
+    return "".join(label_lines(class_ids, yolo))
 
 
 def label_path_for(image_path: str | os.PathLike) -> Path:
@@ -261,12 +275,12 @@ def _convert_chunk(job: _Job) -> _Done:
     boxes = np.array([r[1:5] for *_, keep in parsed for r in keep], dtype=np.float64).reshape(-1, 4)
     widths = np.array([w for _, _, _, w, _, keep in parsed for _ in keep], dtype=np.float64)
     heights = np.array([h for _, _, _, _, h, keep in parsed for _ in keep], dtype=np.float64)
-    yolo = yolo_boxes(boxes, widths, heights, job.exact_pixels).tolist()
+    lines = label_lines([index[r[0]] for *_, keep in parsed for r in keep],
+                        yolo_boxes(boxes, widths, heights, job.exact_pixels))
     texts, start = [], 0
     for *_, keep in parsed:
-        n = len(keep)
-        texts.append(format_label_lines([index[r[0]] for r in keep], yolo[start:start + n]).encode("ascii"))
-        start += n
+        texts.append("".join(lines[start:start + len(keep)]).encode("ascii"))
+        start += len(keep)
 
     entries, written, unchanged = {}, 0, 0
     labels = job.labels_dir + os.sep
