@@ -114,7 +114,7 @@ def yolo(
 
     \b
     Example: vocli convert yolo
-    Example: vocli convert yolo --root data --sets shapes/train,shapes/test --classes shapes.names
+    Example: vocli convert yolo --root data --sets shapes/train,shapes/test   (classes from VOCshapes/classes.txt)
     """
     from converters.voc_to_yolo import convert_yolo
 
