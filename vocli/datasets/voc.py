@@ -166,10 +166,11 @@ def image_size_from_file(image_path: Path) -> tuple[int, int, int]:
 #
 # Nearly every VOC file is plain: ASCII, elements without attributes, no comments, CDATA,
 # processing instructions or references beyond ``&amp;`` and its kin, at most five levels
-# deep. For those, one regular expression proves the file well-formed and string searches
-# read the fields, several times faster than building an lxml tree. Anything else (and
-# any value the checked path would reject) gets None and goes through lxml, which also
-# words the errors.
+# deep. For those, regular expressions prove the file well-formed and capture the fields:
+# in one pass for the VOC layout (``_scan_voc_layout``), else one pass to check and a few
+# searches to read. Both are several times faster than building an lxml tree. Anything
+# else (and any value the checked path would reject) gets None and goes through lxml,
+# which also words the errors.
 
 _NAME = rb"[A-Za-z_][A-Za-z0-9_.\-]*"
 
