@@ -175,9 +175,6 @@ def image_size_from_file(image_path: Path) -> tuple[int, int, int]:
 _NAME = rb"[A-Za-z_][A-Za-z0-9_.\-]*"
 
 
-_S_POSSESSIVE = rb"\s*+" if sys.version_info >= (3, 11) else rb"\s*"
-
-
 def _compile(pattern: bytes) -> re.Pattern:
     """Compile, making ``[^<]*`` and ``\\s*`` possessive where Python has them (3.11+).
 
@@ -195,23 +192,28 @@ _DECLARATION = (
 )
 
 
-def _element(level: int, levels: int, name: bytes = _NAME) -> bytes:
+def _element(level: int, levels: int, name: bytes = _NAME, below: bytes | None = None) -> bytes:
     """An element with no attributes, its children nesting at most ``levels - level`` deeper.
 
-    Text is ``[^<]*``: the characters it may not hold are ruled out beforehand, file-wide.
+    ``name``: the pattern of this element's tag; ``below``: that of its descendants'
+    tags (default: the same). Text is ``[^<]*``: the characters it may not hold are
+    ruled out beforehand, file-wide.
     """
+    below = name if below is None else below
     group = b"t%d" % level
     start, end = b"<(?P<" + group + b">" + name + b")>", b"</(?P=" + group + b")>"
     if level == levels:
         return start + rb"[^<]*" + end
-    return start + rb"(?:[^<]*" + end + rb"|\s*(?:" + _element(level + 1, levels, name) + rb"\s*)+" + end + b")"
+    return start + rb"(?:[^<]*" + end + rb"|\s*(?:" + _element(level + 1, levels, below) + rb"\s*)+" + end + b")"
 
 
-# Below the root's children, no <object>, <size> or <filename>: so each of those found
-# anywhere in a matching file is a direct child of <annotation>, as the checked path reads them.
+# A child of the root. Below the root's children, no <object>, <size> or <filename>: so each
+# of those found anywhere in a matching file is a direct child of <annotation>, as the
+# checked path reads them.
+_NOT_ROOT_FIELD = rb"(?!(?:object|size|filename)>)" + _NAME
+_ROOT_CHILD = _element(2, 5, _NAME, below=_NOT_ROOT_FIELD)
 _PLAIN_DOCUMENT = _compile(
-    b"(?:" + _DECLARATION + rb")?\s*<annotation>(?:\s*<(?P<t2>" + _NAME + rb")>(?:[^<]*</(?P=t2)>|\s*(?:"
-    + _element(3, 5, rb"(?!(?:object|size|filename)>)" + _NAME) + rb"\s*)+</(?P=t2)>))*\s*</annotation>\s*")
+    b"(?:" + _DECLARATION + rb")?\s*<annotation>(?:\s*" + _ROOT_CHILD + rb")*\s*</annotation>\s*")
 # Bytes XML forbids in a document (tab, LF and CR aside), and '&' not starting a predefined entity.
 _CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 13))
 _BAD_REFERENCE = _compile(rb"&(?!(?:amp|lt|gt|quot|apos);)")
@@ -235,10 +237,11 @@ _CONTAINER = _compile(
     + rb")>(?:[^<]*|(?:\s*<(?P<c3>" + _NAME + rb")>[^<]*</(?P=c3)>)+\s*)</(?P=c2)>)+\s*</(?P=c1)>")
 # The two layouts of every object in VOC 2007 and 2012 (name, pose, truncated, [occluded,]
 # difficult before or after the box, then <part>s), read in one pass.
-_VOC_OBJECT = _compile(
+_VOC_OBJECT_PATTERN = (
     rb"<object>\s*<name>([^<]*)</name>\s*<pose>([^<]*)</pose>\s*<truncated>([^<]*)</truncated>\s*"
     rb"(?:<occluded>[^<]*</occluded>\s*)?(?:(<difficult>)([^<]*)</difficult>\s*)?" + _BOX
     + rb"\s*(?:<difficult>([^<]*)</difficult>)?(?:\s*<part>" + _items("p") + rb"\s*</part>)*\s*</object>")
+_VOC_OBJECT = _compile(_VOC_OBJECT_PATTERN)
 # Any other object whose box lists xmin, ymin, xmax, ymax in that order: its fields are
 # read from the blocks before and after the box.
 _PLAIN_OBJECT = _compile(
@@ -248,13 +251,12 @@ _PLAIN_SIZE = _compile(rb"<size>\s*<width>([^<]*)</width>\s*<height>([^<]*)</hei
 _PLAIN_FILENAME = _compile(rb"<filename>([^<]*)</filename>")
 # The VOC layout in one pass: the root's children up to the first <object> (<filename> and
 # a <size> of width, height, depth captured on the way), the objects one by one, then the end.
-_OTHER_CHILD = (rb"<(?!(?:object|size|filename)>)(?P<t2>" + _NAME + rb")>(?:[^<]*</(?P=t2)>|\s*(?:"
-                + _element(3, 5, rb"(?!(?:object|size|filename)>)" + _NAME) + rb"\s*)+</(?P=t2)>)")
+_OTHER_CHILD = _element(2, 5, _NOT_ROOT_FIELD)
 _VOC_HEAD = _compile(
     b"(?:" + _DECLARATION + rb")?\s*<annotation>(?:\s*(?:<filename>(?P<filename>[^<]*)</filename>"
     rb"|<size>\s*<width>(?P<width>[^<]*)</width>\s*<height>(?P<height>[^<]*)</height>\s*"
     rb"(?:<depth>(?P<depth>[^<]*)</depth>\s*)?</size>|" + _OTHER_CHILD + b"))*")
-_VOC_NEXT_OBJECT = re.compile(_VOC_OBJECT.pattern.replace(b"<object>", _S_POSSESSIVE + b"<object>", 1))
+_VOC_NEXT_OBJECT = _compile(rb"\s*" + _VOC_OBJECT_PATTERN)
 _VOC_TAIL = _compile(rb"(?:\s*" + _OTHER_CHILD + rb")*\s*</annotation>\s*")
 #: Larger files take the lxml path: bounds the regular expressions' backtracking.
 _PLAIN_MAX_BYTES = 1 << 16
