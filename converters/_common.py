@@ -99,9 +99,14 @@ def image_file_name(filename: str, image_id: str) -> str:
     return f"{image_id}.jpg"
 
 
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
 def read_file(path: str) -> tuple[bytes, os.stat_result]:
     """A whole file and its stat from one open (the stat taken before reading, so a change during the run shows later)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(path, _READ_FLAGS)
     try:
         stat = os.fstat(fd)
         data = os.read(fd, stat.st_size + 1)
@@ -115,39 +120,40 @@ def read_file(path: str) -> tuple[bytes, os.stat_result]:
     return data, stat
 
 
-_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
-_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+def _write_all(fd: int, data: bytes) -> os.stat_result:
+    """Write all of ``data`` to ``fd`` (one call unless the write comes up short); the file's stat."""
+    done = os.write(fd, data)
+    if done < len(data):
+        view = memoryview(data)[done:]
+        while view:
+            view = view[os.write(fd, view):]
+    return os.fstat(fd)
 
 
-def write_if_changed(path: str | os.PathLike, data: bytes, missing: bool = False) -> Optional[os.stat_result]:
+def write_if_changed(path: str | os.PathLike, data: bytes) -> Optional[os.stat_result]:
     """Write ``data`` atomically unless the file already holds exactly it.
 
     Returns the new file's stat when written, None when the file was already right.
-    ``missing``: the caller knows the file does not exist (skips the comparison).
     """
     path = os.fspath(path)
-    if not missing:
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except FileNotFoundError:
+        pass
+    else:
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except FileNotFoundError:
-            pass
-        else:
-            try:
-                same = os.read(fd, len(data) + 1) == data
-            finally:
-                os.close(fd)
-            if same:
-                return None
+            same = os.read(fd, len(data) + 1) == data
+        finally:
+            os.close(fd)
+        if same:
+            return None
     # A fixed temp name per process keeps this hot loop to open/write/rename; mode 0o666 less the umask.
     folder, name = os.path.split(path)
     tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
     try:
         fd = os.open(tmp, _WRITE_FLAGS, 0o666)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            stat = os.fstat(fd)
+            stat = _write_all(fd, data)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -166,11 +172,6 @@ def write_new_file(path: str, data: bytes) -> os.stat_result:
     """
     fd = os.open(path, _NEW_FILE_FLAGS, 0o666)
     try:
-        done = os.write(fd, data)
-        if done < len(data):  # a short write: rare, finish it
-            view = memoryview(data)[done:]
-            while view:
-                view = view[os.write(fd, view):]
-        return os.fstat(fd)
+        return _write_all(fd, data)
     finally:
         os.close(fd)

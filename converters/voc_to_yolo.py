@@ -413,9 +413,7 @@ def convert_yolo(
         jobs, sizes, cached = [], [], 0
         for voc_dir, f in folders.items():
             # A first run fills a staging folder that becomes labels/ in one rename at the end.
-            stage = staging.enter_context(staged_folder(f["labels"]))
-            if stage is None:
-                f["labels"].mkdir(parents=True, exist_ok=True)
+            stage = staging.enter_context(staged_folder(f["labels"]))  # None: labels/ has files already
             f["write_to"] = stage or f["labels"]
             todo = []
             xml_prefix, label_prefix = f"{voc_dir}{os.sep}Annotations{os.sep}", f"{f['labels']}{os.sep}"
