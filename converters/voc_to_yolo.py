@@ -44,6 +44,7 @@ from converters._common import (InvalidFile, ListsInvalid, Progress, chunked, im
                                 read_file, resolve_workers, run_chunks, write_if_changed, write_new_file)
 from vocli.datasets.voc import (VOC_CLASSES, VocSet, annotation_rows, dataset_classes, devkit_dir, read_classes,
                                 resolve_sets)
+from vocli.datasets.voc_batch import read_plain_batch
 from vocli.errors import AnnotationError, DatasetNotFoundError, VocliError
 from vocli.paths import atomic_write_text, data_root, staged_folder
 
@@ -246,45 +247,68 @@ class _Done:
 
 
 def _convert_chunk(job: _Job) -> _Done:
-    # Plain strings and tuples (pathlib and dataclasses showed in the profile), and one
-    # phase at a time over the chunk (all reads, then all parsing, ...), which keeps the
-    # parser warm in the CPU caches between system calls.
+    # One phase at a time over the whole chunk: all reads, one batch parse (voc_batch), one
+    # vectorised conversion, all writes. Files the batch reader leaves out (not plain, or
+    # invalid) are read one by one by the checked path, which words their errors.
     annotations = os.path.join(job.voc_dir, "Annotations") + os.sep
-    invalid, files = [], []
+    invalid, ids, datas, stats = [], [], [], []
     for image_id in job.ids:
         xml = f"{annotations}{image_id}.xml"
         try:
-            files.append((image_id, xml, *read_file(xml)))
+            data, stat = read_file(xml)
         except FileNotFoundError:
             invalid.append(InvalidFile(xml, "file not found"))
+            continue
         except OSError as err:
             invalid.append(InvalidFile(xml, f"cannot read ({err.strerror})"))
-
-    parsed = []
-    for image_id, xml, data, stat in files:
-        try:
-            filename, width, height, rows = annotation_rows(data, xml, job.classes)
-        except AnnotationError as err:
-            invalid.append(invalid_annotation(err))
             continue
-        keep = rows if job.include_difficult else [r for r in rows if not r[5]]
-        parsed.append((image_id, stat, filename, width, height, keep))
+        ids.append(image_id)
+        datas.append(data)
+        stats.append(stat)
 
-    # One vectorised conversion for every box of the chunk.
-    index = {c: i for i, c in enumerate(job.classes)}
-    boxes = np.array([r[1:5] for *_, keep in parsed for r in keep], dtype=np.float64).reshape(-1, 4)
-    widths = np.array([w for _, _, _, w, _, keep in parsed for _ in keep], dtype=np.float64)
-    heights = np.array([h for _, _, _, _, h, keep in parsed for _ in keep], dtype=np.float64)
-    lines = label_lines([index[r[0]] for *_, keep in parsed for r in keep],
-                        yolo_boxes(boxes, widths, heights, job.exact_pixels))
-    texts, start = [], 0
-    for *_, keep in parsed:
-        texts.append("".join(lines[start:start + len(keep)]).encode("ascii"))
-        start += len(keep)
+    batch = read_plain_batch(datas, job.classes)
+    # Per file: (first object, object count) into the chunk's object arrays, or None if invalid.
+    spans: list = list(zip(batch.first[:-1].tolist(), np.diff(batch.first).tolist()))
+    filenames, widths = batch.filenames, batch.width
+    class_ids, boxes, difficult = batch.class_ids, batch.boxes, batch.difficult
+    if not batch.plain.all():
+        index = {c: i for i, c in enumerate(job.classes)}
+        extra_ids, extra_boxes, extra_difficult = [], [], []
+        widths, heights, filenames = batch.width.copy(), batch.height.copy(), list(filenames)
+        for i in np.flatnonzero(~batch.plain).tolist():
+            xml = f"{annotations}{ids[i]}.xml"
+            try:
+                filenames[i], widths[i], heights[i], rows = annotation_rows(datas[i], xml, job.classes)
+            except AnnotationError as err:
+                invalid.append(invalid_annotation(err))
+                spans[i] = None
+                continue
+            spans[i] = (len(class_ids) + len(extra_ids), len(rows))
+            extra_ids += [index[r[0]] for r in rows]
+            extra_boxes += [r[1:5] for r in rows]
+            extra_difficult += [r[5] for r in rows]
+        class_ids = np.concatenate([class_ids, np.array(extra_ids, dtype=np.int64)])
+        boxes = np.concatenate([boxes, np.array(extra_boxes, dtype=np.float64).reshape(-1, 4)])
+        difficult = np.concatenate([difficult, np.array(extra_difficult, dtype=bool)])
+        batch.height = heights
+
+    # One vectorised conversion for every kept box of the chunk.
+    object_file = np.zeros(len(class_ids), dtype=np.int64)
+    for i, span in enumerate(spans):
+        if span is not None:
+            object_file[span[0]:span[0] + span[1]] = i
+    keep = np.ones(len(class_ids), dtype=bool) if job.include_difficult else ~difficult
+    kept_before = np.concatenate([[0], np.cumsum(keep)]).tolist()
+    lines = label_lines(class_ids[keep].tolist(), yolo_boxes(boxes[keep], widths[object_file[keep]],
+                                                             batch.height[object_file[keep]], job.exact_pixels))
 
     entries, written, unchanged = {}, 0, 0
     labels = job.labels_dir + os.sep
-    for (image_id, xs, filename, _, _, keep), text in zip(parsed, texts):
+    for image_id, xs, span, filename in zip(ids, stats, spans, filenames):
+        if span is None:
+            continue
+        first, last = kept_before[span[0]], kept_before[span[0] + span[1]]
+        text = "".join(lines[first:last]).encode("ascii")
         label = f"{labels}{image_id}.txt"
         ls = write_new_file(label, text) if job.fresh else write_if_changed(label, text)
         if ls is None:
@@ -292,7 +316,7 @@ def _convert_chunk(job: _Job) -> _Done:
             ls = os.stat(label)
         else:
             written += 1
-        entries[image_id] = [xs.st_mtime_ns, xs.st_size, ls.st_mtime_ns, ls.st_size, len(keep),
+        entries[image_id] = [xs.st_mtime_ns, xs.st_size, ls.st_mtime_ns, ls.st_size, last - first,
                              image_file_name(filename, image_id)]
     return _Done(entries, written, unchanged, invalid)
 

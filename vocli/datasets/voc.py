@@ -185,7 +185,7 @@ def _compile(pattern: bytes) -> re.Pattern:
         pattern = pattern.replace(rb"[^<]*", rb"[^<]*+").replace(rb"\s*", rb"\s*+")
     return re.compile(pattern)
 _QUOTED = lambda values: rb"(?:\"(?:%s)\"|'(?:%s)')" % (values, values)  # noqa: E731
-_DECLARATION = (
+XML_DECLARATION = (
     rb"<\?xml\s+version\s*=\s*" + _QUOTED(rb"1\.0")
     + rb"(?:\s+encoding\s*=\s*" + _QUOTED(rb"(?i:utf-8|us-ascii|ascii|iso-8859-1)") + rb")?"
     + rb"(?:\s+standalone\s*=\s*" + _QUOTED(rb"yes|no") + rb")?\s*\?>"
@@ -213,7 +213,7 @@ def _element(level: int, levels: int, name: bytes = _NAME, below: bytes | None =
 _NOT_ROOT_FIELD = rb"(?!(?:object|size|filename)>)" + _NAME
 _ROOT_CHILD = _element(2, 5, _NAME, below=_NOT_ROOT_FIELD)
 _PLAIN_DOCUMENT = _compile(
-    b"(?:" + _DECLARATION + rb")?\s*<annotation>(?:\s*" + _ROOT_CHILD + rb")*\s*</annotation>\s*")
+    b"(?:" + XML_DECLARATION + rb")?\s*<annotation>(?:\s*" + _ROOT_CHILD + rb")*\s*</annotation>\s*")
 # Bytes XML forbids in a document (tab, LF and CR aside), and '&' not starting a predefined entity.
 _CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 13))
 _BAD_REFERENCE = _compile(rb"&(?!(?:amp|lt|gt|quot|apos);)")
@@ -253,7 +253,7 @@ _PLAIN_FILENAME = _compile(rb"<filename>([^<]*)</filename>")
 # a <size> of width, height, depth captured on the way), the objects one by one, then the end.
 _OTHER_CHILD = _element(2, 5, _NOT_ROOT_FIELD)
 _VOC_HEAD = _compile(
-    b"(?:" + _DECLARATION + rb")?\s*<annotation>(?:\s*(?:<filename>(?P<filename>[^<]*)</filename>"
+    b"(?:" + XML_DECLARATION + rb")?\s*<annotation>(?:\s*(?:<filename>(?P<filename>[^<]*)</filename>"
     rb"|<size>\s*<width>(?P<width>[^<]*)</width>\s*<height>(?P<height>[^<]*)</height>\s*"
     rb"(?:<depth>(?P<depth>[^<]*)</depth>\s*)?</size>|" + _OTHER_CHILD + b"))*")
 _VOC_NEXT_OBJECT = _compile(rb"\s*" + _VOC_OBJECT_PATTERN)

@@ -1,0 +1,494 @@
+"""Many plain VOC XML files read at once, with numpy over their concatenated bytes.
+
+The converters' fast path. ``voc.py`` reads one file at a time (and words every
+error); this module reads a whole chunk of files in a few dozen array operations,
+which costs a few microseconds per file instead of tens. It reads only files it
+can prove well-formed and valid under a strict subset of XML, and marks every
+other file for ``voc.py``'s checked reading, so together they read exactly what
+that checked reading alone would.
+
+A *plain* file here: printable ASCII plus tab and LF (no CR, no '&'), an optional
+``<?xml ...?>`` declaration, then elements without attributes (``<tag>`` and
+``</tag>``, tag names of at most 16 characters), no comments, CDATA, DOCTYPE or
+processing instructions, no '>' in text, and text only inside leaf elements
+(whitespace elsewhere). Numbers are plain decimals (``375``, ``12.5``), read exactly
+as ``float()`` reads them. A file outside that subset, or whose fields the checked
+reading would reject (missing or repeated fields, unknown class, box outside the
+image, zero size), is not read here.
+
+How: the '<' and '>' of all files must alternate; tags nest when each file's depth
+(opens minus closes) stays positive until its last tag and every open pairs with
+the close of the same name at its depth (a stable sort by depth lines them up);
+the fields are found by tag name and parent; their text is read in bulk.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from itertools import repeat
+from typing import Sequence
+
+import numpy as np
+
+from vocli.datasets.voc import XML_DECLARATION
+
+
+def _byte_set(chars: bytes) -> np.ndarray:
+    table = np.zeros(256, dtype=bool)
+    table[np.frombuffer(chars, dtype=np.uint8)] = True
+    return table
+
+
+_LETTERS = bytes(range(65, 91)) + bytes(range(97, 123)) + b"_"
+_NAME_START = _byte_set(_LETTERS)
+_NAME_CHAR = _byte_set(_LETTERS + b"0123456789.-")
+_NAME_CHAR[0] = True  # the zero padding of a name's 16-byte key
+_SPACE = _byte_set(b" \t\n")
+# Bytes that keep a file off this path: controls (tab and LF aside), CR, non-ASCII.
+_REFUSED = ~_byte_set(bytes(range(32, 127)) + b"\t\n")
+# The references a plain file may hold ('&' starts one of them), as little-endian words.
+_ENTITY_NAMES = (b"&amp;", b"&lt;", b"&gt;", b"&quot;", b"&apos;")
+_ENTITIES = np.array([int.from_bytes(e, "little") for e in _ENTITY_NAMES], dtype=np.uint64)
+_ENTITY_MASKS = np.array([(1 << (8 * len(e))) - 1 for e in _ENTITY_NAMES], dtype=np.uint64)
+_DECLARATION = re.compile(XML_DECLARATION)
+_KEY_BYTES = 16
+_ONES = np.uint64(0x0101010101010101)
+_LOW_SEVEN = np.uint64(0x7F7F7F7F7F7F7F7F)
+_TOP_BITS = np.uint64(0x8080808080808080)
+_TABS, _LINE_FEEDS, _SPACES = (np.uint64(0x0101010101010101 * b) for b in (9, 10, 32))
+# Constants of the eight-digit SWAR reading (``_digits8``).
+_ZERO_DIGITS = np.uint64(0x3030303030303030)
+_HIGH_NIBBLES = np.uint64(0xF0F0F0F0F0F0F0F0)
+_SIXES = np.uint64(0x0606060606060606)
+_THREES = np.uint64(0x3333333333333333)
+_PAIR_MASK = np.uint64(0x000000FF000000FF)
+_MUL_HIGH = np.uint64(100 + (1000000 << 32))
+_MUL_LOW = np.uint64(1 + (10000 << 32))
+# _LOW_MASK[k]: the low k bytes of a little-endian uint64.
+_LOW_MASK = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)
+_MAX_DIGITS = 15  # a mantissa below 2**53: one correctly rounded division gives float()'s value
+_POW10 = 10.0 ** np.arange(_MAX_DIGITS + 1)
+
+_FIELDS = ("annotation", "filename", "size", "width", "height", "depth", "object", "name", "difficult",
+           "truncated", "bndbox", "xmin", "ymin", "xmax", "ymax")
+(_ANNOTATION, _FILENAME, _SIZE, _WIDTH, _HEIGHT, _DEPTH, _OBJECT, _NAME, _DIFFICULT, _TRUNCATED, _BNDBOX,
+ _XMIN, _YMIN, _XMAX, _YMAX) = range(1, len(_FIELDS) + 1)
+# The fields, then other tag names common in VOC files: valid names, no need to check them.
+_NAMES = _FIELDS + ("folder", "source", "database", "image", "flickrid", "owner", "segmented", "pose", "occluded",
+                    "part", "actions", "point", "x", "y", "jumping", "phoning", "reading", "ridingbike",
+                    "ridinghorse", "running", "takingphoto", "usingcomputer", "walking", "other")
+# Each name's 16-byte key as two little-endian words; no two names share the first word.
+_NAME_LOW = np.array([int.from_bytes(f.encode()[:8], "little") for f in _NAMES], dtype=np.uint64)
+_NAME_HIGH = np.array([int.from_bytes(f.encode()[8:16], "little") for f in _NAMES], dtype=np.uint64)
+_NAME_ORDER = np.argsort(_NAME_LOW, kind="stable")
+_NAME_LOW_SORTED = _NAME_LOW[_NAME_ORDER]
+if len(set(_NAME_LOW.tolist())) != len(_NAMES) or max(map(len, _NAMES)) > 16:
+    raise ImportError("voc_batch: tag name table keys collide")
+
+
+@dataclass
+class PlainBatch:
+    """What ``read_plain_batch`` read. F files, O objects (of the files read).
+
+    plain: (F,) bool, False for a file left to the checked reading (its other
+    entries are 0, None or empty). filenames: (F,) the ``<filename>`` text, None
+    when absent or blank. width, height, depth: (F,) int64. first: (F + 1,) int64,
+    file i's objects are ``first[i]:first[i + 1]``, in file order. class_ids: (O,)
+    int64 indices into the class list. boxes: (O, 4) float64 xmin, ymin, xmax, ymax
+    as written (1-based inclusive pixels). difficult, truncated: (O,) bool.
+    """
+
+    plain: np.ndarray
+    filenames: list
+    width: np.ndarray
+    height: np.ndarray
+    depth: np.ndarray
+    first: np.ndarray
+    class_ids: np.ndarray
+    boxes: np.ndarray
+    difficult: np.ndarray
+    truncated: np.ndarray
+
+
+def read_plain_batch(datas: Sequence[bytes], classes: Sequence[str]) -> PlainBatch:
+    """Read every plain, valid file of ``datas`` (the bytes of VOC XML files); see the module docstring.
+
+    Objects whose class is not in ``classes`` make their file not plain (the checked
+    reading names the class).
+    """
+    count = len(datas)
+    # Files here are ASCII and names are read stripped: no other class name can match.
+    index = {name: i for i, name in enumerate(classes)
+             if name.isascii() and name and name.strip() == name and "&" not in name}
+    todo = np.arange(count)
+    while True:
+        read = _read(datas if todo.size == count else [datas[i] for i in todo], index)
+        if isinstance(read, PlainBatch):
+            break
+        todo = todo[~read]  # a bool mask of the files that are not plain: read the others again
+    if todo.size == count:
+        return read
+    plain = np.zeros(count, dtype=bool)
+    plain[todo] = True
+    filenames = [None] * count
+    for i, name in zip(todo.tolist(), read.filenames):
+        filenames[i] = name
+    sizes = np.zeros((3, count), dtype=np.int64)
+    sizes[:, todo] = read.width, read.height, read.depth
+    objects = np.zeros(count, dtype=np.int64)
+    objects[todo] = np.diff(read.first)
+    return PlainBatch(plain, filenames, *sizes, np.concatenate([[0], np.cumsum(objects)]), read.class_ids,
+                      read.boxes, read.difficult, read.truncated)
+
+
+def _empty(count: int) -> PlainBatch:
+    zeros = np.zeros(count, dtype=np.int64)
+    return PlainBatch(np.ones(count, dtype=bool), [], zeros, zeros, zeros, np.zeros(count + 1, dtype=np.int64),
+                      np.zeros(0, dtype=np.int64), np.zeros((0, 4)), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool))
+
+
+def _read(datas: Sequence[bytes], index: dict[bytes, int]) -> PlainBatch | np.ndarray:
+    """The batch when every file is plain, else a (F,) bool mask of the files that are not.
+
+    Each check marks all the files it rejects before returning, so the caller's
+    retry loop runs once per kind of problem, not once per file.
+    """
+    count = len(datas)
+    if count == 0:
+        return _empty(0)
+    lengths = np.fromiter(map(len, datas), dtype=np.int64, count=count)
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    size = int(ends[-1])
+    buf = b"".join(datas) + bytes(_KEY_BYTES)  # room for the last name's key
+    a = np.frombuffer(buf, dtype=np.uint8)
+    bad = np.zeros(count, dtype=bool)
+
+    def reject(positions: np.ndarray) -> None:
+        bad[np.searchsorted(ends, positions, side="right")] = True
+
+    # Controls other than tab and LF, DEL and non-ASCII bytes: counted first (cheap), found if any.
+    if not (buf.isascii() and np.count_nonzero(a[:size] < 32) == np.count_nonzero(a[:size] == 9)
+            + np.count_nonzero(a[:size] == 10) and not np.count_nonzero(a[:size] == 127)):
+        reject(np.flatnonzero(_REFUSED[a[:size]]))
+    words = np.ndarray((size + _KEY_BYTES - 7,), dtype="<u8", buffer=buf, strides=(1,))  # 8 bytes from every offset
+    amp = np.flatnonzero(a[:size] == ord("&"))
+    if amp.size:
+        reject(amp[~((words[amp, None] & _ENTITY_MASKS) == _ENTITIES).any(axis=1)])
+    declared = np.flatnonzero((a[starts] == ord("<")) & (a[starts + 1] == ord("?")))
+    body = starts  # where each file's content after its declaration starts
+    if declared.size:
+        a, body = a.copy(), starts.copy()  # the declarations blanked out of the copy
+        for i in declared.tolist():
+            m = _DECLARATION.match(datas[i])
+            if m is None:
+                bad[i] = True
+            else:
+                a[starts[i]:starts[i] + m.end()] = ord(" ")
+                body[i] += m.end()
+    if bad.any():
+        return bad
+
+    # Tags: '<' and '>' alternate within each file, starting with '<'.
+    lt = np.flatnonzero(a[:size] == ord("<"))
+    gt = np.flatnonzero(a[:size] == ord(">"))
+    tags = np.diff(np.searchsorted(lt, ends), prepend=0)
+    bad |= (tags != np.diff(np.searchsorted(gt, ends), prepend=0)) | (tags == 0)
+    if bad.any():
+        return bad
+    lt_file = np.repeat(np.arange(count), tags)
+    bad[lt_file[(gt <= lt) | (np.append(lt[1:], size) <= gt)]] = True
+    if bad.any():
+        return bad
+
+    # Tag names: <name> or </name>, nothing else (no attributes, comments, PIs, self-closing tags).
+    closing = a[lt + 1] == ord("/")
+    name_start = lt + 1 + closing
+    name_length = gt - name_start
+    bad[lt_file[(name_length < 1) | (name_length > _KEY_BYTES) | ~_NAME_START[a[name_start]]]] = True
+    if bad.any():
+        return bad
+    low = words[name_start] & _LOW_MASK.take(np.minimum(name_length, 8))
+    high = words[name_start + 8] & _LOW_MASK.take(np.clip(name_length - 8, 0, 8))
+    # Names from a table of common ones are valid as they are; others have their characters checked.
+    entry = _NAME_ORDER.take(np.searchsorted(_NAME_LOW_SORTED, low).clip(max=len(_NAMES) - 1))
+    known = (_NAME_LOW.take(entry) == low) & (_NAME_HIGH.take(entry) == high)
+    other = np.flatnonzero(~known)
+    if other.size:
+        name_chars = _NAME_CHAR.take(np.stack([low[other], high[other]], axis=1).view(np.uint8)).view(np.uint64)
+        bad[lt_file[other[(name_chars[:, 0] & name_chars[:, 1]) != _ONES]]] = True
+        if bad.any():
+            return bad
+
+    # Nesting: the depth after each tag, counted from its file's start, stays >= 1 up to
+    # the file's last tag, which brings it to 0 (one root element).
+    first_tag = np.concatenate([[0], np.cumsum(tags)])
+    last_tag = first_tag[1:] - 1
+    step = np.where(closing, -1, 1)
+    depth = np.cumsum(step)
+    depth -= (depth - step)[first_tag[:-1]][lt_file]
+    is_last = np.zeros(len(lt), dtype=bool)
+    is_last[last_tag] = True
+    bad[lt_file[(depth <= 0) & ~is_last]] = True
+    bad |= depth[last_tag] != 0
+    if bad.any():
+        return bad
+    if int(depth.max()) > 32000:
+        return np.ones(count, dtype=bool)
+    # Pair each open with its close: the k-th open at depth d (after it) and the k-th close
+    # at depth d (before it), in file order, for a sequence that nests.
+    opens = np.flatnonzero(~closing)
+    closes = np.flatnonzero(closing)
+    open_level = depth[opens].astype(np.int16)
+    opens_by_level = opens[np.argsort(open_level, kind="stable")]
+    closes_by_level = closes[np.argsort((depth[closes] + 1).astype(np.int16), kind="stable")]
+    mismatched = (low[opens_by_level] != low[closes_by_level]) | (high[opens_by_level] != high[closes_by_level])
+    bad[lt_file[opens_by_level[mismatched]]] = True
+    if bad.any():
+        return bad
+    leaf = np.zeros(len(lt), dtype=bool)  # an open tag whose element holds text only
+    leaf[opens_by_level] = closes_by_level == opens_by_level + 1
+
+    # Text outside leaf elements (and outside the root) is whitespace only.
+    text_end = np.append(lt[1:], 0)
+    text_end[last_tag] = ends
+    between = np.flatnonzero(~leaf)
+    bad[lt_file[between[~_blank(a, words, gt[between] + 1, text_end[between])]]] = True
+    bad[~_blank(a, words, body, lt[first_tag[:-1]])] = True
+    if bad.any():
+        return bad
+
+    # Fields: the first names of the table.
+    field = np.where(known & (entry < len(_FIELDS)), entry + 1, 0)
+    bad |= field[first_tag[:-1]] != _ANNOTATION
+
+    def parent_of(children: np.ndarray, level: int) -> np.ndarray:
+        """The open tag (index) of each child's parent: the last open tag one level up before it."""
+        parents = opens[open_level == level - 1]
+        return parents[np.searchsorted(parents, children) - 1]
+
+    level2 = opens[open_level == 2]
+    level3 = opens[open_level == 3]
+    level4 = opens[open_level == 4]
+    objects = level2[field[level2] == _OBJECT]
+    object_file = lt_file[objects]
+    sizes = level2[field[level2] == _SIZE]
+    filenames = level2[field[level2] == _FILENAME]
+    bad |= np.bincount(lt_file[sizes], minlength=count) != 1
+    bad |= np.bincount(lt_file[filenames], minlength=count) > 1
+    bad[lt_file[filenames[~leaf[filenames]]]] = True
+    if bad.any():
+        return bad
+
+    parent3 = parent_of(level3, 3)
+    size_no = np.searchsorted(sizes, parent3)  # which file's <size> (when the parent is one)
+    under_size = field[parent3] == _SIZE
+    object_no = np.searchsorted(objects, parent3)
+    under_object = field[parent3] == _OBJECT
+
+    def one_per(parents_no: np.ndarray, under: np.ndarray, which: int, total: int,
+                required: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(open tag of each parent's ``which`` child or -1, parents with a bad one) for level-3 fields."""
+        mine = under & (field[level3] == which)
+        numbers = parents_no[mine]
+        found = np.bincount(numbers, minlength=total)
+        wrong = (found > 1) | ((found == 0) if required else False)
+        tag = np.full(total, -1, dtype=np.int64)
+        tag[numbers] = level3[mine]
+        wrong[numbers[~leaf[level3[mine]]]] = True
+        return tag, wrong
+
+    n_objects = len(objects)
+    width_tag, w_bad = one_per(size_no, under_size, _WIDTH, count, True)
+    height_tag, h_bad = one_per(size_no, under_size, _HEIGHT, count, True)
+    depth_tag, d_bad = one_per(size_no, under_size, _DEPTH, count, False)
+    bad |= w_bad | h_bad | d_bad
+    name_tag, n_bad = one_per(object_no, under_object, _NAME, n_objects, True)
+    difficult_tag, df_bad = one_per(object_no, under_object, _DIFFICULT, n_objects, False)
+    truncated_tag, tr_bad = one_per(object_no, under_object, _TRUNCATED, n_objects, False)
+    mine = under_object & (field[level3] == _BNDBOX)
+    boxes_of = np.bincount(object_no[mine], minlength=n_objects)
+    box_tags = np.full(n_objects, -1, dtype=np.int64)
+    box_tags[object_no[mine]] = level3[mine]
+    object_bad = n_bad | df_bad | tr_bad | (boxes_of != 1)
+    object_bad[object_no[mine][leaf[level3[mine]]]] = True
+    bad[object_file[object_bad]] = True
+    if bad.any():
+        return bad
+
+    parent4 = parent_of(level4, 4)
+    box_no = np.searchsorted(box_tags, parent4)
+    in_box = (box_tags[np.minimum(box_no, n_objects - 1)] == parent4 if n_objects
+              else np.zeros(len(level4), dtype=bool))
+    corner_tags = []
+    for which in (_XMIN, _YMIN, _XMAX, _YMAX):
+        mine = in_box & (field[level4] == which)
+        numbers = box_no[mine]
+        found = np.bincount(numbers, minlength=n_objects)
+        tag = np.full(n_objects, -1, dtype=np.int64)
+        tag[numbers] = level4[mine]
+        wrong = found != 1
+        wrong[numbers[~leaf[level4[mine]]]] = True
+        bad[object_file[wrong]] = True
+        corner_tags.append(tag)
+    if bad.any():
+        return bad
+
+    # Values. Optional fields (tag -1) read as blank text.
+    def text_bounds(open_tags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        there = open_tags >= 0
+        s = np.where(there, gt[open_tags] + 1, 0)
+        e = np.where(there, lt[np.minimum(open_tags + 1, len(lt) - 1)], 0)
+        return s, e
+
+    numbers = [width_tag, height_tag, depth_tag, difficult_tag, truncated_tag, *corner_tags]
+    values, blank, valid = _decimals(a, words, *text_bounds(np.concatenate(numbers)))
+    cut = np.cumsum([len(t) for t in numbers])[:-1]
+    values, blank, valid = np.split(values, cut), np.split(blank, cut), np.split(valid, cut)
+    width, height, depth_value = values[0], values[1], values[2]
+    bad |= ~(valid[0] & valid[1] & valid[2]) | blank[0] | blank[1]
+    bad |= (width < 1) | (height < 1) | (width != np.floor(width)) | (height != np.floor(height))
+    bad |= ~blank[2] & (depth_value != np.floor(depth_value))
+    object_bad = ~(valid[3] & valid[4] & valid[5] & valid[6] & valid[7] & valid[8])
+    object_bad |= blank[5] | blank[6] | blank[7] | blank[8]
+    boxes = np.stack(values[5:], axis=1)
+    object_bad |= ~((0 <= boxes[:, 0]) & (boxes[:, 0] <= boxes[:, 2]) & (boxes[:, 2] <= width[object_file])
+                    & (0 <= boxes[:, 1]) & (boxes[:, 1] <= boxes[:, 3]) & (boxes[:, 3] <= height[object_file]))
+
+    # Class names and file names as strings, all cut out in one go; a class by dictionary lookup.
+    names = _texts(a, *text_bounds(name_tag))
+    class_ids = np.fromiter(map(index.get, names, repeat(-1, n_objects)), dtype=np.int64, count=n_objects)
+    object_bad |= class_ids < 0
+    bad[object_file[object_bad]] = True
+    if bad.any():
+        return bad
+    file_names = _texts(a, *text_bounds(_per_file(filenames, lt_file, count)))
+    if "&" in "".join(file_names):  # a reference: left to the checked reading, which resolves it
+        bad[["&" in name for name in file_names]] = True
+        return bad
+    first = np.concatenate([[0], np.cumsum(np.bincount(object_file, minlength=count))])
+    return PlainBatch(np.ones(count, dtype=bool), file_names, width.astype(np.int64), height.astype(np.int64),
+                      np.where(blank[2], 3, depth_value).astype(np.int64), first, class_ids, boxes,
+                      values[3] >= 1, values[4] >= 1)
+
+
+def _per_file(tags: np.ndarray, tag_file: np.ndarray, count: int) -> np.ndarray:
+    """(count,) the tag of each file among ``tags`` (at most one each), -1 where it has none."""
+    out = np.full(count, -1, dtype=np.int64)
+    out[tag_file[tags]] = tags
+    return out
+
+
+def _blank(a: np.ndarray, words: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """(M,) bool: whether each span ``a[starts[i]:ends[i]]`` is whitespace only (tab, LF, space).
+
+    Eight bytes at a time for spans of up to 16 bytes (indentation), byte by byte beyond.
+    """
+    lengths = ends - starts
+    spaces = np.ones(len(starts), dtype=bool)
+    for word in range(2):
+        left = np.clip(lengths - 8 * word, 0, 8)
+        x = words[starts + 8 * word] & _LOW_MASK.take(left)
+        # A byte is set in _nonzero(v) when it is not 0; padding bytes are 0.
+        odd = _nonzero(x) & _nonzero(x ^ _TABS) & _nonzero(x ^ _LINE_FEEDS) & _nonzero(x ^ _SPACES)
+        spaces &= odd == 0
+    long = np.flatnonzero(lengths > 16)
+    if long.size:
+        chars, segment = _gather(a, starts[long] + 16, ends[long])
+        spaces[long[segment[~_SPACE[chars]]]] = False
+    return spaces
+
+
+def _nonzero(x: np.ndarray) -> np.ndarray:
+    """0x80 in each byte of ``x`` that is not zero, else 0 (bytes below 0x80, so no carries)."""
+    return (((x & _LOW_SEVEN) + _LOW_SEVEN) | x) & _TOP_BITS
+
+
+def _gather(a: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The bytes of the spans ``a[starts[i]:ends[i]]`` end to end, and the span each came from."""
+    lengths = ends - starts
+    offsets = np.cumsum(lengths) - lengths
+    segment = np.repeat(np.arange(len(starts)), lengths)
+    return a[np.repeat(starts - offsets, lengths) + np.arange(len(segment))], segment
+
+
+def _texts(a: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> list[str]:
+    """The texts ``a[starts[i]:ends[i]]``, stripped, as strings; each is followed by a '<' in ``a`` (or empty)."""
+    if not len(starts):
+        return []
+    present = ends > starts
+    chars, _ = _gather(a, starts, np.where(present, ends + 1, starts))  # each text with its '<'
+    texts = chars.tobytes().decode("ascii").split("<")
+    if not present.all():
+        texts = iter(texts)
+        texts = [next(texts) if there else "" for there in present.tolist()]
+    else:
+        texts.pop()
+    if (_SPACE[a[starts[present]]] | _SPACE[a[ends[present] - 1]]).any():
+        texts = list(map(str.strip, texts))
+    return texts
+
+
+def _digits8(words: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(values, ok): texts of 1 to 8 ASCII digits read as integers, eight bytes at a time (SWAR).
+
+    The text's bytes are moved to the top of a little-endian word and the bottom
+    filled with '0's, so every text reads as eight digits with leading zeros.
+    """
+    fill = (8 - np.clip(lengths, 1, 8)).astype(np.uint64)
+    x = (words[starts] << (fill * np.uint64(8))) | (_ZERO_DIGITS & _LOW_MASK[fill])
+    ok = (lengths >= 1) & (lengths <= 8) & (
+        ((x & _HIGH_NIBBLES) | (((x + _SIXES) & _HIGH_NIBBLES) >> np.uint64(4))) == _THREES)
+    x = x - _ZERO_DIGITS
+    x = x * np.uint64(10) + (x >> np.uint64(8))  # pairs of digits
+    x = (((x & _PAIR_MASK) * _MUL_HIGH) + (((x >> np.uint64(16)) & _PAIR_MASK) * _MUL_LOW)) >> np.uint64(32)
+    return x.astype(np.float64), ok
+
+
+def _decimals(a: np.ndarray, words: np.ndarray, starts: np.ndarray,
+              ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read the texts ``a[starts[i]:ends[i]]`` as ``float()`` would, for plain decimals.
+
+    Returns (values, blank, valid), each (M,): a blank text (whitespace only) is valid
+    with value 0; a valid one is otherwise optional whitespace, digits with at most one
+    '.', at most 15 digits in all, optional whitespace. Exact: the digits make an
+    integer below 2**53, divided once by a power of ten, both exact in float64, so the
+    one rounding is float()'s.
+    """
+    values, fast = _digits8(words, starts, ends - starts)
+    if fast.all():
+        return values, np.zeros(len(starts), dtype=bool), fast
+    slow = np.flatnonzero(~fast)
+    slow_values, blank, valid = _decimals_slowly(a, starts[slow], ends[slow])
+    values[slow] = slow_values
+    all_blank = np.zeros(len(starts), dtype=bool)
+    all_blank[slow] = blank
+    fast[slow] = valid
+    return values, all_blank, fast
+
+
+def _decimals_slowly(a: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``_decimals`` for any text: byte by byte."""
+    m = len(starts)
+    chars, segment = _gather(a, starts, ends)
+    digit = (chars >= ord("0")) & (chars <= ord("9"))
+    dot = chars == ord(".")
+    body = digit | dot
+    space = _SPACE[chars]
+    valid = np.bincount(segment[~(body | space)], minlength=m) == 0
+    # One run of digits and dots per text: a body char after a non-body one starts a run.
+    run_start = body & np.concatenate([[True], ~body[:-1] | (segment[1:] != segment[:-1])])
+    runs = np.bincount(segment[run_start], minlength=m)
+    digits = np.bincount(segment[digit], minlength=m)
+    dots = np.bincount(segment[dot], minlength=m)
+    blank = runs == 0
+    valid &= blank | ((runs == 1) & (digits >= 1) & (dots <= 1) & (digits <= _MAX_DIGITS))
+    # Place values: digits after this one in its text, and digits after the dot.
+    digits_before = np.concatenate([[0], np.cumsum(digits)])[segment]  # in earlier texts
+    after = np.clip(digits[segment] + digits_before - np.cumsum(digit), 0, _MAX_DIGITS)
+    mantissa = np.bincount(segment[digit], weights=(chars[digit] - ord("0")) * _POW10[after[digit]], minlength=m)
+    seen_dot = np.cumsum(dot) - np.concatenate([[0], np.cumsum(dots)])[segment]  # dots up to here in the text
+    fraction = np.bincount(segment[digit & (seen_dot > 0)], minlength=m)
+    values = mantissa / _POW10[np.minimum(fraction, _MAX_DIGITS)]
+    return np.where(valid, values, 0.0), blank, valid
