@@ -81,10 +81,42 @@ _NAMES = _FIELDS + ("folder", "source", "database", "image", "flickrid", "owner"
 # Each name's 16-byte key as two little-endian words; no two names share the first word.
 _NAME_LOW = np.array([int.from_bytes(f.encode()[:8], "little") for f in _NAMES], dtype=np.uint64)
 _NAME_HIGH = np.array([int.from_bytes(f.encode()[8:16], "little") for f in _NAMES], dtype=np.uint64)
-_NAME_ORDER = np.argsort(_NAME_LOW, kind="stable")
-_NAME_LOW_SORTED = _NAME_LOW[_NAME_ORDER]
-if len(set(_NAME_LOW.tolist())) != len(_NAMES) or max(map(len, _NAMES)) > 16:
+
+
+def _name_hash_multiplier(words: np.ndarray) -> np.uint64:
+    """An odd multiplier under which the table's first words fall into distinct slots (searched, seeded)."""
+    rng = np.random.default_rng(0)
+    for _ in range(1000):
+        multiplier = np.uint64(int(rng.integers(1, 1 << 62)) * 2 + 1)
+        if len(np.unique((words * multiplier) >> np.uint64(64 - _SLOT_BITS))) == len(words):
+            return multiplier
+    raise ImportError("voc_batch: no collision-free hash for the tag name table")
+
+
+_SLOT_BITS = 10
+_NAME_MULTIPLIER = _name_hash_multiplier(_NAME_LOW)
+# Slot -> index into _NAMES; the empty slots point at an entry that a non-empty key never equals.
+_SLOTS = np.full(1 << _SLOT_BITS, len(_NAMES), dtype=np.int64)
+_SLOTS[(_NAME_LOW * _NAME_MULTIPLIER) >> np.uint64(64 - _SLOT_BITS)] = np.arange(len(_NAMES))
+_NAME_LOW = np.append(_NAME_LOW, np.uint64(0))
+_NAME_HIGH = np.append(_NAME_HIGH, np.uint64(0))
+if len(set(_NAME_LOW.tolist())) != len(_NAMES) + 1 or max(map(len, _NAMES)) > 16:
     raise ImportError("voc_batch: tag name table keys collide")
+
+
+def _code(level: int, name: int, parent: int = 0, grandparent: int = 0) -> int:
+    """An open tag's code in ``_read``: its level, field number and those of its parent and grandparent."""
+    return 4096 * level + 256 * grandparent + 16 * parent + name
+
+
+# The fields read, by code: at level 2 under the root, 3 under <size> or <object>, 4 in an object's <bndbox>.
+(_C_FILENAME, _C_SIZE, _C_OBJECT, _C_WIDTH, _C_HEIGHT, _C_DEPTH, _C_NAME, _C_DIFFICULT, _C_TRUNCATED, _C_BNDBOX,
+ _C_XMIN, _C_YMIN, _C_XMAX, _C_YMAX) = range(14)
+_CODES = np.array([_code(2, _FILENAME), _code(2, _SIZE), _code(2, _OBJECT)]
+                  + [_code(3, f, _SIZE) for f in (_WIDTH, _HEIGHT, _DEPTH)]
+                  + [_code(3, f, _OBJECT) for f in (_NAME, _DIFFICULT, _TRUNCATED, _BNDBOX)]
+                  + [_code(4, f, _BNDBOX, _OBJECT) for f in (_XMIN, _YMIN, _XMAX, _YMAX)])
+_CODES_LOW, _CODES_HIGH = _CODES, _CODES + 1
 
 
 @dataclass
@@ -148,11 +180,12 @@ def _empty(count: int) -> PlainBatch:
                       np.zeros(0, dtype=np.int64), np.zeros((0, 4)), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool))
 
 
-def _read(datas: Sequence[bytes], index: dict[bytes, int]) -> PlainBatch | np.ndarray:
+def _read(datas: Sequence[bytes], index: dict[str, int]) -> PlainBatch | np.ndarray:
     """The batch when every file is plain, else a (F,) bool mask of the files that are not.
 
     Each check marks all the files it rejects before returning, so the caller's
-    retry loop runs once per kind of problem, not once per file.
+    retry loop runs once per kind of problem, not once per file. Arrays over tags
+    are in file order; ``lt[k]``/``gt[k]`` are tag k's '<' and '>'.
     """
     count = len(datas)
     if count == 0:
@@ -161,8 +194,9 @@ def _read(datas: Sequence[bytes], index: dict[bytes, int]) -> PlainBatch | np.nd
     ends = np.cumsum(lengths)
     starts = ends - lengths
     size = int(ends[-1])
-    buf = b"".join(datas) + bytes(_KEY_BYTES)  # room for the last name's key
+    buf = b"".join(datas) + bytes(_KEY_BYTES)  # room for the last 8-byte words
     a = np.frombuffer(buf, dtype=np.uint8)
+    words = np.ndarray((size + _KEY_BYTES - 7,), dtype="<u8", buffer=buf, strides=(1,))  # 8 bytes from each offset
     bad = np.zeros(count, dtype=bool)
 
     def reject(positions: np.ndarray) -> None:
@@ -172,9 +206,8 @@ def _read(datas: Sequence[bytes], index: dict[bytes, int]) -> PlainBatch | np.nd
     if not (buf.isascii() and np.count_nonzero(a[:size] < 32) == np.count_nonzero(a[:size] == 9)
             + np.count_nonzero(a[:size] == 10) and not np.count_nonzero(a[:size] == 127)):
         reject(np.flatnonzero(_REFUSED[a[:size]]))
-    words = np.ndarray((size + _KEY_BYTES - 7,), dtype="<u8", buffer=buf, strides=(1,))  # 8 bytes from every offset
-    amp = np.flatnonzero(a[:size] == ord("&"))
-    if amp.size:
+    if b"&" in buf:
+        amp = np.flatnonzero(a[:size] == ord("&"))
         reject(amp[~((words[amp, None] & _ENTITY_MASKS) == _ENTITIES).any(axis=1)])
     declared = np.flatnonzero((a[starts] == ord("<")) & (a[starts + 1] == ord("?")))
     body = starts  # where each file's content after its declaration starts
@@ -198,21 +231,28 @@ def _read(datas: Sequence[bytes], index: dict[bytes, int]) -> PlainBatch | np.nd
     if bad.any():
         return bad
     lt_file = np.repeat(np.arange(count), tags)
-    bad[lt_file[(gt <= lt) | (np.append(lt[1:], size) <= gt)]] = True
-    if bad.any():
+    first_tag = np.cumsum(tags) - tags
+    last_tag = first_tag + tags - 1
+    if not ((lt < gt).all() and (gt[:-1] < lt[1:]).all()):
+        bad[lt_file[(gt <= lt) | (np.append(lt[1:], size) <= gt)]] = True
         return bad
+    # Outside the root element, whitespace only.
+    bad |= ~_blank(a, words, body, lt[first_tag]) | ~_blank(a, words, gt[last_tag] + 1, ends)
 
     # Tag names: <name> or </name>, nothing else (no attributes, comments, PIs, self-closing tags).
-    closing = a[lt + 1] == ord("/")
-    name_start = lt + 1 + closing
+    after_lt = lt + 1
+    closing = a[after_lt] == ord("/")
+    name_start = after_lt + closing
     name_length = gt - name_start
     bad[lt_file[(name_length < 1) | (name_length > _KEY_BYTES) | ~_NAME_START[a[name_start]]]] = True
     if bad.any():
         return bad
     low = words[name_start] & _LOW_MASK.take(np.minimum(name_length, 8))
-    high = words[name_start + 8] & _LOW_MASK.take(np.clip(name_length - 8, 0, 8))
-    # Names from a table of common ones are valid as they are; others have their characters checked.
-    entry = _NAME_ORDER.take(np.searchsorted(_NAME_LOW_SORTED, low).clip(max=len(_NAMES) - 1))
+    high = np.zeros(len(lt), dtype=np.uint64)
+    long = np.flatnonzero(name_length > 8)
+    high[long] = words[name_start[long] + 8] & _LOW_MASK.take(name_length[long] - 8)
+    # Names in the table are valid as they are; others have their characters checked.
+    entry = _SLOTS.take((low * _NAME_MULTIPLIER) >> np.uint64(64 - _SLOT_BITS))
     known = (_NAME_LOW.take(entry) == low) & (_NAME_HIGH.take(entry) == high)
     other = np.flatnonzero(~known)
     if other.size:
@@ -223,124 +263,98 @@ def _read(datas: Sequence[bytes], index: dict[bytes, int]) -> PlainBatch | np.nd
 
     # Nesting: the depth after each tag, counted from its file's start, stays >= 1 up to
     # the file's last tag, which brings it to 0 (one root element).
-    first_tag = np.concatenate([[0], np.cumsum(tags)])
-    last_tag = first_tag[1:] - 1
-    step = np.where(closing, -1, 1)
+    step = 1 - 2 * closing.astype(np.int32)
     depth = np.cumsum(step)
-    depth -= (depth - step)[first_tag[:-1]][lt_file]
-    is_last = np.zeros(len(lt), dtype=bool)
-    is_last[last_tag] = True
-    bad[lt_file[(depth <= 0) & ~is_last]] = True
-    bad |= depth[last_tag] != 0
-    if bad.any():
+    depth -= (depth - step)[first_tag].repeat(tags)
+    if np.count_nonzero(depth <= 0) != count or (depth[last_tag] != 0).any():
+        is_last = np.zeros(len(lt), dtype=bool)
+        is_last[last_tag] = True
+        bad[lt_file[(depth <= 0) & ~is_last]] = True
+        bad |= depth[last_tag] != 0
         return bad
     if int(depth.max()) > 32000:
         return np.ones(count, dtype=bool)
-    # Pair each open with its close: the k-th open at depth d (after it) and the k-th close
-    # at depth d (before it), in file order, for a sequence that nests.
-    opens = np.flatnonzero(~closing)
-    closes = np.flatnonzero(closing)
-    open_level = depth[opens].astype(np.int16)
-    opens_by_level = opens[np.argsort(open_level, kind="stable")]
-    closes_by_level = closes[np.argsort((depth[closes] + 1).astype(np.int16), kind="stable")]
-    mismatched = (low[opens_by_level] != low[closes_by_level]) | (high[opens_by_level] != high[closes_by_level])
-    bad[lt_file[opens_by_level[mismatched]]] = True
-    if bad.any():
-        return bad
-    leaf = np.zeros(len(lt), dtype=bool)  # an open tag whose element holds text only
-    leaf[opens_by_level] = closes_by_level == opens_by_level + 1
-
-    # Text outside leaf elements (and outside the root) is whitespace only.
-    text_end = np.append(lt[1:], 0)
-    text_end[last_tag] = ends
-    between = np.flatnonzero(~leaf)
-    bad[lt_file[between[~_blank(a, words, gt[between] + 1, text_end[between])]]] = True
-    bad[~_blank(a, words, body, lt[first_tag[:-1]])] = True
-    if bad.any():
+    # Each tag's level: depth after an open, before a close. In a sequence that nests, the
+    # tags of each level alternate open, close, open, close in file order, and each close
+    # must carry its open's name.
+    level = (depth + closing).astype(np.int16)
+    by_level = np.argsort(level, kind="stable")
+    pair_open, pair_close = by_level[0::2], by_level[1::2]
+    mismatched = closing[pair_open] | ~closing[pair_close] | (low[pair_open] != low[pair_close])
+    if long.size:
+        mismatched |= high[pair_open] != high[pair_close]
+    if mismatched.any():
+        bad[lt_file[pair_open[mismatched]]] = True
         return bad
 
-    # Fields: the first names of the table.
+    # Fields. A field is an open tag whose name is in _FIELDS, at its place: the code of an
+    # open tag combines its field number with its parent's (and grandparent's for level 4).
     field = np.where(known & (entry < len(_FIELDS)), entry + 1, 0)
-    bad |= field[first_tag[:-1]] != _ANNOTATION
+    bad |= field[first_tag] != _ANNOTATION
+    opens = np.flatnonzero(~closing)
+    open_level = level[opens]
+    open_field = field[opens]
+    leaf = closing[np.minimum(opens + 1, len(lt) - 1)]  # text only: its close comes next
+    # The enclosing element at levels 2 and 3 of each open tag: running counts of those opens.
+    at2 = open_level == 2
+    at3 = open_level == 3
+    within2 = np.cumsum(at2) - 1
+    within3 = np.cumsum(at3) - 1
+    field2 = open_field[at2]
+    field3 = open_field[at3]
+    parent = np.zeros(len(opens), dtype=np.int64)
+    parent[at3] = field2[within2[at3]]
+    at4 = open_level == 4
+    parent[at4] = field3[within3[at4]] + 16 * field2[within2[at4]]
+    code = np.where(open_level <= 4, open_field + 16 * parent + 4096 * open_level, 0)
+    by_code = np.argsort(code, kind="stable")
+    sorted_code = code[by_code]
+    bounds = np.searchsorted(sorted_code, _CODES_LOW), np.searchsorted(sorted_code, _CODES_HIGH)
 
-    def parent_of(children: np.ndarray, level: int) -> np.ndarray:
-        """The open tag (index) of each child's parent: the last open tag one level up before it."""
-        parents = opens[open_level == level - 1]
-        return parents[np.searchsorted(parents, children) - 1]
+    def tags_of(which: int) -> np.ndarray:
+        """Indices (into ``opens``) of the tags with code ``_CODES[which]``, in file order."""
+        return by_code[bounds[0][which]:bounds[1][which]]
 
-    level2 = opens[open_level == 2]
-    level3 = opens[open_level == 3]
-    level4 = opens[open_level == 4]
-    objects = level2[field[level2] == _OBJECT]
-    object_file = lt_file[objects]
-    sizes = level2[field[level2] == _SIZE]
-    filenames = level2[field[level2] == _FILENAME]
-    bad |= np.bincount(lt_file[sizes], minlength=count) != 1
-    bad |= np.bincount(lt_file[filenames], minlength=count) > 1
-    bad[lt_file[filenames[~leaf[filenames]]]] = True
-    if bad.any():
-        return bad
-
-    parent3 = parent_of(level3, 3)
-    size_no = np.searchsorted(sizes, parent3)  # which file's <size> (when the parent is one)
-    under_size = field[parent3] == _SIZE
-    object_no = np.searchsorted(objects, parent3)
-    under_object = field[parent3] == _OBJECT
-
-    def one_per(parents_no: np.ndarray, under: np.ndarray, which: int, total: int,
-                required: bool) -> tuple[np.ndarray, np.ndarray]:
-        """(open tag of each parent's ``which`` child or -1, parents with a bad one) for level-3 fields."""
-        mine = under & (field[level3] == which)
-        numbers = parents_no[mine]
-        found = np.bincount(numbers, minlength=total)
-        wrong = (found > 1) | ((found == 0) if required else False)
-        tag = np.full(total, -1, dtype=np.int64)
-        tag[numbers] = level3[mine]
-        wrong[numbers[~leaf[level3[mine]]]] = True
-        return tag, wrong
-
+    # One <size> and at most one <filename> per file; objects numbered in file order.
+    objects = tags_of(_C_OBJECT)
     n_objects = len(objects)
-    width_tag, w_bad = one_per(size_no, under_size, _WIDTH, count, True)
-    height_tag, h_bad = one_per(size_no, under_size, _HEIGHT, count, True)
-    depth_tag, d_bad = one_per(size_no, under_size, _DEPTH, count, False)
-    bad |= w_bad | h_bad | d_bad
-    name_tag, n_bad = one_per(object_no, under_object, _NAME, n_objects, True)
-    difficult_tag, df_bad = one_per(object_no, under_object, _DIFFICULT, n_objects, False)
-    truncated_tag, tr_bad = one_per(object_no, under_object, _TRUNCATED, n_objects, False)
-    mine = under_object & (field[level3] == _BNDBOX)
-    boxes_of = np.bincount(object_no[mine], minlength=n_objects)
-    box_tags = np.full(n_objects, -1, dtype=np.int64)
-    box_tags[object_no[mine]] = level3[mine]
-    object_bad = n_bad | df_bad | tr_bad | (boxes_of != 1)
-    object_bad[object_no[mine][leaf[level3[mine]]]] = True
-    bad[object_file[object_bad]] = True
-    if bad.any():
-        return bad
+    object_file = lt_file[opens[objects]]
+    object_of = np.cumsum(at2 & (open_field == _OBJECT)) - 1  # for tags inside an object
+    sizes = tags_of(_C_SIZE)
+    filenames = tags_of(_C_FILENAME)
+    bad |= np.bincount(lt_file[opens[sizes]], minlength=count) != 1
+    bad |= np.bincount(lt_file[opens[filenames]], minlength=count) > 1
+    bad[lt_file[opens[filenames[~leaf[filenames]]]]] = True
 
-    parent4 = parent_of(level4, 4)
-    box_no = np.searchsorted(box_tags, parent4)
-    in_box = (box_tags[np.minimum(box_no, n_objects - 1)] == parent4 if n_objects
-              else np.zeros(len(level4), dtype=bool))
-    corner_tags = []
-    for which in (_XMIN, _YMIN, _XMAX, _YMAX):
-        mine = in_box & (field[level4] == which)
-        numbers = box_no[mine]
-        found = np.bincount(numbers, minlength=n_objects)
-        tag = np.full(n_objects, -1, dtype=np.int64)
-        tag[numbers] = level4[mine]
-        wrong = found != 1
-        wrong[numbers[~leaf[level4[mine]]]] = True
-        bad[object_file[wrong]] = True
-        corner_tags.append(tag)
+    def one_each(which: int, owners: np.ndarray, owner_file: np.ndarray, required: bool) -> np.ndarray:
+        """The open tag of each owner's (file's or object's) field ``which``, -1 if none; marks bad files."""
+        found = tags_of(which)
+        owner = owners[found]
+        counts = np.bincount(owner, minlength=len(owner_file))
+        wrong = (counts != 1) if required else (counts > 1)
+        wrong[owner[~leaf[found]]] = True
+        bad[owner_file[wrong]] = True
+        tag = np.full(len(owner_file), -1, dtype=np.int64)
+        tag[owner] = opens[found]
+        return tag
+
+    file_of, files = lt_file[opens], np.arange(count)
+    width_tag = one_each(_C_WIDTH, file_of, files, True)
+    height_tag = one_each(_C_HEIGHT, file_of, files, True)
+    depth_tag = one_each(_C_DEPTH, file_of, files, False)
+    name_tag = one_each(_C_NAME, object_of, object_file, True)
+    difficult_tag = one_each(_C_DIFFICULT, object_of, object_file, False)
+    truncated_tag = one_each(_C_TRUNCATED, object_of, object_file, False)
+    boxes_per_object = np.bincount(object_of[tags_of(_C_BNDBOX)], minlength=n_objects)
+    bad[object_file[boxes_per_object != 1]] = True
+    corner_tags = [one_each(c, object_of, object_file, True) for c in (_C_XMIN, _C_YMIN, _C_XMAX, _C_YMAX)]
     if bad.any():
         return bad
 
     # Values. Optional fields (tag -1) read as blank text.
     def text_bounds(open_tags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         there = open_tags >= 0
-        s = np.where(there, gt[open_tags] + 1, 0)
-        e = np.where(there, lt[np.minimum(open_tags + 1, len(lt) - 1)], 0)
-        return s, e
+        return np.where(there, gt[open_tags] + 1, 0), np.where(there, lt[np.minimum(open_tags + 1, len(lt) - 1)], 0)
 
     numbers = [width_tag, height_tag, depth_tag, difficult_tag, truncated_tag, *corner_tags]
     values, blank, valid = _decimals(a, words, *text_bounds(np.concatenate(numbers)))
@@ -363,7 +377,9 @@ def _read(datas: Sequence[bytes], index: dict[bytes, int]) -> PlainBatch | np.nd
     bad[object_file[object_bad]] = True
     if bad.any():
         return bad
-    file_names = _texts(a, *text_bounds(_per_file(filenames, lt_file, count)))
+    filename_tag = np.full(count, -1, dtype=np.int64)
+    filename_tag[lt_file[opens[filenames]]] = opens[filenames]
+    file_names = _texts(a, *text_bounds(filename_tag))
     if "&" in "".join(file_names):  # a reference: left to the checked reading, which resolves it
         bad[["&" in name for name in file_names]] = True
         return bad
@@ -371,13 +387,6 @@ def _read(datas: Sequence[bytes], index: dict[bytes, int]) -> PlainBatch | np.nd
     return PlainBatch(np.ones(count, dtype=bool), file_names, width.astype(np.int64), height.astype(np.int64),
                       np.where(blank[2], 3, depth_value).astype(np.int64), first, class_ids, boxes,
                       values[3] >= 1, values[4] >= 1)
-
-
-def _per_file(tags: np.ndarray, tag_file: np.ndarray, count: int) -> np.ndarray:
-    """(count,) the tag of each file among ``tags`` (at most one each), -1 where it has none."""
-    out = np.full(count, -1, dtype=np.int64)
-    out[tag_file[tags]] = tags
-    return out
 
 
 def _blank(a: np.ndarray, words: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
