@@ -179,6 +179,28 @@ def test_invalid_files_are_listed_and_the_rest_converted(tmp_path):
     assert not (ann.parent / "labels" / "alien.txt").exists()
 
 
+def test_files_left_to_the_checked_reading_keep_their_place(tmp_path):
+    # One chunk of plain files, files the batch reader leaves to lxml (CRLF, a comment,
+    # an entity in a name) and invalid ones: every label as voc_label.py would write it.
+    files = {f"{i:03d}": (50, 40, [("dog", 1, 2, 20 + i % 5, 30, 0), ("cat", 3, 3, 9, 9, i % 3 == 0)])
+             for i in range(30)}
+    root = make_tree(tmp_path, splits={"train": sorted(files)}, files=files)
+    ann = root / "VOCdevkit" / "VOC2007" / "Annotations"
+    for image_id, edit in (("004", lambda t: t.replace("\n", "\r\n")),
+                           ("011", lambda t: t.replace("<object>", "<!-- note --><object>", 1)),
+                           ("017", lambda t: t.replace("<name>cat</name>", "<name>c&#97;t</name>")),
+                           ("023", lambda t: t.replace("<xmin>1</xmin>", "<xmin>x</xmin>"))):
+        path = ann / f"{image_id}.xml"
+        path.write_bytes(edit(path.read_text()).encode())
+    result = convert_yolo(root, workers=1)
+    assert [Path(i.path).stem for i in result.invalid] == ["023"]
+    labels = root / "VOCdevkit" / "VOC2007" / "labels"
+    for image_id in sorted(files):
+        if image_id != "023":
+            assert (labels / f"{image_id}.txt").read_text() == voc_label_reference(ann / f"{image_id}.xml"), image_id
+    assert result.sets[0].objects == sum(1 + (i % 3 != 0) for i in range(30) if i != 23)
+
+
 def test_workers_give_identical_output(voc_sample, tmp_path):
     outputs = []
     for workers in (1, 2):

@@ -1,4 +1,7 @@
-"""PASCAL VOC annotations and splits: the one place that reads VOC XML.
+"""PASCAL VOC annotations and splits: the one place that reads a VOC XML file.
+
+(``voc_batch`` reads many plain files at once for the converters and leaves every
+other file to this module's checked reading.)
 
 Coordinates are kept exactly as written in the file: VOC uses 1-based,
 inclusive pixel corners (``1 <= xmin <= xmax <= width``). Conversions to other
@@ -185,6 +188,7 @@ def _compile(pattern: bytes) -> re.Pattern:
         pattern = pattern.replace(rb"[^<]*", rb"[^<]*+").replace(rb"\s*", rb"\s*+")
     return re.compile(pattern)
 _QUOTED = lambda values: rb"(?:\"(?:%s)\"|'(?:%s)')" % (values, values)  # noqa: E731
+#: The XML declarations a plain file may open with (pattern source; ASCII-compatible encodings only).
 XML_DECLARATION = (
     rb"<\?xml\s+version\s*=\s*" + _QUOTED(rb"1\.0")
     + rb"(?:\s+encoding\s*=\s*" + _QUOTED(rb"(?i:utf-8|us-ascii|ascii|iso-8859-1)") + rb")?"

@@ -1,25 +1,29 @@
 """Many plain VOC XML files read at once, with numpy over their concatenated bytes.
 
 The converters' fast path. ``voc.py`` reads one file at a time (and words every
-error); this module reads a whole chunk of files in a few dozen array operations,
-which costs a few microseconds per file instead of tens. It reads only files it
-can prove well-formed and valid under a strict subset of XML, and marks every
-other file for ``voc.py``'s checked reading, so together they read exactly what
-that checked reading alone would.
+error); this module reads a whole chunk of files with a fixed number of array
+operations, about 12 us a file against 20-40 us for one file at a time (regular
+expressions or lxml). It reads only the files it can prove well-formed and valid
+under a strict subset of XML, and marks every other file for ``voc.py``'s checked
+reading, so that together they read exactly what the checked reading alone would.
 
-A *plain* file here: printable ASCII plus tab and LF (no CR, no '&'), an optional
+A *plain* file here: printable ASCII plus tab and LF (no CR), '&' only as ``&amp;``,
+``&lt;``, ``&gt;``, ``&quot;`` or ``&apos;`` and never in a field read, an optional
 ``<?xml ...?>`` declaration, then elements without attributes (``<tag>`` and
-``</tag>``, tag names of at most 16 characters), no comments, CDATA, DOCTYPE or
-processing instructions, no '>' in text, and text only inside leaf elements
-(whitespace elsewhere). Numbers are plain decimals (``375``, ``12.5``), read exactly
-as ``float()`` reads them. A file outside that subset, or whose fields the checked
-reading would reject (missing or repeated fields, unknown class, box outside the
-image, zero size), is not read here.
+``</tag>``, tag names of at most 16 characters); no comments, CDATA, DOCTYPE or
+processing instructions, no '>' in text, nothing but whitespace around the root.
+Fields read are text-only elements: ``<filename>``, ``<size>``'s width, height and
+depth, each ``<object>``'s name, difficult, truncated and ``<bndbox>`` corners, each
+at most once where it belongs (required ones exactly once). Numbers are plain
+decimals (``375``, ``12.5``), read exactly as ``float()`` reads them. A file outside
+that subset, or that the checked reading would reject (unknown class, box outside
+the image, zero size...), is not read here.
 
 How: the '<' and '>' of all files must alternate; tags nest when each file's depth
-(opens minus closes) stays positive until its last tag and every open pairs with
-the close of the same name at its depth (a stable sort by depth lines them up);
-the fields are found by tag name and parent; their text is read in bulk.
+(opens minus closes) stays positive until its last tag and, level by level, opens
+and closes alternate with the same names (one stable sort by level lines them up);
+fields are found by the names of the tag, its parent and grandparent; their texts
+are read in bulk (numbers eight digits at a time).
 """
 
 from __future__ import annotations
@@ -124,8 +128,8 @@ class PlainBatch:
     """What ``read_plain_batch`` read. F files, O objects (of the files read).
 
     plain: (F,) bool, False for a file left to the checked reading (its other
-    entries are 0, None or empty). filenames: (F,) the ``<filename>`` text, None
-    when absent or blank. width, height, depth: (F,) int64. first: (F + 1,) int64,
+    entries are 0 or empty). filenames: (F,) the ``<filename>`` text, stripped;
+    "" when absent or blank. width, height, depth: (F,) int64. first: (F + 1,) int64,
     file i's objects are ``first[i]:first[i + 1]``, in file order. class_ids: (O,)
     int64 indices into the class list. boxes: (O, 4) float64 xmin, ymin, xmax, ymax
     as written (1-based inclusive pixels). difficult, truncated: (O,) bool.
@@ -163,7 +167,7 @@ def read_plain_batch(datas: Sequence[bytes], classes: Sequence[str]) -> PlainBat
         return read
     plain = np.zeros(count, dtype=bool)
     plain[todo] = True
-    filenames = [None] * count
+    filenames = [""] * count
     for i, name in zip(todo.tolist(), read.filenames):
         filenames[i] = name
     sizes = np.zeros((3, count), dtype=np.int64)
@@ -306,8 +310,9 @@ def _read(datas: Sequence[bytes], index: dict[str, int]) -> PlainBatch | np.ndar
     parent[at3] = field2[within2[at3]]
     at4 = open_level == 4
     parent[at4] = field3[within3[at4]] + 16 * field2[within2[at4]]
-    code = np.where(open_level <= 4, open_field + 16 * parent + 4096 * open_level, 0)
-    by_code = np.argsort(code, kind="stable")
+    code = (open_field + 16 * parent + 4096 * open_level).astype(np.int16)  # below 2**15 up to level 7
+    code[open_level > 4] = 0
+    by_code = np.argsort(code, kind="stable")  # a radix sort for 16-bit keys
     sorted_code = code[by_code]
     bounds = np.searchsorted(sorted_code, _CODES_LOW), np.searchsorted(sorted_code, _CODES_HIGH)
 
