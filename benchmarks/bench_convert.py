@@ -1,6 +1,6 @@
 """Benchmark `vocli convert yolo` and `vocli convert ssd` on generated VOC-like annotations.
 
-Usage: python benchmarks/bench_convert.py [--files 20000] [--workers N] [--repeat 3] [--dir /tmp]
+Usage: python benchmarks/bench_convert.py [--files 20000] [--workers N] [--repeat 3] [--dir /tmp] [--floor]
 
 Generates VOC-shaped XML files (1-4 objects, 500x375-like sizes, full VOC
 fields) in a temp folder under --dir, then measures, in the same run:
@@ -10,6 +10,8 @@ fields) in a temp folder under --dir, then measures, in the same run:
     --repeat times, since this shared machine's speed drifts by tens of percent
     within a minute: the best and the median of each are printed;
   * convert_yolo's re-run on unchanged input;
+  * with --floor, the reads and writes alone (every XML read with its stat, every
+    label created), in --workers processes: the most any per-file converter can gain;
   * build_ssd_targets (SSD300): images/s, time for VOC07+12 trainval's 16,551
     images, HDF5 bytes per image.
 The folder is deleted at the end.
@@ -18,6 +20,7 @@ The folder is deleted at the end.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import shutil
 import statistics
@@ -106,6 +109,30 @@ def etree_reference(root: Path, split: dict[str, list[str]], labels: Path) -> in
     return files
 
 
+def _io_only(job: tuple[str, str, list[str]]) -> None:
+    annotations, labels, ids = job
+    text = b"14 0.511 0.4706666666666667 0.394 0.7866666666666666\n8 0.313 0.5053333333333333 0.31 0.69\n"
+    for image_id in ids:
+        fd = os.open(f"{annotations}/{image_id}.xml", os.O_RDONLY)
+        os.read(fd, os.fstat(fd).st_size + 1)
+        os.close(fd)
+        fd = os.open(f"{labels}/{image_id}.txt", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        os.write(fd, text)
+        os.fstat(fd)
+        os.close(fd)
+
+
+def io_floor(root: Path, split: dict[str, list[str]], labels: Path, workers: int) -> float:
+    """Seconds for what every per-file converter must do: read each XML (with its stat), create each label."""
+    labels.mkdir()
+    ids = [i for members in split.values() for i in members]
+    annotations = f"{root}/VOCdevkit/VOC2007/Annotations"
+    t = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        pool.map(_io_only, [(annotations, str(labels), ids[k:k + 1000]) for k in range(0, len(ids), 1000)])
+    return time.perf_counter() - t
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=20000)
@@ -114,6 +141,8 @@ def main() -> None:
                         help="where to generate the files (e.g. /dev/shm to leave the disk out)")
     parser.add_argument("--repeat", type=int, default=3, help="alternating runs of the reference and convert_yolo")
     parser.add_argument("--skip-ssd", action="store_true")
+    parser.add_argument("--floor", action="store_true",
+                        help="also time the reads and writes alone (parse and text free) in --workers processes")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="vocli-bench-convert-", dir=args.dir))
     try:
@@ -141,6 +170,8 @@ def main() -> None:
         n = first.labels_written
         ref_s, first_s = min(ref_times), min(first_times)
         ref_med, first_med = statistics.median(ref_times), statistics.median(first_times)
+        print("each run (s), reference:", " ".join(f"{t:.2f}" for t in ref_times),
+              "| convert yolo:", " ".join(f"{t:.2f}" for t in first_times))
         print(f"xml.etree loop (reference): {n_ref / ref_s:9.0f} files/s  (best {ref_s:.2f} s, "
               f"median {ref_med:.2f} s of {args.repeat}, {n_ref} files)")
         print(f"convert yolo, first run:    {n / first_s:9.0f} files/s  (best {first_s:.2f} s, "
@@ -148,6 +179,10 @@ def main() -> None:
         print(f"convert yolo, re-run:       {n / again_s:9.0f} files/s  ({again_s:.2f} s, "
               f"{again.labels_cached} cached)  ratio {ref_s / again_s:.2f}x")
         print(f"label files differing from the reference: {mismatched} of {n_ref}")
+        if args.floor:
+            floor_s = io_floor(tmp, split, tmp / "floor", args.workers)
+            print(f"reads and writes alone, {args.workers} processes: {floor_s:.2f} s, "
+                  f"{ref_s / floor_s:.1f}x the reference's best: the most any per-file loop can gain")
 
         if args.skip_ssd:
             return
