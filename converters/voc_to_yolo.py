@@ -299,16 +299,13 @@ def _convert_chunk(job: _Job) -> _Done:
                 counts[i] = -1
             else:
                 counts[i] = len(rows_of[i])
-        # Merge in file order: the batch's objects, each other file's rows at its place.
-        rows = [((index[r[0]], *r[1:5], r[5]) for r in rows_of[i]) if i in rows_of else None
-                for i in range(len(ids))]
-        first = batch.first.tolist()
-        merged = [row for i, rs in enumerate(rows) for row in (
-            rs if rs is not None else zip(class_ids[first[i]:first[i + 1]].tolist(),
-                                          *boxes[first[i]:first[i + 1]].T.tolist(),
-                                          difficult[first[i]:first[i + 1]].tolist()))]
-        table = np.array(merged, dtype=np.float64).reshape(-1, 6)
-        class_ids, boxes, difficult = table[:, 0].astype(np.int64), table[:, 1:5], table[:, 5] > 0
+        # Each other file's rows go in at its place among the batch's objects (it has none there).
+        at = np.repeat(batch.first[list(rows_of)], [len(r) for r in rows_of.values()])
+        extra = np.array([(index[r[0]], *r[1:6]) for rs in rows_of.values() for r in rs],
+                         dtype=np.float64).reshape(-1, 6)
+        class_ids = np.insert(class_ids, at, extra[:, 0].astype(np.int64))
+        boxes = np.insert(boxes, at, extra[:, 1:5], axis=0)
+        difficult = np.insert(difficult, at, extra[:, 5] > 0)
 
     # One vectorised conversion for every kept box of the chunk, one text for all its labels.
     object_file = np.repeat(np.arange(len(ids)), np.maximum(counts, 0))

@@ -201,6 +201,19 @@ def test_files_left_to_the_checked_reading_keep_their_place(tmp_path):
     assert result.sets[0].objects == sum(1 + (i % 3 != 0) for i in range(30) if i != 23)
 
 
+def test_a_chunk_with_no_plain_file(tmp_path):
+    files = {f"{i:03d}": (50, 40, [("dog", 1, 2, 20, 30, 0), ("cat", 3, 3, 9, 9, i % 2)]) for i in range(5)}
+    root = make_tree(tmp_path, splits={"train": sorted(files)}, files=files)
+    ann = root / "VOCdevkit" / "VOC2007" / "Annotations"
+    for path in ann.iterdir():
+        path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))  # CR: all read by lxml
+    result = convert_yolo(root, workers=1)
+    assert result.ok and result.sets[0].objects == 8
+    for image_id in files:
+        label = root / "VOCdevkit" / "VOC2007" / "labels" / f"{image_id}.txt"
+        assert label.read_text() == voc_label_reference(ann / f"{image_id}.xml")
+
+
 def test_workers_give_identical_output(voc_sample, tmp_path):
     outputs = []
     for workers in (1, 2):
