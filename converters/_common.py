@@ -101,12 +101,16 @@ def image_file_name(filename: str, image_id: str) -> str:
 
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+_FOLDER_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
-def read_file(path: str) -> tuple[bytes, os.stat_result]:
-    """A whole file and its stat from one open (the stat taken before reading, so a change during the run shows later)."""
-    fd = os.open(path, _READ_FLAGS)
+def read_file(path: str, dir_fd: Optional[int] = None) -> tuple[bytes, os.stat_result]:
+    """A whole file and its stat from one open (the stat taken before reading, so a change during the run shows later).
+
+    ``dir_fd``: an open folder that a relative ``path`` is in (saves the path walk per file).
+    """
+    fd = os.open(path, _READ_FLAGS, dir_fd=dir_fd)
     try:
         stat = os.fstat(fd)
         data = os.read(fd, stat.st_size + 1)
@@ -118,6 +122,16 @@ def read_file(path: str) -> tuple[bytes, os.stat_result]:
     finally:
         os.close(fd)
     return data, stat
+
+
+@contextlib.contextmanager
+def open_folder(path: str) -> Iterator[int]:
+    """A folder's descriptor, for ``dir_fd`` arguments; closed on exit."""
+    fd = os.open(path, _FOLDER_FLAGS)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def _write_all(fd: int, data: bytes) -> os.stat_result:
@@ -164,13 +178,13 @@ def write_if_changed(path: str | os.PathLike, data: bytes) -> Optional[os.stat_r
     return stat
 
 
-def write_new_file(path: str, data: bytes) -> os.stat_result:
-    """Create ``path`` (which must not exist) holding ``data``; its stat.
+def write_new_file(path: str, data: bytes, dir_fd: Optional[int] = None) -> os.stat_result:
+    """Create ``path`` (which must not exist; relative to ``dir_fd`` if given) holding ``data``; its stat.
 
     For files inside a staging folder that is renamed into place whole, so no
     temp name per file is needed.
     """
-    fd = os.open(path, _NEW_FILE_FLAGS, 0o666)
+    fd = os.open(path, _NEW_FILE_FLAGS, 0o666, dir_fd=dir_fd)
     try:
         return _write_all(fd, data)
     finally:

@@ -41,7 +41,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from converters._common import (InvalidFile, ListsInvalid, Progress, chunked, image_file_name, invalid_annotation,
-                                read_file, resolve_workers, run_chunks, write_if_changed, write_new_file)
+                                open_folder, read_file, resolve_workers, run_chunks, write_if_changed,
+                                write_new_file)
 from vocli.datasets.voc import (VOC_CLASSES, VocSet, annotation_rows, dataset_classes, devkit_dir, read_classes,
                                 resolve_sets)
 from vocli.datasets.voc_batch import read_plain_batch
@@ -268,19 +269,21 @@ def _convert_chunk(job: _Job) -> _Done:
     # invalid) are read one by one by the checked path, which words their errors.
     annotations = os.path.join(job.voc_dir, "Annotations") + os.sep
     invalid, ids, datas, stats = [], [], [], []
-    for image_id in job.ids:
-        xml = f"{annotations}{image_id}.xml"
-        try:
-            data, stat = read_file(xml)
-        except FileNotFoundError:
-            invalid.append(InvalidFile(xml, "file not found"))
-            continue
-        except OSError as err:
-            invalid.append(InvalidFile(xml, f"cannot read ({err.strerror})"))
-            continue
-        ids.append(image_id)
-        datas.append(data)
-        stats.append(stat)
+    if not os.path.isdir(annotations):
+        return _Done({}, 0, 0, [InvalidFile(f"{annotations}{i}.xml", "file not found") for i in job.ids])
+    with open_folder(annotations) as folder:
+        for image_id in job.ids:
+            try:
+                data, stat = read_file(f"{image_id}.xml", folder)
+            except FileNotFoundError:
+                invalid.append(InvalidFile(f"{annotations}{image_id}.xml", "file not found"))
+                continue
+            except OSError as err:
+                invalid.append(InvalidFile(f"{annotations}{image_id}.xml", f"cannot read ({err.strerror})"))
+                continue
+            ids.append(image_id)
+            datas.append(data)
+            stats.append(stat)
 
     batch = read_plain_batch(datas, job.classes)
     counts = np.diff(batch.first)  # objects per file; -1 for an invalid file
@@ -321,19 +324,21 @@ def _convert_chunk(job: _Job) -> _Done:
     entries, written, unchanged = {}, 0, 0
     labels = job.labels_dir + os.sep
     start = 0
-    for image_id, xs, n, end, filename, objects in zip(ids, stats, counts.tolist(), ends, filenames, kept):
-        if n < 0:
-            continue
-        label = f"{labels}{image_id}.txt"
-        data, start = text[start:end], end
-        ls = write_new_file(label, data) if job.fresh else write_if_changed(label, data)
-        if ls is None:
-            unchanged += 1
-            ls = os.stat(label)
-        else:
-            written += 1
-        entries[image_id] = [xs.st_mtime_ns, xs.st_size, ls.st_mtime_ns, ls.st_size, objects,
-                             filename if filename == f"{image_id}.jpg" else image_file_name(filename, image_id)]
+    with open_folder(labels) as folder:
+        for image_id, xs, n, end, filename, objects in zip(ids, stats, counts.tolist(), ends, filenames, kept):
+            if n < 0:
+                continue
+            data, start = text[start:end], end
+            if job.fresh:
+                ls = write_new_file(f"{image_id}.txt", data, folder)
+            else:
+                ls = write_if_changed(f"{labels}{image_id}.txt", data)
+                if ls is None:
+                    unchanged += 1
+                    ls = os.stat(f"{labels}{image_id}.txt")
+            entries[image_id] = [xs.st_mtime_ns, xs.st_size, ls.st_mtime_ns, ls.st_size, objects,
+                                 filename if filename == f"{image_id}.jpg" else image_file_name(filename, image_id)]
+    written = len(entries) - unchanged
     return _Done(entries, written, unchanged, invalid)
 
 

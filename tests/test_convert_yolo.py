@@ -300,11 +300,11 @@ def test_interrupted_first_run_leaves_no_labels(hand_tree, monkeypatch):
 
     calls = []
 
-    def fail_on_second(path, data):
+    def fail_on_second(path, data, folder=None):
         calls.append(path)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(path, data)
+        return real(path, data, folder)
 
     real = voc_to_yolo.write_new_file
     monkeypatch.setattr(voc_to_yolo, "write_new_file", fail_on_second)
