@@ -121,6 +121,9 @@ _CODES = np.array([_code(2, _FILENAME), _code(2, _SIZE), _code(2, _OBJECT)]
                   + [_code(3, f, _OBJECT) for f in (_NAME, _DIFFICULT, _TRUNCATED, _BNDBOX)]
                   + [_code(4, f, _BNDBOX, _OBJECT) for f in (_XMIN, _YMIN, _XMAX, _YMAX)])
 _CODES_LOW, _CODES_HIGH = _CODES, _CODES + 1
+# Odd multipliers that spread a file's tags into its signature (a grouping key, compared exactly after).
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+_MIX_HIGH = np.uint64(0xC2B2AE3D27D4EB4F)
 
 
 @dataclass
@@ -184,16 +187,121 @@ def _empty(count: int) -> PlainBatch:
                       np.zeros(0, dtype=np.int64), np.zeros((0, 4)), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool))
 
 
+#: Layouts of the tag sequences seen in this process (see ``_read``): a memo, bounded.
+_LAYOUTS: dict[bytes, np.ndarray | None] = {}
+_LAYOUTS_MAX = 1 << 14
+
+
 def _read(datas: Sequence[bytes], index: dict[str, int]) -> PlainBatch | np.ndarray:
     """The batch when every file is plain, else a (F,) bool mask of the files that are not.
 
-    Each check marks all the files it rejects before returning, so the caller's
-    retry loop runs once per kind of problem, not once per file. Arrays over tags
-    are in file order; ``lt[k]``/``gt[k]`` are tag k's '<' and '>'.
+    Files made by one tool share their tags and differ in text: the checks that depend
+    on the tags alone (``_structure``) run once per distinct tag sequence, which yields
+    a layout (where each field is, counted in tags from the file's start); every file
+    is compared tag by tag with a file of its group, then its values are read.
     """
     count = len(datas)
     if count == 0:
         return _empty(0)
+    t = _tags(datas)
+    if isinstance(t, np.ndarray):
+        return t
+    lt, tags, first_tag, lt_file, words = t.lt, t.tags, t.first_tag, t.lt_file, t.words
+    # A tag is its text between '<' and '>': at most 16 bytes, two words (zero beyond the text).
+    length = t.gt - lt - 1
+    too_long = length > 16
+    if too_long.any():
+        bad = np.zeros(count, dtype=bool)
+        bad[lt_file[too_long]] = True
+        return bad
+    low = words[lt + 1] & _LOW_MASK.take(np.minimum(length, 8))
+    high = np.zeros(len(lt), dtype=np.uint64)
+    long = np.flatnonzero(length > 8)
+    high[long] = words[lt[long] + 9] & _LOW_MASK.take(length[long] - 8)
+    mixed = low ^ (high * _MIX_HIGH) if long.size else low
+    position = np.arange(len(lt)) - first_tag.repeat(tags)
+    signature = np.add.reduceat((mixed ^ position.astype(np.uint64)) * _MIX, first_tag)
+    signature ^= tags.astype(np.uint64) * _MIX_HIGH
+    _, group_first, group = np.unique(signature, return_index=True, return_inverse=True)
+    group = group.reshape(-1)
+    # Each file against its group's first file, tag by tag (a signature can collide).
+    representative = group_first[group]
+    same_count = tags == tags[representative]
+    twin = np.minimum((first_tag[representative]).repeat(tags) + position, len(lt) - 1)
+    differs = low.take(twin) != low
+    if long.size:
+        differs |= high.take(twin) != high
+    unmatched = ~same_count
+    unmatched[lt_file[differs]] = True
+    if unmatched.any():  # each such file is a group of its own
+        loners = np.flatnonzero(unmatched)
+        group[loners] = np.arange(len(group_first), len(group_first) + len(loners))
+        group_first = np.concatenate([group_first, loners])
+
+    layouts, missing = [], []
+    for g, f in enumerate(group_first.tolist()):
+        span = slice(first_tag[f], first_tag[f] + tags[f])
+        key = low[span].tobytes() + high[span].tobytes()  # the tags exactly (no NUL in a tag)
+        layout = _LAYOUTS.get(key, False)
+        if layout is False:
+            missing.append((g, f, key))
+        layouts.append(layout)
+    if missing:
+        found = _structures([datas[f] for _, f, _ in missing])
+        if len(_LAYOUTS) + len(missing) > _LAYOUTS_MAX:
+            _LAYOUTS.clear()
+        for (g, _, key), layout in zip(missing, found):
+            _LAYOUTS[key] = layouts[g] = layout
+    valid = np.array([layout is not None for layout in layouts])
+    if not valid[group].all():
+        return ~valid[group]
+
+    # Each file's fields: its group's layout shifted to the file's first tag.
+    n_objects = np.array([(len(layout) - 4) // 7 for layout in layouts])
+    table = np.concatenate(layouts)
+    starts = np.cumsum([len(layout) for layout in layouts]) - [len(layout) for layout in layouts]
+    header = table[starts[group, None] + np.arange(4)]
+    header = np.where(header >= 0, header + first_tag[:, None], -1)
+    per_file = n_objects[group]
+    object_file = np.repeat(np.arange(count), per_file)
+    within = np.arange(len(object_file)) - np.repeat(np.cumsum(per_file) - per_file, per_file)
+    rows = table[(starts[group] + 4)[object_file, None] + 7 * within[:, None] + np.arange(7)]
+    rows = np.where(rows >= 0, rows + first_tag[object_file][:, None], -1)
+    return _read_values(t, header, rows, object_file, index)
+
+
+def _structures(datas: list[bytes]) -> list[np.ndarray | None]:
+    """``_structure`` of each file (None where the file is not plain), retrying without the failing ones."""
+    result: list = [None] * len(datas)
+    todo = np.arange(len(datas))
+    while todo.size:
+        t = _tags([datas[i] for i in todo])
+        found = t if isinstance(t, np.ndarray) else _structure(t)
+        if isinstance(found, np.ndarray):
+            todo = todo[~found]
+            continue
+        for i, layout in zip(todo.tolist(), found):
+            result[i] = layout
+        break
+    return result
+
+
+class _Tags:
+    """A batch of files cut into tags; arrays over tags (T) are in file order.
+
+    a: the files' bytes end to end (declarations blanked out); words: the 8 bytes
+    from each offset. starts, ends, body (after a declaration): (F,) byte offsets.
+    lt, gt: (T,) offsets of each tag's '<' and '>'. tags, first_tag: (F,) count and
+    first tag of each file; lt_file: (T,) the file of each tag.
+    """
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+
+def _tags(datas: Sequence[bytes]) -> _Tags | np.ndarray:
+    """The batch cut into tags, after the checks on bytes and tags; else a (F,) mask of the files that fail them."""
+    count = len(datas)
     lengths = np.fromiter(map(len, datas), dtype=np.int64, count=count)
     ends = np.cumsum(lengths)
     starts = ends - lengths
@@ -242,7 +350,23 @@ def _read(datas: Sequence[bytes], index: dict[str, int]) -> PlainBatch | np.ndar
         return bad
     # Outside the root element, whitespace only.
     bad |= ~_blank(a, words, body, lt[first_tag]) | ~_blank(a, words, gt[last_tag] + 1, ends)
+    if bad.any():
+        return bad
+    return _Tags(count=count, buf=buf, a=a, words=words, starts=starts, ends=ends, lt=lt, gt=gt, tags=tags,
+                 first_tag=first_tag, lt_file=lt_file)
 
+
+
+def _structure(t: _Tags) -> list[np.ndarray] | np.ndarray:
+    """Each file's layout (see ``_layout``), from its tags alone; else a (F,) mask of the files whose tags fail.
+
+    The checks that depend on the tags only: names, nesting, the root, the fields'
+    places and counts. Files with the same tags share the result.
+    """
+    count, a, words, lt, gt, tags, first_tag, lt_file = (t.count, t.a, t.words, t.lt, t.gt, t.tags, t.first_tag,
+                                                          t.lt_file)
+    last_tag = first_tag + tags - 1
+    bad = np.zeros(count, dtype=bool)
     # Tag names: <name> or </name>, nothing else (no attributes, comments, PIs, self-closing tags).
     after_lt = lt + 1
     closing = a[after_lt] == ord("/")
@@ -356,7 +480,32 @@ def _read(datas: Sequence[bytes], index: dict[str, int]) -> PlainBatch | np.ndar
     if bad.any():
         return bad
 
-    # Values. Optional fields (tag -1) read as blank text.
+    filename_tag = np.full(count, -1, dtype=np.int64)
+    filename_tag[lt_file[opens[filenames]]] = opens[filenames]
+    # Relative to each file's first tag, so that files with the same tags share them.
+    header = np.stack([width_tag, height_tag, depth_tag, filename_tag], axis=1)
+    header = np.where(header >= 0, header - first_tag[:, None], -1)
+    rows = np.stack([name_tag, difficult_tag, truncated_tag, *corner_tags], axis=1).reshape(-1, 7)
+    rows = np.where(rows >= 0, rows - first_tag[object_file][:, None], -1)
+    first_object = np.concatenate([[0], np.cumsum(np.bincount(object_file, minlength=count))]).tolist()
+    return [np.concatenate([header[f], rows[first_object[f]:first_object[f + 1]].ravel()]) for f in range(count)]
+
+
+def _read_values(t: _Tags, header: np.ndarray, object_tags: np.ndarray, object_file: np.ndarray,
+                 index: dict[str, int]) -> PlainBatch | np.ndarray:
+    """The fields' values, checked; else a (F,) mask of the files with a value the checked reading refuses.
+
+    header: (F, 4) open tags of width, height, depth, filename (-1: absent);
+    object_tags: (O, 7) of name, difficult, truncated, xmin, ymin, xmax, ymax.
+    """
+    count, a, words, lt, gt = t.count, t.a, t.words, t.lt, t.gt
+    bad = np.zeros(count, dtype=bool)
+    n_objects = len(object_file)
+    width_tag, height_tag, depth_tag, filename_tag = header.T
+    name_tag, difficult_tag, truncated_tag = object_tags[:, 0], object_tags[:, 1], object_tags[:, 2]
+    corner_tags = list(object_tags[:, 3:].T)
+
+    # Optional fields (tag -1) read as blank text.
     def text_bounds(open_tags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         there = open_tags >= 0
         return np.where(there, gt[open_tags] + 1, 0), np.where(there, lt[np.minimum(open_tags + 1, len(lt) - 1)], 0)
@@ -382,8 +531,6 @@ def _read(datas: Sequence[bytes], index: dict[str, int]) -> PlainBatch | np.ndar
     bad[object_file[object_bad]] = True
     if bad.any():
         return bad
-    filename_tag = np.full(count, -1, dtype=np.int64)
-    filename_tag[lt_file[opens[filenames]]] = opens[filenames]
     file_names = _texts(a, *text_bounds(filename_tag))
     if "&" in "".join(file_names):  # a reference: left to the checked reading, which resolves it
         bad[["&" in name for name in file_names]] = True
