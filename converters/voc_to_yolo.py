@@ -50,7 +50,7 @@ from vocli.errors import AnnotationError, DatasetNotFoundError, VocliError
 from vocli.paths import atomic_write_text, data_root, staged_folder
 
 CACHE_NAME = ".vocli-labels.json"
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 # --------------------------------------------------------------------------- label maths
@@ -111,20 +111,20 @@ def label_lines(class_ids: Sequence[int], yolo: np.ndarray | Sequence[Sequence[f
     return [f"{c} {x} {y} {w} {h}\n" for c, x, y, w, h in zip(class_ids, text[0::4], text[1::4], text[2::4], text[3::4])]
 
 
-def label_text(class_ids: Sequence[int], yolo: np.ndarray) -> tuple[str, np.ndarray]:
-    """All boxes' ``class cx cy w h`` lines in one string (as ``label_lines`` words them) and where each line ends.
+def label_text(class_ids: Sequence[int], yolo: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """All boxes' ``class cx cy w h`` lines in one text (as ``label_lines`` words them) and where each line ends.
 
-    class_ids: (N,) ints; yolo: (N, 4) cx, cy, w, h -> (text, (N,) int64 offsets past each line's newline).
+    class_ids: (N,) ints; yolo: (N, 4) cx, cy, w, h -> (ASCII text, (N,) int64 offsets past each newline).
     One formatting call for all lines: a chunk of labels costs no Python call per box.
     """
-    fields = list(map(str, np.asarray(class_ids).tolist()))
+    classes = np.asarray(class_ids).tolist()
     numbers = short_reprs(np.asarray(yolo, dtype=np.float64).reshape(-1, 4))
-    parts: list = [None] * (5 * len(fields))
-    parts[0::5] = fields
+    parts: list = [None] * (5 * len(classes))
+    parts[0::5] = classes
     for column in range(4):
         parts[column + 1::5] = numbers[column::4]
-    lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)).reshape(-1, 5).sum(axis=1) + 5
-    return ("%s %s %s %s %s\n" * len(fields)) % tuple(parts), np.cumsum(lengths)
+    text = (("%d %s %s %s %s\n" * len(classes)) % tuple(parts)).encode("ascii")
+    return text, np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == ord("\n")) + 1
 
 
 def format_label_lines(class_ids: Sequence[int], yolo: np.ndarray | Sequence[Sequence[float]]) -> str:
@@ -255,9 +255,42 @@ class _Job:
 
 
 @dataclass
+class _Records:
+    """What is known of converted files, by columns (cheap to pass between processes and to store).
+
+    ``ids[i]``'s numbers are ``numbers[5 * i:5 * i + 5]``: the annotation's mtime_ns and
+    size, the label's mtime_ns and size, the boxes written. ``images``: the image file
+    name of each id whose image is not ``<id>.jpg``.
+    """
+
+    ids: list[str] = field(default_factory=list)
+    numbers: list[int] = field(default_factory=list)
+    images: dict[str, str] = field(default_factory=dict)
+
+    def add(self, other: "_Records", rows: Optional[Sequence[int]] = None) -> None:
+        """Append ``other``'s records (only those at ``rows``, if given)."""
+        if rows is None:
+            self.ids += other.ids
+            self.numbers += other.numbers
+            self.images.update(other.images)
+            return
+        for r in rows:
+            image_id = other.ids[r]
+            self.ids.append(image_id)
+            self.numbers += other.numbers[5 * r:5 * r + 5]
+            if image_id in other.images:
+                self.images[image_id] = other.images[image_id]
+
+    def rows(self) -> dict[str, int]:
+        return dict(zip(self.ids, range(len(self.ids))))
+
+    def image(self, image_id: str) -> str:
+        return self.images.get(image_id) or f"{image_id}.jpg"
+
+
+@dataclass
 class _Done:
-    # id -> (xml mtime_ns, xml size, label mtime_ns, label size, objects, image file name)
-    entries: dict[str, list]
+    records: _Records
     written: int
     unchanged: int
     invalid: list[InvalidFile]
@@ -316,14 +349,12 @@ def _convert_chunk(job: _Job) -> _Done:
     kept_file = object_file[keep]
     text, line_ends = label_text(class_ids[keep], yolo_boxes(boxes[keep], widths[kept_file], heights[kept_file],
                                                             job.exact_pixels))
-    text = text.encode("ascii")
     kept = np.bincount(kept_file, minlength=len(ids))
     ends = np.concatenate([[0], line_ends])[np.cumsum(kept)].tolist()
     kept = kept.tolist()
 
-    entries, written, unchanged = {}, 0, 0
-    labels = job.labels_dir + os.sep
-    start = 0
+    records, unchanged = _Records(), 0
+    numbers, labels, start = records.numbers, job.labels_dir + os.sep, 0
     with open_folder(labels) as folder:
         for image_id, xs, n, end, filename, objects in zip(ids, stats, counts.tolist(), ends, filenames, kept):
             if n < 0:
@@ -336,10 +367,11 @@ def _convert_chunk(job: _Job) -> _Done:
                 if ls is None:
                     unchanged += 1
                     ls = os.stat(f"{labels}{image_id}.txt")
-            entries[image_id] = [xs.st_mtime_ns, xs.st_size, ls.st_mtime_ns, ls.st_size, objects,
-                                 filename if filename == f"{image_id}.jpg" else image_file_name(filename, image_id)]
-    written = len(entries) - unchanged
-    return _Done(entries, written, unchanged, invalid)
+            records.ids.append(image_id)
+            numbers += (xs.st_mtime_ns, xs.st_size, ls.st_mtime_ns, ls.st_size, objects)
+            if filename != f"{image_id}.jpg" and image_file_name(filename, image_id) != f"{image_id}.jpg":
+                records.images[image_id] = filename
+    return _Done(records, len(records.ids) - unchanged, unchanged, invalid)
 
 
 # --------------------------------------------------------------------------- cache
@@ -350,22 +382,26 @@ def _options_key(classes: Sequence[str], exact_pixels: bool, include_difficult: 
             "include_difficult": include_difficult}
 
 
-def _load_cache(labels_dir: Path, options: dict) -> dict[str, list]:
+def _load_cache(labels_dir: Path, options: dict) -> _Records:
     try:
         data = json.loads((labels_dir / CACHE_NAME).read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError, OSError):
-        return {}
-    if not isinstance(data, dict) or data.get("options") != options or not isinstance(data.get("entries"), dict):
-        return {}
-    return data["entries"]
+        if data.get("options") == options:
+            records = _Records(data["ids"], data["numbers"], data["images"])
+            if (len(records.numbers) == 5 * len(records.ids) and all(isinstance(i, str) for i in records.ids)
+                    and isinstance(records.images, dict)):
+                return records
+    except (FileNotFoundError, ValueError, OSError, AttributeError, KeyError, TypeError):
+        pass
+    return _Records()
 
 
-def _still_valid(entry: list, xml: str, label: str) -> bool:
+def _still_valid(numbers: list, xml: str, label: str) -> bool:
+    """Whether the annotation and the label are as a cached record says: (xml mtime_ns, size, label mtime_ns, size)."""
     try:
         xs, ls = os.stat(xml), os.stat(label)
     except OSError:
         return False
-    return [xs.st_mtime_ns, xs.st_size, ls.st_mtime_ns, ls.st_size] == entry[:4]
+    return [xs.st_mtime_ns, xs.st_size, ls.st_mtime_ns, ls.st_size] == numbers
 
 
 # --------------------------------------------------------------------------- layout
@@ -451,7 +487,7 @@ def convert_yolo(
         if voc_dir not in folders:
             images, labels = _image_dir_for_lists(voc_dir, None if out is None else out_dir)
             folders[voc_dir] = {"images": images, "labels": labels, "ids": {},
-                                "cache": _load_cache(labels, options), "entries": {}}
+                                "cache": _load_cache(labels, options), "done": _Records()}
         folders[voc_dir]["ids"].update(dict.fromkeys(ids))
 
     with contextlib.ExitStack() as staging:
@@ -460,15 +496,18 @@ def convert_yolo(
             # A first run fills a staging folder that becomes labels/ in one rename at the end.
             stage = staging.enter_context(staged_folder(f["labels"]))  # None: labels/ has files already
             f["write_to"] = stage or f["labels"]
-            todo = []
+            todo, still = [], []
             xml_prefix, label_prefix = f"{voc_dir}{os.sep}Annotations{os.sep}", f"{f['labels']}{os.sep}"
+            cache, cache_rows = f["cache"], f["cache"].rows()
             for image_id in f["ids"]:
-                entry = f["cache"].get(image_id)
-                if entry and _still_valid(entry, f"{xml_prefix}{image_id}.xml", f"{label_prefix}{image_id}.txt"):
-                    f["entries"][image_id] = entry
-                    cached += 1
+                r = cache_rows.get(image_id)
+                if r is not None and _still_valid(cache.numbers[5 * r:5 * r + 4], f"{xml_prefix}{image_id}.xml",
+                                                  f"{label_prefix}{image_id}.txt"):
+                    still.append(r)
                 else:
                     todo.append(image_id)
+            f["done"].add(cache, still)
+            cached += len(still)
             for chunk in chunked(todo, workers):
                 jobs.append(_Job(str(voc_dir), str(f["write_to"]), tuple(chunk), class_names,
                                  exact_pixels, include_difficult, stage is not None))
@@ -477,24 +516,31 @@ def convert_yolo(
         written = unchanged = 0
         invalid: list[InvalidFile] = []
         for job, done in zip(jobs, run_chunks(_convert_chunk, jobs, workers, sizes, progress)):
-            folders[Path(job.voc_dir)]["entries"].update(done.entries)
+            folders[Path(job.voc_dir)]["done"].add(done.records)
             written += done.written
             unchanged += done.unchanged
             invalid.extend(done.invalid)
         for f in folders.values():
-            # Keep what earlier runs learnt about ids outside these sets; entries are re-checked by stat anyway.
-            kept = {k: v for k, v in f["cache"].items() if k not in f["ids"]}
-            atomic_write_text(f["write_to"] / CACHE_NAME,
-                              json.dumps({"options": options, "entries": {**kept, **f["entries"]}}))
+            # Keep what earlier runs learnt about ids outside these sets; records are re-checked by stat anyway.
+            records = _Records()
+            records.add(f["cache"], [r for r, i in enumerate(f["cache"].ids) if i not in f["ids"]])
+            records.add(f["done"])
+            atomic_write_text(f["write_to"] / CACHE_NAME, json.dumps(
+                {"options": options, "ids": records.ids, "numbers": records.numbers, "images": records.images}))
+            f["rows"] = f["done"].rows()
 
     summaries, train, train_all, test, val = [], [], [], [], []
     for vs, ids in set_ids:
         f = folders[vs.dir.resolve()]
-        valid_ids = [i for i in ids if i in f["entries"]]
+        rows, done = f["rows"], f["done"]
+        valid_ids = [i for i in ids if i in rows]
         image_prefix = f"{f['images']}{os.sep}"
-        paths = [image_prefix + f["entries"][i][5] for i in valid_ids]
+        if done.images:
+            paths = [image_prefix + done.image(i) for i in valid_ids]
+        else:
+            paths = [f"{image_prefix}{i}.jpg" for i in valid_ids]
         list_file = _write_list(out_dir / f"{vs.year}_{vs.split}.txt", paths)
-        objects = sum(f["entries"][i][4] for i in valid_ids)
+        objects = sum(done.numbers[5 * rows[i] + 4] for i in valid_ids)
         summaries.append(SetSummary(vs.name, len(paths), objects, list_file))
         train_all += paths
         (test if vs.split == "test" else val if vs.split == "val" else train).append(paths)
