@@ -636,6 +636,8 @@ def read_split(path: str | os.PathLike) -> list[str]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DatasetNotFoundError(f"{path}: split list not found", hint="check --sets and --root") from None
+    if text.isascii() and " " not in text and "\t" not in text and "\x1f" not in text:
+        return text.split()  # one column: the only whitespace left breaks lines (and blank ones vanish)
     return [line.split()[0] for line in text.splitlines() if line.strip()]
 
 
