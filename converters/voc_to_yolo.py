@@ -89,19 +89,22 @@ def short_reprs(values: np.ndarray) -> list[str]:
     """``repr()`` of every value (flattened), remembered across calls.
 
     VOC boxes have integer corners and images few sizes, so the same values come
-    back again and again; a lookup is several times cheaper than formatting a float.
-    The values must hold no -0.0 (``yolo_boxes`` never returns it): it equals 0.0
-    as a key but prints differently.
+    back again and again: each distinct value of the call is looked up once (a
+    dictionary of reprs made so far), then spread back in one array gather. The
+    values must hold no -0.0 (``yolo_boxes`` never returns it): it equals 0.0 as a
+    key but prints differently.
     """
-    flat = np.asarray(values, dtype=np.float64).ravel().tolist()
+    distinct, where = np.unique(np.asarray(values, dtype=np.float64).ravel(), return_inverse=True)
+    distinct = distinct.tolist()
     cache = _SHORT_REPR
-    new = set(flat).difference(cache)
+    new = [x for x in distinct if x not in cache]
     if new:
         if len(cache) + len(new) > 1 << 17:
             cache.clear()
-            new = set(flat)
+            new = distinct
         cache.update((x, repr(x)) for x in new)
-    return list(map(cache.__getitem__, flat))
+    text = np.array(list(map(cache.__getitem__, distinct)) or [""], dtype=object)
+    return text[where.reshape(-1)].tolist() if distinct else []
 
 
 def label_lines(class_ids: Sequence[int], yolo: np.ndarray | Sequence[Sequence[float]]) -> list[str]:

@@ -58,9 +58,6 @@ _ENTITY_MASKS = np.array([(1 << (8 * len(e))) - 1 for e in _ENTITY_NAMES], dtype
 _DECLARATION = re.compile(XML_DECLARATION)
 _KEY_BYTES = 16
 _ONES = np.uint64(0x0101010101010101)
-_LOW_SEVEN = np.uint64(0x7F7F7F7F7F7F7F7F)
-_TOP_BITS = np.uint64(0x8080808080808080)
-_TABS, _LINE_FEEDS, _SPACES = (np.uint64(0x0101010101010101 * b) for b in (9, 10, 32))
 # Constants of the eight-digit SWAR reading (``_digits8``).
 _ZERO_DIGITS = np.uint64(0x3030303030303030)
 _HIGH_NIBBLES = np.uint64(0xF0F0F0F0F0F0F0F0)
@@ -336,8 +333,12 @@ def _tags(datas: Sequence[bytes]) -> _Tags | np.ndarray:
         return bad
 
     # Tags: '<' and '>' alternate within each file, starting with '<'.
-    lt = np.flatnonzero(a[:size] == ord("<"))
-    gt = np.flatnonzero(a[:size] == ord(">"))
+    marks = np.flatnonzero((a[:size] | 2) == ord(">"))  # '<' (0x3C) and '>' (0x3E) in one pass
+    opening = a[marks] == ord("<")
+    if len(marks) % 2 == 0 and opening[0::2].all() and not opening[1::2].any():
+        lt, gt = marks[0::2], marks[1::2]  # they alternate: the usual case
+    else:
+        lt, gt = marks[opening], marks[~opening]
     tags = np.diff(np.searchsorted(lt, ends), prepend=0)
     bad |= (tags != np.diff(np.searchsorted(gt, ends), prepend=0)) | (tags == 0)
     if bad.any():
@@ -349,7 +350,7 @@ def _tags(datas: Sequence[bytes]) -> _Tags | np.ndarray:
         bad[lt_file[(gt <= lt) | (np.append(lt[1:], size) <= gt)]] = True
         return bad
     # Outside the root element, whitespace only.
-    bad |= ~_blank(a, words, body, lt[first_tag]) | ~_blank(a, words, gt[last_tag] + 1, ends)
+    bad |= ~_blank(a, body, lt[first_tag]) | ~_blank(a, gt[last_tag] + 1, ends)
     if bad.any():
         return bad
     return _Tags(count=count, buf=buf, a=a, words=words, starts=starts, ends=ends, lt=lt, gt=gt, tags=tags,
@@ -541,29 +542,12 @@ def _read_values(t: _Tags, header: np.ndarray, object_tags: np.ndarray, object_f
                       values[3] >= 1, values[4] >= 1)
 
 
-def _blank(a: np.ndarray, words: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """(M,) bool: whether each span ``a[starts[i]:ends[i]]`` is whitespace only (tab, LF, space).
-
-    Eight bytes at a time for spans of up to 16 bytes (indentation), byte by byte beyond.
-    """
-    lengths = ends - starts
+def _blank(a: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """(M,) bool: whether each span ``a[starts[i]:ends[i]]`` is whitespace only (tab, LF, space)."""
     spaces = np.ones(len(starts), dtype=bool)
-    for word in range(2):
-        left = np.clip(lengths - 8 * word, 0, 8)
-        x = words[starts + 8 * word] & _LOW_MASK.take(left)
-        # A byte is set in _nonzero(v) when it is not 0; padding bytes are 0.
-        odd = _nonzero(x) & _nonzero(x ^ _TABS) & _nonzero(x ^ _LINE_FEEDS) & _nonzero(x ^ _SPACES)
-        spaces &= odd == 0
-    long = np.flatnonzero(lengths > 16)
-    if long.size:
-        chars, segment = _gather(a, starts[long] + 16, ends[long])
-        spaces[long[segment[~_SPACE[chars]]]] = False
+    chars, segment = _gather(a, starts, ends)
+    spaces[segment[~_SPACE[chars]]] = False
     return spaces
-
-
-def _nonzero(x: np.ndarray) -> np.ndarray:
-    """0x80 in each byte of ``x`` that is not zero, else 0 (bytes below 0x80, so no carries)."""
-    return (((x & _LOW_SEVEN) + _LOW_SEVEN) | x) & _TOP_BITS
 
 
 def _gather(a: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
