@@ -43,8 +43,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from converters._common import (InvalidFile, ListsInvalid, Progress, chunked, image_file_name, invalid_annotation,
-                                open_folder, read_file, resolve_workers, run_chunks, write_if_changed,
-                                write_new_file)
+                                open_folder, read_files, resolve_workers, run_chunks, write_if_changed,
+                                write_new_files)
 from vocli.datasets.voc import (VOC_CLASSES, VocSet, annotation_rows, dataset_classes, devkit_dir, read_classes,
                                 resolve_sets)
 from vocli.datasets.voc_batch import read_plain_batch
@@ -306,22 +306,16 @@ def _convert_chunk(job: _Job) -> _Done:
     # vectorised conversion, all writes. Files the batch reader leaves out (not plain, or
     # invalid) are read one by one by the checked path, which words their errors.
     annotations = os.path.join(job.voc_dir, "Annotations") + os.sep
-    invalid, ids, datas, stats = [], [], [], []
     if not os.path.isdir(annotations):
-        return _Done({}, 0, 0, [InvalidFile(f"{annotations}{i}.xml", "file not found") for i in job.ids])
+        return _Done(_Records(), 0, 0, [InvalidFile(f"{annotations}{i}.xml", "file not found") for i in job.ids])
     with open_folder(annotations) as folder:
-        for image_id in job.ids:
-            try:
-                data, stat = read_file(f"{image_id}.xml", folder)
-            except FileNotFoundError:
-                invalid.append(InvalidFile(f"{annotations}{image_id}.xml", "file not found"))
-                continue
-            except OSError as err:
-                invalid.append(InvalidFile(f"{annotations}{image_id}.xml", f"cannot read ({err.strerror})"))
-                continue
-            ids.append(image_id)
-            datas.append(data)
-            stats.append(stat)
+        datas, stats, errors = read_files([f"{i}.xml" for i in job.ids], folder)
+    ids, invalid = list(job.ids), []
+    if errors:
+        for i, err in errors.items():
+            reason = "file not found" if isinstance(err, FileNotFoundError) else f"cannot read ({err.strerror})"
+            invalid.append(InvalidFile(f"{annotations}{ids[i]}.xml", reason))
+        ids, datas, stats = ([x for i, x in enumerate(column) if i not in errors] for column in (ids, datas, stats))
 
     batch = read_plain_batch(datas, job.classes)
     counts = np.diff(batch.first)  # objects per file; -1 for an invalid file
@@ -359,23 +353,29 @@ def _convert_chunk(job: _Job) -> _Done:
     kept = kept.tolist()
 
     records, unchanged = _Records(), 0
-    numbers, labels, start = records.numbers, job.labels_dir + os.sep, 0
-    with open_folder(labels) as folder:
-        for image_id, xs, n, end, filename, objects in zip(ids, stats, counts.tolist(), ends, filenames, kept):
-            if n < 0:
-                continue
-            data, start = text[start:end], end
-            if job.fresh:
-                ls = write_new_file(f"{image_id}.txt", data, folder)
-            else:
-                ls = write_if_changed(f"{labels}{image_id}.txt", data)
-                if ls is None:
-                    unchanged += 1
-                    ls = os.stat(f"{labels}{image_id}.txt")
-            records.ids.append(image_id)
-            numbers += (xs.st_mtime_ns, xs.st_size, ls.st_mtime_ns, ls.st_size, objects)
-            if filename != f"{image_id}.jpg" and image_file_name(filename, image_id) != f"{image_id}.jpg":
-                records.images[image_id] = filename
+    valid = [i for i, n in enumerate(counts.tolist()) if n >= 0]
+    records.ids = [ids[i] for i in valid]
+    texts = [text[start:end] for start, end in zip([0] + ends[:-1], ends)]
+    texts = [texts[i] for i in valid]
+    if job.fresh:
+        with open_folder(job.labels_dir) as folder:
+            label_stats = write_new_files([f"{i}.txt" for i in records.ids], texts, folder)
+    else:
+        label_stats = []
+        for image_id, data in zip(records.ids, texts):
+            label = os.path.join(job.labels_dir, f"{image_id}.txt")
+            ls = write_if_changed(label, data)
+            if ls is None:
+                unchanged += 1
+                ls = os.stat(label)
+            label_stats.append(ls)
+    numbers = records.numbers
+    for i, ls in zip(valid, label_stats):
+        xs = stats[i]
+        numbers += (xs.st_mtime_ns, xs.st_size, ls.st_mtime_ns, ls.st_size, kept[i])
+        filename = filenames[i]
+        if filename != f"{ids[i]}.jpg" and image_file_name(filename, ids[i]) != f"{ids[i]}.jpg":
+            records.images[ids[i]] = filename
     return _Done(records, len(records.ids) - unchanged, unchanged, invalid)
 
 

@@ -300,21 +300,20 @@ def test_interrupted_first_run_leaves_no_labels(hand_tree, monkeypatch):
 
     calls = []
 
-    def fail_on_second(path, data, folder=None):
-        calls.append(path)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(path, data, folder)
+    def interrupt_after_first(names, datas, folder):
+        real(names[:1], datas[:1], folder)
+        calls.append(names[0])
+        raise KeyboardInterrupt
 
-    real = voc_to_yolo.write_new_file
-    monkeypatch.setattr(voc_to_yolo, "write_new_file", fail_on_second)
+    real = voc_to_yolo.write_new_files
+    monkeypatch.setattr(voc_to_yolo, "write_new_files", interrupt_after_first)
     with pytest.raises(KeyboardInterrupt):
         convert_yolo(hand_tree, workers=1)
     voc = hand_tree / "VOCdevkit" / "VOC2007"
     # The first label was written, but into a staging folder that is gone now.
-    assert len(calls) == 2 and not (voc / "labels").exists()
+    assert len(calls) == 1 and not (voc / "labels").exists()
     assert sorted(p.name for p in voc.iterdir()) == ["Annotations", "ImageSets"]
-    monkeypatch.setattr(voc_to_yolo, "write_new_file", real)
+    monkeypatch.setattr(voc_to_yolo, "write_new_files", real)
     assert convert_yolo(hand_tree, workers=1).labels_written == 2
 
 

@@ -333,12 +333,8 @@ def _tags(datas: Sequence[bytes]) -> _Tags | np.ndarray:
         return bad
 
     # Tags: '<' and '>' alternate within each file, starting with '<'.
-    marks = np.flatnonzero((a[:size] | 2) == ord(">"))  # '<' (0x3C) and '>' (0x3E) in one pass
-    opening = a[marks] == ord("<")
-    if len(marks) % 2 == 0 and opening[0::2].all() and not opening[1::2].any():
-        lt, gt = marks[0::2], marks[1::2]  # they alternate: the usual case
-    else:
-        lt, gt = marks[opening], marks[~opening]
+    lt = np.flatnonzero(a[:size] == ord("<"))
+    gt = np.flatnonzero(a[:size] == ord(">"))
     tags = np.diff(np.searchsorted(lt, ends), prepend=0)
     bad |= (tags != np.diff(np.searchsorted(gt, ends), prepend=0)) | (tags == 0)
     if bad.any():
@@ -513,8 +509,8 @@ def _read_values(t: _Tags, header: np.ndarray, object_tags: np.ndarray, object_f
 
     numbers = [width_tag, height_tag, depth_tag, difficult_tag, truncated_tag, *corner_tags]
     values, blank, valid = _decimals(a, words, *text_bounds(np.concatenate(numbers)))
-    cut = np.cumsum([len(t) for t in numbers])[:-1]
-    values, blank, valid = np.split(values, cut), np.split(blank, cut), np.split(valid, cut)
+    cut = np.cumsum([0] + [len(t) for t in numbers]).tolist()
+    values, blank, valid = ([column[i:j] for i, j in zip(cut[:-1], cut[1:])] for column in (values, blank, valid))
     width, height, depth_value = values[0], values[1], values[2]
     bad |= ~(valid[0] & valid[1] & valid[2]) | blank[0] | blank[1]
     bad |= (width < 1) | (height < 1) | (width != np.floor(width)) | (height != np.floor(height))
