@@ -369,13 +369,14 @@ def _convert_chunk(job: _Job) -> _Done:
                 unchanged += 1
                 ls = os.stat(label)
             label_stats.append(ls)
-    numbers = records.numbers
-    for i, ls in zip(valid, label_stats):
-        xs = stats[i]
-        numbers += (xs.st_mtime_ns, xs.st_size, ls.st_mtime_ns, ls.st_size, kept[i])
-        filename = filenames[i]
-        if filename != f"{ids[i]}.jpg" and image_file_name(filename, ids[i]) != f"{ids[i]}.jpg":
-            records.images[ids[i]] = filename
+    xml_stats = [stats[i] for i in valid]
+    records.numbers = np.array([[s.st_mtime_ns for s in xml_stats], [s.st_size for s in xml_stats],
+                                [s.st_mtime_ns for s in label_stats], [s.st_size for s in label_stats],
+                                [kept[i] for i in valid]], dtype=np.int64).reshape(5, -1).T.ravel().tolist()
+    default = [f"{image_id}.jpg" for image_id in records.ids]
+    for i, name, usual in zip(valid, map(filenames.__getitem__, valid), default):
+        if name != usual and image_file_name(name, ids[i]) != usual:
+            records.images[ids[i]] = name
     return _Done(records, len(records.ids) - unchanged, unchanged, invalid)
 
 
