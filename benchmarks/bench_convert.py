@@ -31,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 
-from converters.ssd_targets import build_ssd_targets
 from converters.voc_to_yolo import convert_yolo
 from vocli.datasets.voc import VOC_CLASSES
 
@@ -186,6 +185,9 @@ def main() -> None:
 
         if args.skip_ssd:
             return
+        # Imported only now: it brings torch, whose hundreds of MB in this process would slow the
+        # forks of convert_yolo's workers above (the CLI's `convert yolo` never imports it).
+        from converters.ssd_targets import build_ssd_targets
         t = time.perf_counter()
         ssd = build_ssd_targets(tmp, out=tmp / "ssd", workers=args.workers)
         ssd_s = time.perf_counter() - t

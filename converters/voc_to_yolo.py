@@ -537,6 +537,7 @@ def convert_yolo(
             atomic_write_text(f["write_to"] / CACHE_NAME, json.dumps(
                 {"options": options, "ids": records.ids, "numbers": numbers, "images": records.images}))
             f["rows"] = f["done"].rows()
+            f["objects"] = np.array(f["done"].numbers[4::5], dtype=np.int64)
 
     summaries, train, train_all, test, val = [], [], [], [], []
     for vs, ids in set_ids:
@@ -549,7 +550,8 @@ def convert_yolo(
         else:
             paths = [f"{image_prefix}{i}.jpg" for i in valid_ids]
         list_file = _write_list(out_dir / f"{vs.year}_{vs.split}.txt", paths)
-        objects = sum(done.numbers[5 * rows[i] + 4] for i in valid_ids)
+        at = np.fromiter(map(rows.__getitem__, valid_ids), dtype=np.int64, count=len(valid_ids))
+        objects = int(f["objects"][at].sum())
         summaries.append(SetSummary(vs.name, len(paths), objects, list_file))
         train_all += paths
         (test if vs.split == "test" else val if vs.split == "val" else train).append(paths)
@@ -568,9 +570,12 @@ def convert_yolo(
         train_paths = [p for ps in train for p in ps]
         valid_paths = train_paths
         notes.append("no test or val set converted: test.txt repeats the training images")
-    train_list = _write_list(out_dir / "train.txt", _dedupe(train_paths))
-    train_all_list = _write_list(out_dir / "train.all.txt", _dedupe(train_all))
-    test_list = _write_list(out_dir / "test.txt", _dedupe(valid_paths))
+    # Sets that share ids (train and trainval, say) list an image twice: once is enough.
+    overlap = sum(len(ids) for _, ids in set_ids) > sum(len(f["ids"]) for f in folders.values())
+    dedupe = _dedupe if overlap else list
+    train_list = _write_list(out_dir / "train.txt", dedupe(train_paths))
+    train_all_list = _write_list(out_dir / "train.all.txt", dedupe(train_all))
+    test_list = _write_list(out_dir / "test.txt", dedupe(valid_paths))
     names_file = out_dir / f"{name}.names"
     atomic_write_text(names_file, "".join(f"{c}\n" for c in class_names))
     data_file = out_dir / f"{name}.data"
