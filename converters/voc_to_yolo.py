@@ -263,28 +263,28 @@ class _Job:
 class _Records:
     """What is known of converted files, by columns (cheap to pass between processes and to store).
 
-    ``ids[i]``'s numbers are ``numbers[5 * i:5 * i + 5]``: the annotation's mtime_ns and
+    ``numbers[i]`` belongs to ``ids[i]``: (N, 5) int64 of the annotation's mtime_ns and
     size, the label's mtime_ns and size, the boxes written. ``images``: the image file
     name of each id whose image is not ``<id>.jpg``.
     """
 
     ids: list[str] = field(default_factory=list)
-    numbers: list[int] = field(default_factory=list)
+    numbers: np.ndarray = field(default_factory=lambda: np.zeros((0, 5), dtype=np.int64))
     images: dict[str, str] = field(default_factory=dict)
 
-    def add(self, other: "_Records", rows: Optional[Sequence[int]] = None) -> None:
-        """Append ``other``'s records (only those at ``rows``, if given)."""
-        if rows is None:
-            self.ids += other.ids
-            self.numbers += other.numbers
-            self.images.update(other.images)
-            return
-        for r in rows:
-            image_id = other.ids[r]
-            self.ids.append(image_id)
-            self.numbers += other.numbers[5 * r:5 * r + 5]
-            if image_id in other.images:
-                self.images[image_id] = other.images[image_id]
+    @staticmethod
+    def join(parts: Sequence["_Records"]) -> "_Records":
+        images: dict[str, str] = {}
+        for part in parts:
+            images.update(part.images)
+        return _Records([i for part in parts for i in part.ids],
+                        np.concatenate([part.numbers for part in parts] or [np.zeros((0, 5), dtype=np.int64)]),
+                        images)
+
+    def select(self, rows: Sequence[int]) -> "_Records":
+        ids = [self.ids[r] for r in rows]
+        return _Records(ids, self.numbers[np.asarray(rows, dtype=np.int64)],
+                        {i: self.images[i] for i in ids if i in self.images})
 
     def rows(self) -> dict[str, int]:
         return dict(zip(self.ids, range(len(self.ids))))
@@ -372,7 +372,7 @@ def _convert_chunk(job: _Job) -> _Done:
     xml_stats = [stats[i] for i in valid]
     records.numbers = np.array([[s.st_mtime_ns for s in xml_stats], [s.st_size for s in xml_stats],
                                 [s.st_mtime_ns for s in label_stats], [s.st_size for s in label_stats],
-                                [kept[i] for i in valid]], dtype=np.int64).reshape(5, -1).T.ravel().tolist()
+                                [kept[i] for i in valid]], dtype=np.int64).reshape(5, -1).T.copy()
     default = [f"{image_id}.jpg" for image_id in records.ids]
     for i, name, usual in zip(valid, map(filenames.__getitem__, valid), default):
         if name != usual and image_file_name(name, ids[i]) != usual:
@@ -392,11 +392,11 @@ def _load_cache(labels_dir: Path, options: dict) -> _Records:
     try:
         data = json.loads((labels_dir / CACHE_NAME).read_text(encoding="utf-8"))
         if data.get("options") == options:
-            numbers = np.frombuffer(base64.b64decode(data["numbers"], validate=True), dtype="<i8").tolist()
-            records = _Records(data["ids"], numbers, data["images"])
-            if (len(records.numbers) == 5 * len(records.ids) and all(isinstance(i, str) for i in records.ids)
-                    and isinstance(records.images, dict)):
-                return records
+            numbers = np.frombuffer(base64.b64decode(data["numbers"], validate=True), dtype="<i8")
+            ids, images = data["ids"], data["images"]
+            if (len(numbers) == 5 * len(ids) and all(isinstance(i, str) for i in ids)
+                    and isinstance(images, dict)):
+                return _Records(ids, numbers.reshape(-1, 5).astype(np.int64), images)
     except (FileNotFoundError, ValueError, OSError, AttributeError, KeyError, TypeError, binascii.Error):
         pass
     return _Records()
@@ -494,7 +494,7 @@ def convert_yolo(
         if voc_dir not in folders:
             images, labels = _image_dir_for_lists(voc_dir, None if out is None else out_dir)
             folders[voc_dir] = {"images": images, "labels": labels, "ids": {},
-                                "cache": _load_cache(labels, options), "done": _Records()}
+                                "cache": _load_cache(labels, options), "done": []}
         folders[voc_dir]["ids"].update(dict.fromkeys(ids))
 
     with contextlib.ExitStack() as staging:
@@ -506,14 +506,15 @@ def convert_yolo(
             todo, still = [], []
             xml_prefix, label_prefix = f"{voc_dir}{os.sep}Annotations{os.sep}", f"{f['labels']}{os.sep}"
             cache, cache_rows = f["cache"], f["cache"].rows()
+            known = cache.numbers[:, :4].tolist()
             for image_id in f["ids"]:
                 r = cache_rows.get(image_id)
-                if r is not None and _still_valid(cache.numbers[5 * r:5 * r + 4], f"{xml_prefix}{image_id}.xml",
+                if r is not None and _still_valid(known[r], f"{xml_prefix}{image_id}.xml",
                                                   f"{label_prefix}{image_id}.txt"):
                     still.append(r)
                 else:
                     todo.append(image_id)
-            f["done"].add(cache, still)
+            f["done"] = [cache.select(still)]
             cached += len(still)
             for chunk in chunked(todo, workers):
                 jobs.append(_Job(str(voc_dir), str(f["write_to"]), tuple(chunk), class_names,
@@ -523,21 +524,21 @@ def convert_yolo(
         written = unchanged = 0
         invalid: list[InvalidFile] = []
         for job, done in zip(jobs, run_chunks(_convert_chunk, jobs, workers, sizes, progress)):
-            folders[Path(job.voc_dir)]["done"].add(done.records)
+            folders[Path(job.voc_dir)]["done"].append(done.records)
             written += done.written
             unchanged += done.unchanged
             invalid.extend(done.invalid)
         for f in folders.values():
             # Keep what earlier runs learnt about ids outside these sets; records are re-checked by stat anyway.
-            records = _Records()
-            records.add(f["cache"], [r for r, i in enumerate(f["cache"].ids) if i not in f["ids"]])
-            records.add(f["done"])
+            f["done"] = _Records.join(f["done"])
+            records = _Records.join([f["cache"].select([r for r, i in enumerate(f["cache"].ids) if i not in f["ids"]]),
+                                     f["done"]])
             # The numbers as little-endian int64 in base64: three times quicker to write than a JSON list.
-            numbers = base64.b64encode(np.array(records.numbers, dtype="<i8").tobytes()).decode("ascii")
+            numbers = base64.b64encode(records.numbers.astype("<i8").tobytes()).decode("ascii")
             atomic_write_text(f["write_to"] / CACHE_NAME, json.dumps(
                 {"options": options, "ids": records.ids, "numbers": numbers, "images": records.images}))
             f["rows"] = f["done"].rows()
-            f["objects"] = np.array(f["done"].numbers[4::5], dtype=np.int64)
+            f["objects"] = f["done"].numbers[:, 4]
 
     summaries, train, train_all, test, val = [], [], [], [], []
     for vs, ids in set_ids:
