@@ -227,17 +227,14 @@ def write_new_file(path: str, data: bytes, dir_fd: Optional[int] = None) -> os.s
         os.close(fd)
 
 
-def write_new_files(names: Sequence[str], datas: Sequence[bytes], dir_fd: int) -> list[os.stat_result]:
-    """``write_new_file`` of each (name, data) in the folder ``dir_fd``, in one call; their stats."""
-    stats = []
-    open_, write, fstat, close, flags = os.open, os.write, os.fstat, os.close, _NEW_FILE_FLAGS
+def write_new_files(names: Sequence[str], datas: Sequence[bytes], dir_fd: int) -> None:
+    """``write_new_file`` of each (name, data) in the folder ``dir_fd``, in one call (and no stat)."""
+    open_, write, close, flags = os.open, os.write, os.close, _NEW_FILE_FLAGS
     for name, data in zip(names, datas):
         fd = open_(name, flags, 0o666, dir_fd=dir_fd)
         try:
             done = write(fd, data)
             if done < len(data):  # a short write: finish it the slow way
                 _write_all(fd, data[done:])
-            stats.append(fstat(fd))
         finally:
             close(fd)
-    return stats

@@ -52,7 +52,10 @@ from vocli.errors import AnnotationError, DatasetNotFoundError, VocliError
 from vocli.paths import atomic_write_text, data_root, staged_folder
 
 CACHE_NAME = ".vocli-labels.json"
-CACHE_VERSION = 2
+CACHE_VERSION = 3
+_COLUMNS = 6  # of a record's numbers (see _Records)
+#: File times come from a coarser clock than ``time.time_ns()`` and may lag it by a tick.
+_CLOCK_SLACK_NS = 1_000_000_000
 
 
 # --------------------------------------------------------------------------- label maths
@@ -263,13 +266,15 @@ class _Job:
 class _Records:
     """What is known of converted files, by columns (cheap to pass between processes and to store).
 
-    ``numbers[i]`` belongs to ``ids[i]``: (N, 5) int64 of the annotation's mtime_ns and
-    size, the label's mtime_ns and size, the boxes written. ``images``: the image file
+    ``numbers[i]`` belongs to ``ids[i]``: (N, 6) int64 of the annotation's mtime_ns and
+    size, the label's size, the boxes written, and the span of time (ns) in which the
+    label was written: a label whose mtime lies outside it was changed by someone else.
+    (Knowing the span saves a stat per label written.) ``images``: the image file
     name of each id whose image is not ``<id>.jpg``.
     """
 
     ids: list[str] = field(default_factory=list)
-    numbers: np.ndarray = field(default_factory=lambda: np.zeros((0, 5), dtype=np.int64))
+    numbers: np.ndarray = field(default_factory=lambda: np.zeros((0, _COLUMNS), dtype=np.int64))
     images: dict[str, str] = field(default_factory=dict)
 
     @staticmethod
@@ -278,7 +283,7 @@ class _Records:
         for part in parts:
             images.update(part.images)
         return _Records([i for part in parts for i in part.ids],
-                        np.concatenate([part.numbers for part in parts] or [np.zeros((0, 5), dtype=np.int64)]),
+                        np.concatenate([part.numbers for part in parts] or [np.zeros((0, _COLUMNS), dtype=np.int64)]),
                         images)
 
     def select(self, rows: Sequence[int]) -> "_Records":
@@ -358,21 +363,26 @@ def _convert_chunk(job: _Job) -> _Done:
     texts = [text[start:end] for start, end in zip([0] + ends[:-1], ends)]
     texts = [texts[i] for i in valid]
     if job.fresh:
+        # New files in a staging folder: their mtimes fall between these two clock readings.
+        not_before = time.time_ns() - _CLOCK_SLACK_NS
         with open_folder(job.labels_dir) as folder:
-            label_stats = write_new_files([f"{i}.txt" for i in records.ids], texts, folder)
+            write_new_files([f"{i}.txt" for i in records.ids], texts, folder)
+        not_after = time.time_ns()
+        written_when = [[not_before] * len(texts), [not_after] * len(texts)]
     else:
-        label_stats = []
+        mtimes = []
         for image_id, data in zip(records.ids, texts):
             label = os.path.join(job.labels_dir, f"{image_id}.txt")
             ls = write_if_changed(label, data)
             if ls is None:
                 unchanged += 1
                 ls = os.stat(label)
-            label_stats.append(ls)
+            mtimes.append(ls.st_mtime_ns)
+        written_when = [mtimes, mtimes]
     xml_stats = [stats[i] for i in valid]
     records.numbers = np.array([[s.st_mtime_ns for s in xml_stats], [s.st_size for s in xml_stats],
-                                [s.st_mtime_ns for s in label_stats], [s.st_size for s in label_stats],
-                                [kept[i] for i in valid]], dtype=np.int64).reshape(5, -1).T.copy()
+                                list(map(len, texts)), [kept[i] for i in valid], *written_when],
+                               dtype=np.int64).reshape(_COLUMNS, -1).T.copy()
     default = [f"{image_id}.jpg" for image_id in records.ids]
     for i, name, usual in zip(valid, map(filenames.__getitem__, valid), default):
         if name != usual and image_file_name(name, ids[i]) != usual:
@@ -394,21 +404,23 @@ def _load_cache(labels_dir: Path, options: dict) -> _Records:
         if data.get("options") == options:
             numbers = np.frombuffer(base64.b64decode(data["numbers"], validate=True), dtype="<i8")
             ids, images = data["ids"], data["images"]
-            if (len(numbers) == 5 * len(ids) and all(isinstance(i, str) for i in ids)
+            if (len(numbers) == _COLUMNS * len(ids) and all(isinstance(i, str) for i in ids)
                     and isinstance(images, dict)):
-                return _Records(ids, numbers.reshape(-1, 5).astype(np.int64), images)
+                return _Records(ids, numbers.reshape(-1, _COLUMNS).astype(np.int64), images)
     except (FileNotFoundError, ValueError, OSError, AttributeError, KeyError, TypeError, binascii.Error):
         pass
     return _Records()
 
 
 def _still_valid(numbers: list, xml: str, label: str) -> bool:
-    """Whether the annotation and the label are as a cached record says: (xml mtime_ns, size, label mtime_ns, size)."""
+    """Whether the annotation and the label are as a cached record (``_Records.numbers``) says."""
     try:
         xs, ls = os.stat(xml), os.stat(label)
     except OSError:
         return False
-    return [xs.st_mtime_ns, xs.st_size, ls.st_mtime_ns, ls.st_size] == numbers
+    xml_mtime, xml_size, label_size, _, not_before, not_after = numbers
+    return (xs.st_mtime_ns == xml_mtime and xs.st_size == xml_size and ls.st_size == label_size
+            and not_before <= ls.st_mtime_ns <= not_after)
 
 
 # --------------------------------------------------------------------------- layout
@@ -506,7 +518,7 @@ def convert_yolo(
             todo, still = [], []
             xml_prefix, label_prefix = f"{voc_dir}{os.sep}Annotations{os.sep}", f"{f['labels']}{os.sep}"
             cache, cache_rows = f["cache"], f["cache"].rows()
-            known = cache.numbers[:, :4].tolist()
+            known = cache.numbers.tolist()
             for image_id in f["ids"]:
                 r = cache_rows.get(image_id)
                 if r is not None and _still_valid(known[r], f"{xml_prefix}{image_id}.xml",
@@ -538,7 +550,7 @@ def convert_yolo(
             atomic_write_text(f["write_to"] / CACHE_NAME, json.dumps(
                 {"options": options, "ids": records.ids, "numbers": numbers, "images": records.images}))
             f["rows"] = f["done"].rows()
-            f["objects"] = f["done"].numbers[:, 4]
+            f["objects"] = f["done"].numbers[:, 3]
 
     summaries, train, train_all, test, val = [], [], [], [], []
     for vs, ids in set_ids:

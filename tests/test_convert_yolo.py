@@ -158,6 +158,26 @@ def test_reruns_are_cached_and_notice_changes(hand_tree):
     assert fourth.labels_cached == 0 and fourth.labels_written == 1 and fourth.labels_unchanged == 1
 
 
+def test_labels_changed_by_hand_are_rewritten(hand_tree):
+    assert convert_yolo(hand_tree, workers=1).labels_written == 2  # a first run: into a staging folder
+    labels = hand_tree / "VOCdevkit" / "VOC2007" / "labels"
+    good_a, good_b = (labels / "a.txt").read_bytes(), (labels / "b.txt").read_bytes()
+
+    def edited(good: bytes) -> bytes:  # the last digit changed: same size, other bytes
+        return good[:-2] + (b"8" if good[-2:-1] == b"9" else b"9") + b"\n"
+
+    # Same size, other bytes, written after the run: its mtime is past the span the cache knows.
+    (labels / "a.txt").write_bytes(edited(good_a))
+    second = convert_yolo(hand_tree, workers=1)
+    assert (second.labels_cached, second.labels_written) == (1, 1) and (labels / "a.txt").read_bytes() == good_a
+    # Same size, other bytes, and an old mtime (a copy that kept its time): before the span.
+    (labels / "b.txt").write_bytes(edited(good_b))
+    os.utime(labels / "b.txt", ns=(1, 1))
+    third = convert_yolo(hand_tree, workers=1)
+    assert (third.labels_cached, third.labels_written) == (1, 1) and (labels / "b.txt").read_bytes() == good_b
+    assert convert_yolo(hand_tree, workers=1).labels_cached == 2
+
+
 def test_invalid_files_are_listed_and_the_rest_converted(tmp_path):
     files = {f"{i:03d}": (50, 50, [("dog", 1, 1, 20, 20, 0)]) for i in range(40)}
     root = make_tree(tmp_path, splits={"train": list(files) + ["missing", "broken", "alien", "nobox"]},
