@@ -454,13 +454,20 @@ def _image_dir_for_lists(voc_dir: Path, out: Optional[Path]) -> tuple[Path, Path
     return images, base / "labels"
 
 
-def _write_list(path: Path, image_paths: Sequence[str]) -> Path:
-    atomic_write_text(path, "\n".join(image_paths) + "\n" if image_paths else "")
+def _list_text(paths: Sequence[str]) -> str:
+    return "\n".join(paths) + "\n" if paths else ""
+
+
+def _combined(lists: Sequence[tuple[list[str], str]], overlap: bool) -> str:
+    """The text of lists given as (paths, text), one after the other; with ``overlap``, each path once."""
+    if not overlap:
+        return "".join(text for _, text in lists)
+    return _list_text(list(dict.fromkeys(p for paths, _ in lists for p in paths)))
+
+
+def _write_list(path: Path, text: str) -> Path:
+    atomic_write_text(path, text)
     return path
-
-
-def _dedupe(paths: Sequence[str]) -> list[str]:
-    return list(dict.fromkeys(paths))
 
 
 # --------------------------------------------------------------------------- entry point
@@ -556,6 +563,7 @@ def convert_yolo(
             f["rows"] = f["done"].rows()
             f["objects"] = f["done"].numbers[:, 3]
 
+    # Each list as (paths, text); the combined lists join the texts, unless sets share images.
     summaries, train, train_all, test, val = [], [], [], [], []
     for vs, ids in set_ids:
         f = folders[vs.dir.resolve()]
@@ -566,33 +574,30 @@ def convert_yolo(
             paths = [image_prefix + done.image(i) for i in valid_ids]
         else:
             paths = [f"{image_prefix}{i}.jpg" for i in valid_ids]
-        list_file = _write_list(out_dir / f"{vs.year}_{vs.split}.txt", paths)
+        listed = (paths, _list_text(paths))
+        list_file = _write_list(out_dir / f"{vs.year}_{vs.split}.txt", listed[1])
         at = np.fromiter(map(rows.__getitem__, valid_ids), dtype=np.int64, count=len(valid_ids))
         objects = int(f["objects"][at].sum())
         summaries.append(SetSummary(vs.name, len(paths), objects, list_file))
-        train_all += paths
-        (test if vs.split == "test" else val if vs.split == "val" else train).append(paths)
+        train_all.append(listed)
+        (test if vs.split == "test" else val if vs.split == "val" else train).append(listed)
 
     notes = []
     if test:
-        valid_paths = [p for ps in test for p in ps]
-        train_paths = [p for ps in train + val for p in ps]
+        valid_lists, train_lists = test, train + val
     elif val:
         # No test set: validate on val and keep it out of train, unless nothing else is left.
-        valid_paths = [p for ps in val for p in ps]
-        train_paths = [p for ps in train for p in ps] or valid_paths
+        valid_lists, train_lists = val, train or val
         notes.append("no test set converted: test.txt holds the val sets" +
                      ("" if train else ", which are also the only training sets"))
     else:
-        train_paths = [p for ps in train for p in ps]
-        valid_paths = train_paths
+        valid_lists = train_lists = train
         notes.append("no test or val set converted: test.txt repeats the training images")
-    # Sets that share ids (train and trainval, say) list an image twice: once is enough.
+    # Sets that share ids (train and trainval, say) would list an image twice: once is enough.
     overlap = sum(len(ids) for _, ids in set_ids) > sum(len(f["ids"]) for f in folders.values())
-    dedupe = _dedupe if overlap else list
-    train_list = _write_list(out_dir / "train.txt", dedupe(train_paths))
-    train_all_list = _write_list(out_dir / "train.all.txt", dedupe(train_all))
-    test_list = _write_list(out_dir / "test.txt", dedupe(valid_paths))
+    train_list = _write_list(out_dir / "train.txt", _combined(train_lists, overlap))
+    train_all_list = _write_list(out_dir / "train.all.txt", _combined(train_all, overlap))
+    test_list = _write_list(out_dir / "test.txt", _combined(valid_lists, overlap))
     names_file = out_dir / f"{name}.names"
     atomic_write_text(names_file, "".join(f"{c}\n" for c in class_names))
     data_file = out_dir / f"{name}.data"
