@@ -381,10 +381,11 @@ def _convert_chunk(job: _Job) -> _Done:
     records.numbers = np.array([[s.st_mtime_ns for s in xml_stats], [s.st_size for s in xml_stats],
                                 list(map(len, texts)), [kept[i] for i in valid], *written_when],
                                dtype=np.int64).reshape(_COLUMNS, -1).T.copy()
-    default = [f"{image_id}.jpg" for image_id in records.ids]
-    for i, name, usual in zip(valid, map(filenames.__getitem__, valid), default):
-        if name != usual and image_file_name(name, ids[i]) != usual:
-            records.images[ids[i]] = name
+    names, usual_names = [filenames[i] for i in valid], [f"{image_id}.jpg" for image_id in records.ids]
+    if names != usual_names:  # a few files name their image otherwise
+        for image_id, name, usual in zip(records.ids, names, usual_names):
+            if name != usual and image_file_name(name, image_id) != usual:
+                records.images[image_id] = name
     return _Done(records, len(records.ids) - unchanged, unchanged, invalid)
 
 
@@ -533,13 +534,15 @@ def convert_yolo(
             xml_prefix, label_prefix = f"{voc_dir}{os.sep}Annotations{os.sep}", f"{f['labels']}{os.sep}"
             cache, cache_rows = f["cache"], f["cache"].rows()
             known = cache.numbers.tolist()
-            for image_id in f["ids"]:
+            for image_id in f["ids"] if cache_rows else ():
                 r = cache_rows.get(image_id)
                 if r is not None and _still_valid(known[r], f"{xml_prefix}{image_id}.xml",
                                                   f"{label_prefix}{image_id}.txt"):
                     still.append(r)
                 else:
                     todo.append(image_id)
+            if not cache_rows:
+                todo = list(f["ids"])
             f["done"] = [cache.select(still)]
             cached += len(still)
             for chunk in chunked(todo, workers):

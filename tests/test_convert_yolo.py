@@ -178,6 +178,21 @@ def test_labels_changed_by_hand_are_rewritten(hand_tree):
     assert convert_yolo(hand_tree, workers=1).labels_cached == 2
 
 
+def test_lists_name_the_image_the_annotation_names(tmp_path):
+    files = {f"{i:03d}": (50, 40, [("dog", 1, 2, 20, 30, 0)]) for i in range(6)}
+    root = make_tree(tmp_path, splits={"train": sorted(files)}, files=files)
+    ann = root / "VOCdevkit" / "VOC2007" / "Annotations"
+    write_voc_xml(ann / "001.xml", "001.png", 50, 40, [("dog", 1, 2, 20, 30, 0)])      # another extension
+    write_voc_xml(ann / "004.xml", "elsewhere.jpg", 50, 40, [("dog", 1, 2, 20, 30, 0)])  # not this image: ignored
+    images = root / "VOCdevkit" / "VOC2007" / "JPEGImages"
+    expected = [f"{images}/{i}.png" if i == "001" else f"{images}/{i}.jpg" for i in sorted(files)]
+    for run in range(2):  # the second from the cache
+        result = convert_yolo(root, workers=1)
+        assert result.labels_cached == (6 if run else 0)
+        assert Path(result.train_list).read_text().split() == expected
+        assert (root / "2007_train.txt").read_text().split() == expected
+
+
 def test_invalid_files_are_listed_and_the_rest_converted(tmp_path):
     files = {f"{i:03d}": (50, 50, [("dog", 1, 1, 20, 20, 0)]) for i in range(40)}
     root = make_tree(tmp_path, splits={"train": list(files) + ["missing", "broken", "alien", "nobox"]},
