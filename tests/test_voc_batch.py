@@ -9,7 +9,6 @@ neighbours are read).
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +16,8 @@ import pytest
 from test_voc_plain import ACTION_OBJECT, PLAIN, checked, mutate
 from vocli.datasets.shapes import generate_shapes
 from vocli.datasets.voc import VOC_CLASSES
-from vocli.datasets.voc_batch import _decimals, read_plain_batch
+from vocli.datasets.byte_spans import span_decimals, words_at_every_offset
+from vocli.datasets.voc_batch import read_plain_batch
 
 SMALL = (b"<annotation><size><width>20</width><height>10</height></size><object><name>cat</name>"
          b"<bndbox><xmin>1</xmin><ymin>2</ymin><xmax>20</xmax><ymax>10</ymax></bndbox></object></annotation>")
@@ -146,8 +146,7 @@ def test_numbers_read_as_float_reads_them():
         buf += b"<"
     buf += bytes(16)
     a = np.frombuffer(buf, dtype=np.uint8)
-    words = np.ndarray((len(buf) - 7,), dtype="<u8", buffer=buf, strides=(1,))
-    values, blank, valid = _decimals(a, words, np.array(starts), np.array(ends))
+    values, blank, valid = span_decimals(a, words_at_every_offset(buf, len(buf) - 7), np.array(starts), np.array(ends))
     taken = 0
     for text, value, is_blank, ok in zip(texts, values.tolist(), blank.tolist(), valid.tolist()):
         if ok and is_blank:
