@@ -73,6 +73,8 @@ def test_hand_made_files_read_field_by_field():
     (b"</object>\n</annotation>\n", b"</object>\n</annotation>\nx"),  # text after the root
     (b"<name>dog</name>", "<name>dög</name>".encode()),        # not ASCII
     (b"<name>dog</name>", b"<name>dog\r</name>"),              # CR
+    (b"<folder>", b"<folder>\x7f"),                            # DEL
+    (b"<folder>", b"<folder>\x0c"),                            # another control
     (b'encoding="utf-8"', b'encoding="utf-16"'),               # other encoding
     (b"<folder>", b"<folder>a > b"),                           # '>' in text
     (b"<folder>VOC2012</folder>", b"<a:folder>VOC2012</a:folder>"),  # a name outside the subset

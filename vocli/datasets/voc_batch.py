@@ -56,6 +56,7 @@ _ENTITIES = np.array([int.from_bytes(e, "little") for e in _ENTITY_NAMES], dtype
 _ENTITY_MASKS = np.array([(1 << (8 * len(e))) - 1 for e in _ENTITY_NAMES], dtype=np.uint64)
 _DECLARATION = re.compile(XML_DECLARATION)
 _KEY_BYTES = 16
+_PADDING = bytes(_KEY_BYTES)
 _ONES = np.uint64(0x0101010101010101)
 
 _FIELDS = ("annotation", "filename", "size", "width", "height", "depth", "object", "name", "difficult",
@@ -290,7 +291,7 @@ def _tags(datas: Sequence[bytes]) -> _Tags | np.ndarray:
     ends = np.cumsum(lengths)
     starts = ends - lengths
     size = int(ends[-1])
-    buf = b"".join(datas) + bytes(_KEY_BYTES)  # room for the last 8-byte words
+    buf = b"".join([*datas, _PADDING])  # room for the last 8-byte words
     a = np.frombuffer(buf, dtype=np.uint8)
     words = words_at_every_offset(buf, size + _KEY_BYTES - 7)
     bad = np.zeros(count, dtype=bool)
@@ -299,8 +300,9 @@ def _tags(datas: Sequence[bytes]) -> _Tags | np.ndarray:
         bad[np.searchsorted(ends, positions, side="right")] = True
 
     # Controls other than tab and LF, DEL and non-ASCII bytes: counted first (cheap), found if any.
-    if not (buf.isascii() and np.count_nonzero(a[:size] < 32) == np.count_nonzero(a[:size] == 9)
-            + np.count_nonzero(a[:size] == 10) and not np.count_nonzero(a[:size] == 127)):
+    # Below 32 or from 127 up is above 94 once 32 is taken away (in uint8, which wraps).
+    if not (buf.isascii() and np.count_nonzero((a[:size] - np.uint8(32)) > 94)
+            == np.count_nonzero(a[:size] == 9) + np.count_nonzero(a[:size] == 10)):
         reject(np.flatnonzero(_REFUSED[a[:size]]))
     if b"&" in buf:
         amp = np.flatnonzero(a[:size] == ord("&"))
