@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
 import os
 from dataclasses import dataclass
@@ -78,7 +79,8 @@ def run_chunks(fn: Callable[[J], R], jobs: Sequence[J], workers: int,
         results: Iterable[R] = map(fn, jobs)
         pool = None
     else:
-        pool = _pool_context().Pool(min(workers, len(jobs)))
+        # gc.freeze in each worker: its collections skip the objects inherited from this process.
+        pool = _pool_context().Pool(min(workers, len(jobs)), initializer=gc.freeze)
         results = pool.imap(fn, jobs)
     try:
         for size, result in zip(sizes, results):
