@@ -31,7 +31,6 @@ trainer that swaps ``JPEGImages`` for ``labels`` in a listed path finds them.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -40,6 +39,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from converters.label_cache import (CACHE_NAME, CLOCK_SLACK_NS, COLUMNS, LabelRecords, cache_options, load_cache,
+                                    still_valid, write_cache)
 from converters._common import (InvalidFile, ListsInvalid, Progress, chunked, image_file_name, invalid_annotation,
                                 open_folder, read_files, resolve_workers, run_chunks, write_if_changed,
                                 write_new_files)
@@ -47,13 +48,8 @@ from vocli.datasets.voc import (VOC_CLASSES, VocSet, annotation_rows, dataset_cl
                                 resolve_sets)
 from vocli.datasets.voc_batch import read_plain_batch
 from vocli.errors import AnnotationError, DatasetNotFoundError, VocliError
-from vocli.paths import atomic_write_bytes, atomic_write_text, data_root, staged_folder
+from vocli.paths import atomic_write_text, data_root, staged_folder
 
-CACHE_NAME = ".vocli-labels.cache"
-CACHE_VERSION = 3
-_COLUMNS = 6  # of a record's numbers (see _Records)
-#: File times come from a coarser clock than ``time.time_ns()`` and may lag it by a tick.
-_CLOCK_SLACK_NS = 1_000_000_000
 
 
 # --------------------------------------------------------------------------- label maths
@@ -108,17 +104,10 @@ def short_reprs(values: np.ndarray) -> list[str]:
     return text[where.reshape(-1)].tolist() if distinct else []
 
 
-def label_lines(class_ids: Sequence[int], yolo: np.ndarray | Sequence[Sequence[float]]) -> list[str]:
-    """One ``class cx cy w h`` line per box; floats in Python's shortest round-trip form, like darknet's script.
-
-    yolo: (N, 4) cx, cy, w, h.
-    """
-    text = short_reprs(np.asarray(yolo, dtype=np.float64).reshape(-1, 4))
-    return [f"{c} {x} {y} {w} {h}\n" for c, x, y, w, h in zip(class_ids, text[0::4], text[1::4], text[2::4], text[3::4])]
-
-
 def label_text(class_ids: Sequence[int], yolo: np.ndarray) -> tuple[bytes, np.ndarray]:
-    """All boxes' ``class cx cy w h`` lines in one text (as ``label_lines`` words them) and where each line ends.
+    """All boxes' ``class cx cy w h`` lines in one text and where each line ends.
+
+    Floats in Python's shortest round-trip form, as darknet's script writes them.
 
     class_ids: (N,) ints; yolo: (N, 4) cx, cy, w, h -> (ASCII text, (N,) int64 offsets past each newline).
     One formatting call for all lines: a chunk of labels costs no Python call per box.
@@ -131,11 +120,6 @@ def label_text(class_ids: Sequence[int], yolo: np.ndarray) -> tuple[bytes, np.nd
         parts[column + 1::5] = numbers[column::4]
     text = (("%d %s %s %s %s\n" * len(classes)) % tuple(parts)).encode("ascii")
     return text, np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == ord("\n")) + 1
-
-
-def format_label_lines(class_ids: Sequence[int], yolo: np.ndarray | Sequence[Sequence[float]]) -> str:
-    """A label file's text: ``label_lines`` joined."""
-    return "".join(label_lines(class_ids, yolo))
 
 
 def label_path_for(image_path: str | os.PathLike) -> Path:
@@ -261,44 +245,8 @@ class _Job:
 
 
 @dataclass
-class _Records:
-    """What is known of converted files, by columns (cheap to pass between processes and to store).
-
-    ``numbers[i]`` belongs to ``ids[i]``: (N, 6) int64 of the annotation's mtime_ns and
-    size, the label's size, the boxes written, and the span of time (ns) in which the
-    label was written: a label whose mtime lies outside it was changed by someone else.
-    (Knowing the span saves a stat per label written.) ``images``: the image file
-    name of each id whose image is not ``<id>.jpg``.
-    """
-
-    ids: list[str] = field(default_factory=list)
-    numbers: np.ndarray = field(default_factory=lambda: np.zeros((0, _COLUMNS), dtype=np.int64))
-    images: dict[str, str] = field(default_factory=dict)
-
-    @staticmethod
-    def join(parts: Sequence["_Records"]) -> "_Records":
-        images: dict[str, str] = {}
-        for part in parts:
-            images.update(part.images)
-        return _Records([i for part in parts for i in part.ids],
-                        np.concatenate([part.numbers for part in parts] or [np.zeros((0, _COLUMNS), dtype=np.int64)]),
-                        images)
-
-    def select(self, rows: Sequence[int]) -> "_Records":
-        ids = [self.ids[r] for r in rows]
-        return _Records(ids, self.numbers[np.asarray(rows, dtype=np.int64)],
-                        {i: self.images[i] for i in ids if i in self.images})
-
-    def rows(self) -> dict[str, int]:
-        return dict(zip(self.ids, range(len(self.ids))))
-
-    def image(self, image_id: str) -> str:
-        return self.images.get(image_id) or f"{image_id}.jpg"
-
-
-@dataclass
 class _Done:
-    records: _Records
+    records: LabelRecords
     written: int
     unchanged: int
     invalid: list[InvalidFile]
@@ -310,7 +258,7 @@ def _convert_chunk(job: _Job) -> _Done:
     # invalid) are read one by one by the checked path, which words their errors.
     annotations = os.path.join(job.voc_dir, "Annotations") + os.sep
     if not os.path.isdir(annotations):
-        return _Done(_Records(), 0, 0, [InvalidFile(f"{annotations}{i}.xml", "file not found") for i in job.ids])
+        return _Done(LabelRecords(), 0, 0, [InvalidFile(f"{annotations}{i}.xml", "file not found") for i in job.ids])
     with open_folder(annotations) as folder:
         datas, stats, errors = read_files([f"{i}.xml" for i in job.ids], folder)
     ids, invalid = list(job.ids), []
@@ -355,14 +303,14 @@ def _convert_chunk(job: _Job) -> _Done:
     ends = np.concatenate([[0], line_ends])[np.cumsum(kept)].tolist()
     kept = kept.tolist()
 
-    records, unchanged = _Records(), 0
+    records, unchanged = LabelRecords(), 0
     valid = [i for i, n in enumerate(counts.tolist()) if n >= 0]
     records.ids = [ids[i] for i in valid]
     texts = [text[start:end] for start, end in zip([0] + ends[:-1], ends)]
     texts = [texts[i] for i in valid]
     if job.fresh:
         # New files in a staging folder: their mtimes fall between these two clock readings.
-        not_before = time.time_ns() - _CLOCK_SLACK_NS
+        not_before = time.time_ns() - CLOCK_SLACK_NS
         with open_folder(job.labels_dir) as folder:
             write_new_files([f"{i}.txt" for i in records.ids], texts, folder)
         not_after = time.time_ns()
@@ -380,55 +328,13 @@ def _convert_chunk(job: _Job) -> _Done:
     xml_stats = [stats[i] for i in valid]
     records.numbers = np.array([[s.st_mtime_ns for s in xml_stats], [s.st_size for s in xml_stats],
                                 list(map(len, texts)), [kept[i] for i in valid], *written_when],
-                               dtype=np.int64).reshape(_COLUMNS, -1).T.copy()
+                               dtype=np.int64).reshape(COLUMNS, -1).T.copy()
     names, usual_names = [filenames[i] for i in valid], [f"{image_id}.jpg" for image_id in records.ids]
     if names != usual_names:  # a few files name their image otherwise
         for image_id, name, usual in zip(records.ids, names, usual_names):
             if name != usual and image_file_name(name, image_id) != usual:
                 records.images[image_id] = name
     return _Done(records, len(records.ids) - unchanged, unchanged, invalid)
-
-
-# --------------------------------------------------------------------------- cache
-
-
-def _options_key(classes: Sequence[str], exact_pixels: bool, include_difficult: bool) -> dict:
-    return {"version": CACHE_VERSION, "classes": list(classes), "exact_pixels": exact_pixels,
-            "include_difficult": include_difficult}
-
-
-def _write_cache(path: Path, options: dict, records: _Records) -> None:
-    """One line of JSON (options, ids, unusual image names), then the numbers as little-endian int64.
-
-    Raw numbers, not JSON: a 20,000-file cache is written in about 2 ms instead of 10-15.
-    """
-    head = json.dumps({"options": options, "ids": records.ids, "images": records.images})
-    atomic_write_bytes(path, head.encode("utf-8") + b"\n" + records.numbers.astype("<i8").tobytes())
-
-
-def _load_cache(labels_dir: Path, options: dict) -> _Records:
-    """The records ``_write_cache`` wrote with the same options; none if the file is missing, other or damaged."""
-    try:
-        head, _, numbers = (labels_dir / CACHE_NAME).read_bytes().partition(b"\n")
-        data = json.loads(head)
-        ids, images = data["ids"], data["images"]
-        if (data["options"] == options and len(numbers) == 8 * _COLUMNS * len(ids) and isinstance(images, dict)
-                and all(isinstance(i, str) for i in ids)):
-            return _Records(ids, np.frombuffer(numbers, dtype="<i8").reshape(-1, _COLUMNS).astype(np.int64), images)
-    except (OSError, ValueError, TypeError, KeyError):
-        pass
-    return _Records()
-
-
-def _still_valid(numbers: list, xml: str, label: str) -> bool:
-    """Whether the annotation and the label are as a cached record (``_Records.numbers``) says."""
-    try:
-        xs, ls = os.stat(xml), os.stat(label)
-    except OSError:
-        return False
-    xml_mtime, xml_size, label_size, _, not_before, not_after = numbers
-    return (xs.st_mtime_ns == xml_mtime and xs.st_size == xml_size and ls.st_size == label_size
-            and not_before <= ls.st_mtime_ns <= not_after)
 
 
 # --------------------------------------------------------------------------- layout
@@ -509,7 +415,7 @@ def convert_yolo(
     name = name or default_name
     out_dir = Path(out).expanduser().resolve() if out is not None else devkit.parent.resolve()
     workers = resolve_workers(workers)
-    options = _options_key(class_names, exact_pixels, include_difficult)
+    options = cache_options(class_names, exact_pixels, include_difficult)
 
     # Each VOC folder once, each id once, whatever the overlap between sets.
     folders: dict[Path, dict] = {}
@@ -521,7 +427,7 @@ def convert_yolo(
         if voc_dir not in folders:
             images, labels = _image_dir_for_lists(voc_dir, None if out is None else out_dir)
             folders[voc_dir] = {"images": images, "labels": labels, "ids": {},
-                                "cache": _load_cache(labels, options), "done": []}
+                                "cache": load_cache(labels, options), "done": []}
         folders[voc_dir]["ids"].update(dict.fromkeys(ids))
 
     with contextlib.ExitStack() as staging:
@@ -536,7 +442,7 @@ def convert_yolo(
             known = cache.numbers.tolist()
             for image_id in f["ids"] if cache_rows else ():
                 r = cache_rows.get(image_id)
-                if r is not None and _still_valid(known[r], f"{xml_prefix}{image_id}.xml",
+                if r is not None and still_valid(known[r], f"{xml_prefix}{image_id}.xml",
                                                   f"{label_prefix}{image_id}.txt"):
                     still.append(r)
                 else:
@@ -559,10 +465,10 @@ def convert_yolo(
             invalid.extend(done.invalid)
         for f in folders.values():
             # Keep what earlier runs learnt about ids outside these sets; records are re-checked by stat anyway.
-            f["done"] = _Records.join(f["done"])
-            records = _Records.join([f["cache"].select([r for r, i in enumerate(f["cache"].ids) if i not in f["ids"]]),
+            f["done"] = LabelRecords.join(f["done"])
+            records = LabelRecords.join([f["cache"].select([r for r, i in enumerate(f["cache"].ids) if i not in f["ids"]]),
                                      f["done"]])
-            _write_cache(f["write_to"] / CACHE_NAME, options, records)
+            write_cache(f["write_to"] / CACHE_NAME, options, records)
             f["rows"] = f["done"].rows()
             f["objects"] = f["done"].numbers[:, 3]
 

@@ -193,6 +193,19 @@ def test_lists_name_the_image_the_annotation_names(tmp_path):
         assert (root / "2007_train.txt").read_text().split() == expected
 
 
+@pytest.mark.parametrize("damage", [b"", b"{not json", b'{"options": 1}\n', b"[]\n123", None])
+def test_a_damaged_cache_only_costs_a_full_run(hand_tree, damage):
+    from converters.label_cache import CACHE_NAME
+
+    convert_yolo(hand_tree, workers=1)
+    cache = hand_tree / "VOCdevkit" / "VOC2007" / "labels" / CACHE_NAME
+    # None: the right header with its numbers cut short.
+    cache.write_bytes(cache.read_bytes()[:-8] if damage is None else damage)
+    again = convert_yolo(hand_tree, workers=1)
+    assert (again.labels_cached, again.labels_unchanged, again.labels_written) == (0, 2, 0)
+    assert convert_yolo(hand_tree, workers=1).labels_cached == 2  # the cache is whole again
+
+
 def test_invalid_files_are_listed_and_the_rest_converted(tmp_path):
     files = {f"{i:03d}": (50, 50, [("dog", 1, 1, 20, 20, 0)]) for i in range(40)}
     root = make_tree(tmp_path, splits={"train": list(files) + ["missing", "broken", "alien", "nobox"]},
