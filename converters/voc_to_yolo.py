@@ -252,6 +252,53 @@ class _Done:
     invalid: list[InvalidFile]
 
 
+def _with_checked_files(batch, datas: list[bytes], paths: list[str], classes: Sequence[str],
+                        invalid: list[InvalidFile]) -> tuple:
+    """The batch's columns with the files it left out read by the checked path, each at its place.
+
+    Returns (objects per file, -1 for an invalid one; file names; widths; heights;
+    class ids; boxes; difficult flags). Invalid files are added to ``invalid``.
+    """
+    counts = np.diff(batch.first)
+    if batch.plain.all():
+        return counts, batch.filenames, batch.width, batch.height, batch.class_ids, batch.boxes, batch.difficult
+    index = {c: i for i, c in enumerate(classes)}
+    filenames, widths, heights = list(batch.filenames), batch.width.copy(), batch.height.copy()
+    rows_of = {}
+    for i in np.flatnonzero(~batch.plain).tolist():
+        try:
+            filenames[i], widths[i], heights[i], rows_of[i] = annotation_rows(datas[i], paths[i], classes)
+        except AnnotationError as err:
+            invalid.append(invalid_annotation(err))
+            counts[i] = -1
+        else:
+            counts[i] = len(rows_of[i])
+    # A file the batch left out has no objects there: its rows go in at that place.
+    at = np.repeat(batch.first[list(rows_of)], [len(r) for r in rows_of.values()])
+    extra = np.array([(index[r[0]], *r[1:6]) for rs in rows_of.values() for r in rs], dtype=np.float64).reshape(-1, 6)
+    return (counts, filenames, widths, heights, np.insert(batch.class_ids, at, extra[:, 0].astype(np.int64)),
+            np.insert(batch.boxes, at, extra[:, 1:5], axis=0), np.insert(batch.difficult, at, extra[:, 5] > 0))
+
+
+def _write_labels(job: _Job, ids: list[str], texts: list[bytes]) -> tuple[list[list[int]], int]:
+    """Write each label; ([not before], [not after]) its mtime, per label, and how many were already right."""
+    if job.fresh:
+        # New files in a staging folder: their mtimes fall between these two clock readings.
+        not_before = time.time_ns() - CLOCK_SLACK_NS
+        with open_folder(job.labels_dir) as folder:
+            write_new_files([f"{i}.txt" for i in ids], texts, folder)
+        return [[not_before] * len(ids), [time.time_ns()] * len(ids)], 0
+    mtimes, unchanged = [], 0
+    for image_id, data in zip(ids, texts):
+        label = os.path.join(job.labels_dir, f"{image_id}.txt")
+        ls = write_if_changed(label, data)
+        if ls is None:
+            unchanged += 1
+            ls = os.stat(label)
+        mtimes.append(ls.st_mtime_ns)
+    return [mtimes, mtimes], unchanged
+
+
 def _convert_chunk(job: _Job) -> _Done:
     # One phase at a time over the whole chunk: all reads, one batch parse (voc_batch), one
     # vectorised conversion, all writes. Files the batch reader leaves out (not plain, or
@@ -269,29 +316,8 @@ def _convert_chunk(job: _Job) -> _Done:
         ids, datas, stats = ([x for i, x in enumerate(column) if i not in errors] for column in (ids, datas, stats))
 
     batch = read_plain_batch(datas, job.classes)
-    counts = np.diff(batch.first)  # objects per file; -1 for an invalid file
-    filenames, widths, heights = batch.filenames, batch.width, batch.height
-    class_ids, boxes, difficult = batch.class_ids, batch.boxes, batch.difficult
-    if not batch.plain.all():
-        index = {c: i for i, c in enumerate(job.classes)}
-        filenames, widths, heights = list(filenames), widths.copy(), heights.copy()
-        rows_of = {}
-        for i in np.flatnonzero(~batch.plain).tolist():
-            try:
-                filenames[i], widths[i], heights[i], rows_of[i] = annotation_rows(
-                    datas[i], f"{annotations}{ids[i]}.xml", job.classes)
-            except AnnotationError as err:
-                invalid.append(invalid_annotation(err))
-                counts[i] = -1
-            else:
-                counts[i] = len(rows_of[i])
-        # Each other file's rows go in at its place among the batch's objects (it has none there).
-        at = np.repeat(batch.first[list(rows_of)], [len(r) for r in rows_of.values()])
-        extra = np.array([(index[r[0]], *r[1:6]) for rs in rows_of.values() for r in rs],
-                         dtype=np.float64).reshape(-1, 6)
-        class_ids = np.insert(class_ids, at, extra[:, 0].astype(np.int64))
-        boxes = np.insert(boxes, at, extra[:, 1:5], axis=0)
-        difficult = np.insert(difficult, at, extra[:, 5] > 0)
+    counts, filenames, widths, heights, class_ids, boxes, difficult = _with_checked_files(
+        batch, datas, [f"{annotations}{i}.xml" for i in ids], job.classes, invalid)
 
     # One vectorised conversion for every kept box of the chunk, one text for all its labels.
     object_file = np.repeat(np.arange(len(ids)), np.maximum(counts, 0))
@@ -303,28 +329,12 @@ def _convert_chunk(job: _Job) -> _Done:
     ends = np.concatenate([[0], line_ends])[np.cumsum(kept)].tolist()
     kept = kept.tolist()
 
-    records, unchanged = LabelRecords(), 0
+    records = LabelRecords()
     valid = [i for i, n in enumerate(counts.tolist()) if n >= 0]
     records.ids = [ids[i] for i in valid]
     texts = [text[start:end] for start, end in zip([0] + ends[:-1], ends)]
     texts = [texts[i] for i in valid]
-    if job.fresh:
-        # New files in a staging folder: their mtimes fall between these two clock readings.
-        not_before = time.time_ns() - CLOCK_SLACK_NS
-        with open_folder(job.labels_dir) as folder:
-            write_new_files([f"{i}.txt" for i in records.ids], texts, folder)
-        not_after = time.time_ns()
-        written_when = [[not_before] * len(texts), [not_after] * len(texts)]
-    else:
-        mtimes = []
-        for image_id, data in zip(records.ids, texts):
-            label = os.path.join(job.labels_dir, f"{image_id}.txt")
-            ls = write_if_changed(label, data)
-            if ls is None:
-                unchanged += 1
-                ls = os.stat(label)
-            mtimes.append(ls.st_mtime_ns)
-        written_when = [mtimes, mtimes]
+    written_when, unchanged = _write_labels(job, records.ids, texts)
     xml_stats = [stats[i] for i in valid]
     records.numbers = np.array([[s.st_mtime_ns for s in xml_stats], [s.st_size for s in xml_stats],
                                 list(map(len, texts)), [kept[i] for i in valid], *written_when],
