@@ -9,6 +9,7 @@ still holds (a label edited by hand has an mtime outside the span).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ import numpy as np
 from vocli.paths import atomic_write_bytes
 
 CACHE_NAME = ".vocli-labels.cache"
+#: Cache files of earlier versions, removed when a new cache is written beside them.
+OLD_CACHE_NAMES = (".vocli-labels.json",)
 CACHE_VERSION = 3
 COLUMNS = 6  # of a record's numbers (see LabelRecords)
 #: File times come from a coarser clock than ``time.time_ns()`` and may lag it by a tick.
@@ -74,6 +77,9 @@ def write_cache(path: Path, options: dict, records: LabelRecords) -> None:
     """
     head = json.dumps({"options": options, "ids": records.ids, "images": records.images})
     atomic_write_bytes(path, head.encode("utf-8") + b"\n" + records.numbers.astype("<i8").tobytes())
+    for name in OLD_CACHE_NAMES:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path.parent / name)
 
 
 def load_cache(labels_dir: Path, options: dict) -> LabelRecords:

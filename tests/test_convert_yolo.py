@@ -206,6 +206,16 @@ def test_a_damaged_cache_only_costs_a_full_run(hand_tree, damage):
     assert convert_yolo(hand_tree, workers=1).labels_cached == 2  # the cache is whole again
 
 
+def test_an_older_cache_file_is_replaced(hand_tree):
+    from converters.label_cache import CACHE_NAME, OLD_CACHE_NAMES
+
+    labels = hand_tree / "VOCdevkit" / "VOC2007" / "labels"
+    labels.mkdir(parents=True)
+    (labels / OLD_CACHE_NAMES[0]).write_text('{"options": {}, "entries": {}}')
+    assert convert_yolo(hand_tree, workers=1).labels_written == 2
+    assert sorted(p.name for p in labels.iterdir() if p.name.startswith(".")) == [CACHE_NAME]
+
+
 def test_invalid_files_are_listed_and_the_rest_converted(tmp_path):
     files = {f"{i:03d}": (50, 50, [("dog", 1, 1, 20, 20, 0)]) for i in range(40)}
     root = make_tree(tmp_path, splits={"train": list(files) + ["missing", "broken", "alien", "nobox"]},
