@@ -107,22 +107,6 @@ _FOLDER_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLO
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
-def read_file(path: str, dir_fd: Optional[int] = None) -> tuple[bytes, os.stat_result]:
-    """A whole file and its stat from one open (the stat taken before reading, so a change during the run shows later).
-
-    ``dir_fd``: an open folder that a relative ``path`` is in (saves the path walk per file).
-    """
-    fd = os.open(path, _READ_FLAGS, dir_fd=dir_fd)
-    try:
-        stat = os.fstat(fd)
-        data = os.read(fd, stat.st_size + 1)
-        if len(data) > stat.st_size:  # grew since the stat: read on to the end
-            data = _read_rest(fd, data)
-    finally:
-        os.close(fd)
-    return data, stat
-
-
 def _read_rest(fd: int, start: bytes) -> bytes:
     chunks = [start]
     while chunks[-1]:
@@ -131,11 +115,12 @@ def _read_rest(fd: int, start: bytes) -> bytes:
 
 
 def read_files(names: Sequence[str], dir_fd: int) -> tuple[list, list, dict[int, OSError]]:
-    """``read_file`` of each name in the folder ``dir_fd``: (datas, stats, errors by index).
+    """Each named file of the folder ``dir_fd``, whole, with its stat: (datas, stats, errors by index).
 
-    One call for a chunk of files, the loop kept free of Python calls but the system
-    calls (the converters' hot loop). A file that cannot be read has None for its
-    data and stat, and its error in ``errors``.
+    The stat is taken before reading, so a change during the run shows later. One call
+    for a chunk of files, the loop kept free of Python calls but the system calls (the
+    converters' hot loop). A file that cannot be read has None for its data and stat,
+    and its error in ``errors``.
     """
     datas, stats, errors = [], [], {}
     open_, fstat, read, close, flags = os.open, os.fstat, os.read, os.close, _READ_FLAGS
@@ -216,21 +201,12 @@ def write_if_changed(path: str | os.PathLike, data: bytes) -> Optional[os.stat_r
     return stat
 
 
-def write_new_file(path: str, data: bytes, dir_fd: Optional[int] = None) -> os.stat_result:
-    """Create ``path`` (which must not exist; relative to ``dir_fd`` if given) holding ``data``; its stat.
-
-    For files inside a staging folder that is renamed into place whole, so no
-    temp name per file is needed.
-    """
-    fd = os.open(path, _NEW_FILE_FLAGS, 0o666, dir_fd=dir_fd)
-    try:
-        return _write_all(fd, data)
-    finally:
-        os.close(fd)
-
-
 def write_new_files(names: Sequence[str], datas: Sequence[bytes], dir_fd: int) -> None:
-    """``write_new_file`` of each (name, data) in the folder ``dir_fd``, in one call (and no stat)."""
+    """Create each named file (which must not exist) in the folder ``dir_fd``, holding its data; in one call.
+
+    For files inside a staging folder that is renamed into place whole, so no temp
+    name per file is needed.
+    """
     open_, write, close, flags = os.open, os.write, os.close, _NEW_FILE_FLAGS
     for name, data in zip(names, datas):
         fd = open_(name, flags, 0o666, dir_fd=dir_fd)
