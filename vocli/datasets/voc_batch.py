@@ -35,7 +35,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from itertools import repeat
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -145,12 +145,7 @@ def read_plain_batch(datas: Sequence[bytes], classes: Sequence[str]) -> PlainBat
     # Files here are ASCII and names are read stripped: no other class name can match.
     index = {name: i for i, name in enumerate(classes)
              if name.isascii() and name and name.strip() == name and "&" not in name}
-    todo = np.arange(count)
-    while True:
-        read = _read(datas if todo.size == count else [datas[i] for i in todo], index)
-        if isinstance(read, PlainBatch):
-            break
-        todo = todo[~read]  # a bool mask of the files that are not plain: read the others again
+    todo, read = _without_failures(datas, lambda some: _read(some, index))
     if todo.size == count:
         return read
     plain = np.zeros(count, dtype=bool)
@@ -164,6 +159,20 @@ def read_plain_batch(datas: Sequence[bytes], classes: Sequence[str]) -> PlainBat
     objects[todo] = np.diff(read.first)
     return PlainBatch(plain, filenames, *sizes, np.concatenate([[0], np.cumsum(objects)]), read.class_ids,
                       read.boxes, read.difficult, read.truncated)
+
+
+def _without_failures(datas: Sequence[bytes], read: Callable) -> tuple[np.ndarray, object]:
+    """(indices of the files kept, ``read`` of those files): ``read`` returns a result, or a (F,) bool
+    mask of the files it refuses, and is called again without them until it returns a result.
+
+    Each check of ``read`` marks every file it refuses, so this loops once per kind of problem.
+    """
+    todo = np.arange(len(datas))
+    while True:
+        result = read(datas if todo.size == len(datas) else [datas[i] for i in todo])
+        if not isinstance(result, np.ndarray):
+            return todo, result
+        todo = todo[~result]
 
 
 def _empty(count: int) -> PlainBatch:
@@ -242,9 +251,10 @@ def _read(datas: Sequence[bytes], index: dict[str, int]) -> PlainBatch | np.ndar
         return ~valid[group]
 
     # Each file's fields: its group's layout shifted to the file's first tag.
-    n_objects = np.array([(len(layout) - 4) // 7 for layout in layouts])
     table = np.concatenate(layouts)
-    starts = np.cumsum([len(layout) for layout in layouts]) - [len(layout) for layout in layouts]
+    sizes = np.array([len(layout) for layout in layouts])
+    starts = np.cumsum(sizes) - sizes
+    n_objects = (sizes - 4) // 7  # a layout: 4 header fields, then 7 per object
     header = table[starts[group, None] + np.arange(4)]
     header = np.where(header >= 0, header + first_tag[:, None], -1)
     per_file = n_objects[group]
@@ -256,32 +266,37 @@ def _read(datas: Sequence[bytes], index: dict[str, int]) -> PlainBatch | np.ndar
 
 
 def _structures(datas: list[bytes]) -> list[np.ndarray | None]:
-    """``_structure`` of each file (None where the file is not plain), retrying without the failing ones."""
+    """``_structure`` of each file; None where the file is not plain."""
+    def structure(some: Sequence[bytes]) -> list | np.ndarray:
+        if not some:
+            return []
+        t = _tags(some)
+        return t if isinstance(t, np.ndarray) else _structure(t)
+
     result: list = [None] * len(datas)
-    todo = np.arange(len(datas))
-    while todo.size:
-        t = _tags([datas[i] for i in todo])
-        found = t if isinstance(t, np.ndarray) else _structure(t)
-        if isinstance(found, np.ndarray):
-            todo = todo[~found]
-            continue
-        for i, layout in zip(todo.tolist(), found):
-            result[i] = layout
-        break
+    todo, found = _without_failures(datas, structure)
+    for i, layout in zip(todo.tolist(), found):
+        result[i] = layout
     return result
 
 
+@dataclass
 class _Tags:
-    """A batch of files cut into tags; arrays over tags (T) are in file order.
+    """A batch of F files cut into T tags; arrays over tags are in file order.
 
     a: the files' bytes end to end (declarations blanked out); words: the 8 bytes
-    from each offset. starts, ends, body (after a declaration): (F,) byte offsets.
-    lt, gt: (T,) offsets of each tag's '<' and '>'. tags, first_tag: (F,) count and
-    first tag of each file; lt_file: (T,) the file of each tag.
+    from each offset. lt, gt: (T,) offsets of each tag's '<' and '>'. tags, first_tag:
+    (F,) count and first tag of each file; lt_file: (T,) the file of each tag.
     """
 
-    def __init__(self, **fields):
-        self.__dict__.update(fields)
+    count: int
+    a: np.ndarray
+    words: np.ndarray
+    lt: np.ndarray
+    gt: np.ndarray
+    tags: np.ndarray
+    first_tag: np.ndarray
+    lt_file: np.ndarray
 
 
 def _tags(datas: Sequence[bytes]) -> _Tags | np.ndarray:
@@ -338,8 +353,7 @@ def _tags(datas: Sequence[bytes]) -> _Tags | np.ndarray:
     bad |= ~blank_spans(a, body, lt[first_tag]) | ~blank_spans(a, gt[last_tag] + 1, ends)
     if bad.any():
         return bad
-    return _Tags(count=count, buf=buf, a=a, words=words, starts=starts, ends=ends, lt=lt, gt=gt, tags=tags,
-                 first_tag=first_tag, lt_file=lt_file)
+    return _Tags(count, a, words, lt, gt, tags, first_tag, lt_file)
 
 
 
