@@ -100,8 +100,8 @@ def short_reprs(values: np.ndarray) -> list[str]:
             cache.clear()
             new = distinct
         cache.update((x, repr(x)) for x in new)
-    text = np.array(list(map(cache.__getitem__, distinct)) or [""], dtype=object)
-    return text[where.reshape(-1)].tolist() if distinct else []
+    text = np.array(list(map(cache.__getitem__, distinct)), dtype=object)
+    return text[where.reshape(-1)].tolist()
 
 
 def label_text(class_ids: Sequence[int], yolo: np.ndarray) -> tuple[bytes, np.ndarray]:
