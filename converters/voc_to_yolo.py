@@ -450,15 +450,16 @@ def convert_yolo(
             xml_prefix, label_prefix = f"{voc_dir}{os.sep}Annotations{os.sep}", f"{f['labels']}{os.sep}"
             cache, cache_rows = f["cache"], f["cache"].rows()
             known = cache.numbers.tolist()
-            for image_id in f["ids"] if cache_rows else ():
-                r = cache_rows.get(image_id)
-                if r is not None and still_valid(known[r], f"{xml_prefix}{image_id}.xml",
-                                                  f"{label_prefix}{image_id}.txt"):
-                    still.append(r)
-                else:
-                    todo.append(image_id)
-            if not cache_rows:
+            if not cache_rows:  # nothing known: every file to convert
                 todo = list(f["ids"])
+            else:
+                for image_id in f["ids"]:
+                    r = cache_rows.get(image_id)
+                    if r is not None and still_valid(known[r], f"{xml_prefix}{image_id}.xml",
+                                                      f"{label_prefix}{image_id}.txt"):
+                        still.append(r)
+                    else:
+                        todo.append(image_id)
             f["done"] = [cache.select(still)]
             cached += len(still)
             for chunk in chunked(todo, workers):
