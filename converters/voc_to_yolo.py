@@ -252,7 +252,7 @@ class _Done:
     invalid: list[InvalidFile]
 
 
-def _with_checked_files(batch, datas: list[bytes], paths: list[str], classes: Sequence[str],
+def _with_checked_files(batch, datas: list[bytes], annotations: str, ids: list[str], classes: Sequence[str],
                         invalid: list[InvalidFile]) -> tuple:
     """The batch's columns with the files it left out read by the checked path, each at its place.
 
@@ -267,7 +267,8 @@ def _with_checked_files(batch, datas: list[bytes], paths: list[str], classes: Se
     rows_of = {}
     for i in np.flatnonzero(~batch.plain).tolist():
         try:
-            filenames[i], widths[i], heights[i], rows_of[i] = annotation_rows(datas[i], paths[i], classes)
+            filenames[i], widths[i], heights[i], rows_of[i] = annotation_rows(
+                datas[i], f"{annotations}{ids[i]}.xml", classes)
         except AnnotationError as err:
             invalid.append(invalid_annotation(err))
             counts[i] = -1
@@ -317,7 +318,7 @@ def _convert_chunk(job: _Job) -> _Done:
 
     batch = read_plain_batch(datas, job.classes)
     counts, filenames, widths, heights, class_ids, boxes, difficult = _with_checked_files(
-        batch, datas, [f"{annotations}{i}.xml" for i in ids], job.classes, invalid)
+        batch, datas, annotations, ids, job.classes, invalid)
 
     # One vectorised conversion for every kept box of the chunk, one text for all its labels.
     object_file = np.repeat(np.arange(len(ids)), np.maximum(counts, 0))
