@@ -6,6 +6,7 @@ import contextlib
 import gc
 import multiprocessing
 import os
+import signal
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Optional, Sequence, TypeVar
 
@@ -64,6 +65,13 @@ def _pool_context():
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
 
+def _start_worker() -> None:
+    # Ctrl-C reaches the whole process group: the parent stops the pool and reports it
+    # once, so the workers ignore it instead of each printing a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    gc.freeze()  # the worker's collections then skip the objects inherited from the parent
+
+
 def run_chunks(fn: Callable[[J], R], jobs: Sequence[J], workers: int,
                sizes: Sequence[int], progress: Progress = None) -> Iterator[R]:
     """Yield ``fn(job)`` for every job, in order, using up to ``workers`` processes.
@@ -79,8 +87,7 @@ def run_chunks(fn: Callable[[J], R], jobs: Sequence[J], workers: int,
         results: Iterable[R] = map(fn, jobs)
         pool = None
     else:
-        # gc.freeze in each worker: its collections skip the objects inherited from this process.
-        pool = _pool_context().Pool(min(workers, len(jobs)), initializer=gc.freeze)
+        pool = _pool_context().Pool(min(workers, len(jobs)), initializer=_start_worker)
         results = pool.imap(fn, jobs)
     try:
         for size, result in zip(sizes, results):
