@@ -42,7 +42,7 @@ import numpy as np
 from converters.label_cache import (CACHE_NAME, CLOCK_SLACK_NS, COLUMNS, LabelRecords, cache_options, load_cache,
                                     still_valid, write_cache)
 from converters._common import (InvalidFile, ListsInvalid, Progress, chunked, image_file_name, invalid_annotation,
-                                open_folder, read_files, resolve_workers, run_chunks, write_if_changed,
+                                open_folder, read_files, resolve_workers, gather_chunks, write_if_changed,
                                 write_new_files)
 from vocli.datasets.voc import (VOC_CLASSES, VocSet, annotation_rows, dataset_classes, devkit_dir, read_classes,
                                 resolve_sets)
@@ -470,7 +470,7 @@ def convert_yolo(
 
         written = unchanged = 0
         invalid: list[InvalidFile] = []
-        for job, done in zip(jobs, run_chunks(_convert_chunk, jobs, workers, sizes, progress)):
+        for job, done in zip(jobs, gather_chunks(_convert_chunk, jobs, workers, sizes, progress)):
             folders[Path(job.voc_dir)]["done"].append(done.records)
             written += done.written
             unchanged += done.unchanged

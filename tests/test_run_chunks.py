@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import signal
+import time
 
-from converters._common import run_chunks
+import pytest
+
+from converters._common import gather_chunks, run_chunks
+from vocli.errors import VocliError
 
 
 def _sigint_handler(_job: int):
@@ -16,3 +22,100 @@ def test_workers_leave_ctrl_c_to_the_parent():
     handlers = list(run_chunks(_sigint_handler, [1, 2, 3, 4], workers=2, sizes=[1] * 4))
     assert handlers == [signal.SIG_IGN] * 4
     assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # the parent's own handler is untouched
+
+
+# gather_chunks: the calling process and forked helpers share the jobs.
+
+_PARENT = os.getpid()
+
+
+def _square_slowly(job: int) -> tuple[int, int]:
+    time.sleep(0.002)
+    return job * job, os.getpid()
+
+
+def _fails_in_helper(job: int) -> int:
+    if os.getpid() != _PARENT:
+        raise ValueError(f"job {job} failed")
+    time.sleep(0.05)  # leave the helper time to take a job
+    return job
+
+
+def _dies_in_helper(job: int) -> int:
+    if os.getpid() != _PARENT:
+        os._exit(3)
+    time.sleep(0.05)
+    return job
+
+
+class _Unpicklable(Exception):
+    def __reduce__(self):
+        raise TypeError("not picklable")
+
+
+def _unpicklable_failure_in_helper(job: int) -> int:
+    if os.getpid() != _PARENT:
+        raise _Unpicklable("boom")
+    time.sleep(0.05)
+    return job
+
+
+def _fails_in_parent(job: int) -> int:
+    if os.getpid() == _PARENT:
+        raise KeyError("parent job")
+    time.sleep(0.05)
+    return job
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_gather_chunks_returns_every_result_in_job_order(workers):
+    seen = []
+    results = gather_chunks(_square_slowly, list(range(40)), workers, sizes=[2] * 40,
+                            progress=lambda done, total: seen.append((done, total)))
+    assert [r for r, _ in results] == [j * j for j in range(40)]
+    pids = {pid for _, pid in results}
+    assert _PARENT in pids  # the calling process works too
+    assert len(pids) == workers  # and each helper took jobs (40 jobs of 2 ms each)
+    assert seen[0] == (0, 80) and seen[-1] == (80, 80)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert multiprocessing.active_children() == []
+
+
+def test_gather_chunks_with_no_jobs_or_one():
+    assert gather_chunks(_square_slowly, [], 2, sizes=[]) == []
+    assert gather_chunks(_square_slowly, [3], 2, sizes=[1]) == [(9, _PARENT)]
+
+
+def test_gather_chunks_helpers_leave_ctrl_c_to_the_parent():
+    handlers = gather_chunks(_sigint_handler_slowly, list(range(8)), 2, sizes=[1] * 8)
+    by_process = dict((pid, handler) for handler, pid in handlers)
+    assert by_process.pop(_PARENT) is not signal.SIG_IGN
+    assert list(by_process.values()) == [signal.SIG_IGN]
+
+
+def _sigint_handler_slowly(_job: int):
+    time.sleep(0.01)
+    return signal.getsignal(signal.SIGINT), os.getpid()
+
+
+def test_gather_chunks_raises_a_helpers_error_in_the_caller():
+    with pytest.raises(ValueError, match="failed"):
+        gather_chunks(_fails_in_helper, list(range(6)), 2, sizes=[1] * 6)
+    assert multiprocessing.active_children() == []
+
+
+def test_gather_chunks_raises_the_callers_own_error_and_stops_the_helpers():
+    with pytest.raises(KeyError, match="parent job"):
+        gather_chunks(_fails_in_parent, list(range(6)), 2, sizes=[1] * 6)
+    assert multiprocessing.active_children() == []
+
+
+def test_gather_chunks_reports_a_helper_that_died():
+    with pytest.raises(VocliError, match=r"worker process stopped unexpectedly \(exit code 3\)"):
+        gather_chunks(_dies_in_helper, list(range(6)), 2, sizes=[1] * 6)
+    assert multiprocessing.active_children() == []
+
+
+def test_gather_chunks_words_an_error_that_cannot_travel():
+    with pytest.raises(RuntimeError, match=r"in a worker process: _Unpicklable\('boom'\)"):
+        gather_chunks(_unpicklable_failure_in_helper, list(range(6)), 2, sizes=[1] * 6)
