@@ -372,15 +372,21 @@ def _image_dir_for_lists(voc_dir: Path, out: Optional[Path]) -> tuple[Path, Path
     return images, base / "labels"
 
 
-def _list_text(paths: Sequence[str]) -> str:
-    return "\n".join(paths) + "\n" if paths else ""
+def _list_text(image_prefix: str, ids: Sequence[str], records: LabelRecords) -> str:
+    """A list file's text: each id's image path on a line (``<id>.jpg`` unless its record names another file)."""
+    if not ids:
+        return ""
+    if records.images:
+        return "".join(f"{image_prefix}{records.image(i)}\n" for i in ids)
+    return image_prefix + f".jpg\n{image_prefix}".join(ids) + ".jpg\n"
 
 
-def _combined(lists: Sequence[tuple[list[str], str]], overlap: bool) -> str:
-    """The text of lists given as (paths, text), one after the other; with ``overlap``, each path once."""
+def _combined(texts: Sequence[str], overlap: bool) -> str:
+    """The lists' texts one after the other; with ``overlap``, each path once."""
     if not overlap:
-        return "".join(text for _, text in lists)
-    return _list_text(list(dict.fromkeys(p for paths, _ in lists for p in paths)))
+        return "".join(texts)
+    lines = dict.fromkeys(line for text in texts if text for line in text[:-1].split("\n"))
+    return "".join(f"{line}\n" for line in lines)
 
 
 def _write_list(path: Path, text: str) -> Path:
@@ -430,11 +436,11 @@ def convert_yolo(
 
     # Each VOC folder once, each id once, whatever the overlap between sets.
     folders: dict[Path, dict] = {}
-    set_ids: list[tuple[VocSet, list[str]]] = []
+    set_ids: list[tuple[VocSet, Path, list[str]]] = []
     for vs in voc_sets:
         ids = vs.ids()
-        set_ids.append((vs, ids))
         voc_dir = vs.dir.resolve()
+        set_ids.append((vs, voc_dir, ids))
         if voc_dir not in folders:
             images, labels = _image_dir_for_lists(voc_dir, None if out is None else out_dir)
             folders[voc_dir] = {"images": images, "labels": labels, "ids": {},
@@ -476,32 +482,29 @@ def convert_yolo(
             unchanged += done.unchanged
             invalid.extend(done.invalid)
         for f in folders.values():
+            f["done"] = records = LabelRecords.join(f["done"])
             # Keep what earlier runs learnt about ids outside these sets; records are re-checked by stat anyway.
-            f["done"] = LabelRecords.join(f["done"])
-            records = LabelRecords.join([f["cache"].select([r for r, i in enumerate(f["cache"].ids) if i not in f["ids"]]),
-                                     f["done"]])
+            outside = [r for r, i in enumerate(f["cache"].ids) if i not in f["ids"]]
+            if outside:
+                records = LabelRecords.join([f["cache"].select(outside), records])
             write_cache(f["write_to"] / CACHE_NAME, options, records)
             f["rows"] = f["done"].rows()
             f["objects"] = f["done"].numbers[:, 3]
 
-    # Each list as (paths, text); the combined lists join the texts, unless sets share images.
+    # Each list as its text; the combined lists join the texts, each path once if sets share images.
     summaries, train, train_all, test, val = [], [], [], [], []
-    for vs, ids in set_ids:
-        f = folders[vs.dir.resolve()]
+    for vs, voc_dir, ids in set_ids:
+        f = folders[voc_dir]
         rows, done = f["rows"], f["done"]
-        valid_ids = [i for i in ids if i in rows]
-        image_prefix = f"{f['images']}{os.sep}"
-        if done.images:
-            paths = [image_prefix + done.image(i) for i in valid_ids]
-        else:
-            paths = [f"{image_prefix}{i}.jpg" for i in valid_ids]
-        listed = (paths, _list_text(paths))
-        list_file = _write_list(out_dir / f"{vs.year}_{vs.split}.txt", listed[1])
-        at = np.fromiter(map(rows.__getitem__, valid_ids), dtype=np.int64, count=len(valid_ids))
+        if len(rows) < len(f["ids"]):  # some annotations were invalid: they are left out
+            ids = [i for i in ids if i in rows]
+        text = _list_text(f"{f['images']}{os.sep}", ids, done)
+        list_file = _write_list(out_dir / f"{vs.year}_{vs.split}.txt", text)
+        at = np.fromiter(map(rows.__getitem__, ids), dtype=np.int64, count=len(ids))
         objects = int(f["objects"][at].sum())
-        summaries.append(SetSummary(vs.name, len(paths), objects, list_file))
-        train_all.append(listed)
-        (test if vs.split == "test" else val if vs.split == "val" else train).append(listed)
+        summaries.append(SetSummary(vs.name, len(ids), objects, list_file))
+        train_all.append(text)
+        (test if vs.split == "test" else val if vs.split == "val" else train).append(text)
 
     notes = []
     if test:
@@ -515,7 +518,7 @@ def convert_yolo(
         valid_lists = train_lists = train
         notes.append("no test or val set converted: test.txt repeats the training images")
     # Sets that share ids (train and trainval, say) would list an image twice: once is enough.
-    overlap = sum(len(ids) for _, ids in set_ids) > sum(len(f["ids"]) for f in folders.values())
+    overlap = sum(len(ids) for _, _, ids in set_ids) > sum(len(f["ids"]) for f in folders.values())
     train_list = _write_list(out_dir / "train.txt", _combined(train_lists, overlap))
     train_all_list = _write_list(out_dir / "train.all.txt", _combined(train_all, overlap))
     test_list = _write_list(out_dir / "test.txt", _combined(valid_lists, overlap))
