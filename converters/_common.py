@@ -1,4 +1,8 @@
-"""Pieces shared by the dataset converters: invalid-file records, chunked process pools."""
+"""Pieces shared by the dataset converters: invalid-file records, chunks of work over processes, file I/O.
+
+``run_chunks`` streams results from a process pool (large results: SSD targets);
+``gather_chunks`` has the calling process work too, for jobs with small results
+(``convert yolo``)."""
 
 from __future__ import annotations
 
