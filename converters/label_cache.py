@@ -13,12 +13,13 @@ import contextlib
 import json
 import os
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from vocli.paths import atomic_write_bytes
+from vocli.paths import atomic_path
 
 CACHE_NAME = ".vocli-labels.cache"
 #: Cache files of earlier versions, removed when a new cache is written beside them.
@@ -49,7 +50,7 @@ class LabelRecords:
         images: dict[str, str] = {}
         for part in parts:
             images.update(part.images)
-        return LabelRecords([i for part in parts for i in part.ids],
+        return LabelRecords(list(chain.from_iterable(part.ids for part in parts)),
                             np.concatenate([part.numbers for part in parts] or [np.zeros((0, COLUMNS), dtype=np.int64)]),
                             images)
 
@@ -76,7 +77,10 @@ def write_cache(path: Path, options: dict, records: LabelRecords) -> None:
     Raw numbers, not JSON: a 20,000-file cache is written in about 2 ms instead of 10-15.
     """
     head = json.dumps({"options": options, "ids": records.ids, "images": records.images})
-    atomic_write_bytes(path, head.encode("utf-8") + b"\n" + records.numbers.astype("<i8").tobytes())
+    numbers = np.ascontiguousarray(records.numbers, dtype="<i8")  # as it is, on little-endian machines
+    with atomic_path(path) as tmp, open(tmp, "wb") as out:
+        out.write(head.encode("utf-8") + b"\n")
+        out.write(numbers.data)
     for name in OLD_CACHE_NAMES:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path.parent / name)
