@@ -5,6 +5,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -119,3 +121,17 @@ def test_gather_chunks_reports_a_helper_that_died():
 def test_gather_chunks_words_an_error_that_cannot_travel():
     with pytest.raises(RuntimeError, match=r"in a worker process: _Unpicklable\('boom'\)"):
         gather_chunks(_unpicklable_failure_in_helper, list(range(6)), 2, sizes=[1] * 6)
+
+
+def test_gather_chunks_helpers_do_not_repeat_unflushed_output():
+    # A forked process holds a copy of the caller's stdout buffer, and flushes it when it ends:
+    # the buffer must be empty at the fork. stdout is a pipe here, so fully buffered.
+    script = ("import time\n"
+              "from converters._common import gather_chunks\n"
+              "def nap(job):\n"
+              "    time.sleep(0.005)\n"
+              "    return job\n"
+              "print('said once', end='')\n"
+              "assert gather_chunks(nap, list(range(8)), 3, sizes=[1] * 8) == list(range(8))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out == "said once"
