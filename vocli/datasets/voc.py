@@ -543,9 +543,10 @@ def parse_annotations(
     """``parse_annotation`` of every path, in order, split over ``workers`` processes (default: all cores).
 
     Same annotations and the same first error as parsing one by one. ``progress(n)`` is
-    called with the number of files just parsed. Uses the converters' chunked pool.
+    called with the number of files just parsed. The calling process parses chunks too
+    (the converters' ``gather_chunks``).
     """
-    from converters._common import chunked, resolve_workers, run_chunks
+    from converters._common import chunked, gather_chunks, resolve_workers
 
     paths = [os.fspath(p) for p in paths]
     workers = resolve_workers(workers) if len(paths) >= PARALLEL_MIN_FILES else 1
@@ -561,7 +562,7 @@ def parse_annotations(
 
     annotations: list[Annotation] = []
     jobs = [(tuple(chunk), names) for chunk in chunks]
-    for parsed in run_chunks(_parse_chunk, jobs, workers, [len(c) for c in chunks], report):
+    for parsed in gather_chunks(_parse_chunk, jobs, workers, [len(c) for c in chunks], report):
         if isinstance(parsed, _ChunkFailure):
             raise parsed.kind(parsed.path, parsed.reason, hint=parsed.hint)
         annotations.extend(parsed)
