@@ -16,7 +16,6 @@ from vocli.cli.app import main
 from vocli.datasets.box_shapes import hdf5_shapes, voc_shapes, yolo_list_shapes
 from vocli.errors import AnchorError, AnnotationError, DarknetFormatError
 
-from conftest import write_voc_xml
 
 SHIPPED_VOC_CFG = Path(__file__).resolve().parents[1] / "vocli" / "darknet" / "cfg" / "yolov3-voc.cfg"
 

@@ -251,7 +251,7 @@ def test_nan_loss_stops_with_clear_error(tiny, tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_module, "yolo_loss", broken)
     with pytest.raises(TrainingDivergedError, match="epoch 1, batch 1"):
-        train(base_config(cfg := tiny[0], tiny[1], tmp_path / "nan"))
+        train(base_config(tiny[0], tiny[1], tmp_path / "nan"))
 
 
 def test_bad_options_are_vocli_errors(tiny, tmp_path):

@@ -22,7 +22,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from vocli.boxes import wh_iou, wh_iou_aligned
-from vocli.datasets.box_shapes import BoxShapes, load_shapes
+from vocli.datasets.box_shapes import load_shapes
 from vocli.errors import AnchorError, DarknetFormatError
 
 #: YOLOv3's anchors (COCO, 416 px input), smallest first.

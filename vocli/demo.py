@@ -316,7 +316,7 @@ def demo(out: str | os.PathLike = DEFAULT_OUT, minutes: float = 5.0, device: str
     sources = [voc_dir / "JPEGImages" / f"{i}.jpg" for i in test_ids[:DETECT_IMAGES]]
     for old in detect_dir.glob("*.jpg") if detect_dir.is_dir() else ():
         old.unlink()  # images of an earlier demo with other test ids
-    detected = run(
+    run(
         "detect",
         ["detect", *map(_p, sources), "--weights", _p(trained.last), "--img-size", str(img_size),
          "--device", device, "--out", _p(detect_dir)],

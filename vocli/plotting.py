@@ -11,7 +11,6 @@ from __future__ import annotations
 import colorsys
 import functools
 import math
-import os
 from pathlib import Path
 from typing import Optional, Sequence
 

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from vocli.cli.common import JSON_OPTION, ROOT_OPTION, SETS_OPTION, emit_json, err_console, progress_bar, resolve_root
+from vocli.cli.common import JSON_OPTION, ROOT_OPTION, emit_json, err_console, progress_bar, resolve_root
 
 MAX_LISTED = 20
 

@@ -20,7 +20,6 @@ import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from vocli.datasets.download import Progress, ProgressEvent
 from vocli.errors import UnsafeArchiveError, VocliError

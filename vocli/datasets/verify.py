@@ -16,7 +16,7 @@ from vocli.datasets import registry
 from vocli.datasets.download import Progress, cached_digests, check_file, file_lock
 from vocli.datasets.registry import DatasetSpec, FolderCount, RemoteFile, SplitCount
 from vocli.datasets.voc import SPLITS, devkit_dir, read_split
-from vocli.errors import DatasetNotFoundError, VocliError
+from vocli.errors import DatasetNotFoundError
 from vocli.paths import atomic_write_text, data_root, weights_dir
 
 STATE_NAME = ".vocli-fetch.json"

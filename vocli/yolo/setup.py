@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from vocli.errors import TrainingDivergedError, VocliError  # noqa: F401 - re-exported for train.py
+from vocli.errors import VocliError
 from vocli.yolo.data import LabelledImages, darknet_images, voc_images
 
 # --------------------------------------------------------------------------- devices and DDP
