@@ -72,8 +72,10 @@ def _pool_context():
 
 def _start_worker() -> None:
     # Ctrl-C reaches the whole process group: the parent stops the pool and reports it
-    # once, so the workers ignore it instead of each printing a traceback.
+    # once, so the workers ignore it instead of each printing a traceback. SIGTERM, which
+    # the parent uses to stop them, kills them (the CLI process itself turns it into an interrupt).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     gc.freeze()  # the worker's collections then skip the objects inherited from the parent
 
 

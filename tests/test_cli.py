@@ -1,5 +1,9 @@
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 from vocli import __version__
 from vocli.cli.app import app, main
@@ -58,3 +62,71 @@ def test_ctrl_c_exits_130_with_a_note(capsys):
         assert "interrupted" in capsys.readouterr().err
     finally:
         app.registered_commands[:] = [c for c in app.registered_commands if c.name != "interrupt-test"]
+
+
+def test_sigterm_exits_143_and_cleans_up_like_ctrl_c(capsys):
+    before = signal.getsignal(signal.SIGTERM)
+    cleaned = []
+
+    @app.command("terminate-test", hidden=True)
+    def terminated() -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises here
+        finally:
+            cleaned.append(True)
+
+    try:
+        assert main(["terminate-test"]) == 143
+        assert "terminated" in capsys.readouterr().err
+        assert cleaned == [True]
+        assert signal.getsignal(signal.SIGTERM) == before  # the CLI's handler is gone afterwards
+    finally:
+        app.registered_commands[:] = [c for c in app.registered_commands if c.name != "terminate-test"]
+
+
+def test_sigterm_during_convert_yolo_leaves_nothing_behind(tmp_path):
+    # A real process, terminated mid-run (chunks slowed down): exit 143, no labels, no staging
+    # folder, no list files, and the forked helper is gone with it.
+    from conftest import write_voc_xml
+
+    voc = tmp_path / "VOCdevkit" / "VOC2007"
+    ids = [f"{i:04d}" for i in range(64)]
+    for image_id in ids:
+        write_voc_xml(voc / "Annotations" / f"{image_id}.xml", f"{image_id}.jpg", 50, 40, [("dog", 1, 1, 20, 20, 0)])
+    (voc / "ImageSets" / "Main").mkdir(parents=True)
+    (voc / "ImageSets" / "Main" / "train.txt").write_text("".join(f"{i}\n" for i in ids))
+    script = ("import sys, time\n"
+              "import converters.voc_to_yolo as v\n"
+              "from vocli.cli.app import main\n"
+              "real = v._convert_chunk\n"
+              "def slow(job):\n"
+              "    time.sleep(0.5)\n"
+              "    return real(job)\n"
+              "v._convert_chunk = slow\n"
+              "sys.exit(main(['convert', 'yolo', '--root', sys.argv[1], '--workers', '2']))\n")
+    process = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not any(p.name.startswith(".labels.") for p in voc.iterdir()):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.01)
+    time.sleep(0.2)
+    process.terminate()
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert "terminated" in err and "Traceback" not in err
+    assert sorted(p.name for p in voc.iterdir()) == ["Annotations", "ImageSets"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["VOCdevkit"]
+    assert not _processes_naming(str(tmp_path))
+
+
+def _processes_naming(text: str) -> list[int]:
+    """Live processes with ``text`` in their command line (Linux /proc; none elsewhere)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if text.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            pass
+    return found

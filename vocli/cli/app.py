@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import signal
 import sys
+import threading
 import traceback
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import click
 import typer
@@ -85,27 +88,58 @@ _ABORT = _click_exceptions("Abort")
 _CLICK_ERROR = _click_exceptions("ClickException") + _click_exceptions("UsageError")
 
 
+@contextlib.contextmanager
+def _sigterm_interrupts(received: list) -> Iterator[None]:
+    """While the CLI runs, SIGTERM interrupts it as Ctrl-C does, so that a terminated run cleans up
+    (temp files, staging folders, the last checkpoint) the same way; ``received`` records it.
+    A forked child that inherited the handler dies of the signal as it would by default."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pid = os.getpid()
+
+    def interrupt(signum, frame) -> None:
+        if os.getpid() != pid:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stopped(console, terminated: bool) -> int:
+    console.print("[yellow]terminated[/]" if terminated else "[yellow]interrupted[/]")
+    return 143 if terminated else 130
+
+
 def _debug_requested(argv: Sequence[str]) -> bool:
     return "--debug" in argv or os.environ.get("VOCLI_DEBUG", "").lower() in ("1", "true", "yes")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the CLI; return the exit code (0 ok, 1 error, 2 usage, 130 interrupted)."""
+    """Run the CLI; return the exit code (0 ok, 1 error, 2 usage, 130 interrupted, 143 terminated)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(args)
     # --debug is accepted anywhere on the line, not only before the command.
     args = [a for a in args if a != "--debug"]
     console = err_console()
+    sigterm: list = []
     try:
-        result = app(args=args, prog_name="vocli", standalone_mode=False)
+        with _sigterm_interrupts(sigterm):
+            result = app(args=args, prog_name="vocli", standalone_mode=False)
         if result == 130:  # newer Typer turns Ctrl-C into this return value itself
-            console.print("[yellow]interrupted[/]")
+            return _stopped(console, bool(sigterm))
         return result if isinstance(result, int) else 0
     except _EXIT as exc:
         return exc.exit_code
     except (KeyboardInterrupt, *_ABORT):
-        console.print("[yellow]interrupted[/]")
-        return 130
+        return _stopped(console, bool(sigterm))
     except _CLICK_ERROR as exc:
         exc.show()
         return exc.exit_code
