@@ -10,7 +10,9 @@ import contextlib
 import gc
 import multiprocessing
 import os
+import pickle
 import signal
+import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Callable, Iterable, Iterator, Optional, Sequence, TypeVar
@@ -202,11 +204,14 @@ def _helper(fn: Callable, jobs: Sequence, next_job, conn: Connection, caller: in
     except BaseException as err:  # to the caller, which raises it; nobody takes another job
         with next_job.get_lock():
             next_job.value = len(jobs)
+        where = traceback.format_exc()
+        try:
+            failure = pickle.dumps(_Failure(err, where))
+            pickle.loads(failure)  # some exceptions pickle but cannot be rebuilt
+        except Exception:  # an error that cannot travel: its text
+            failure = pickle.dumps(_Failure(RuntimeError(f"in a worker process: {err!r}"), where))
         with contextlib.suppress(OSError):
-            try:
-                conn.send(_Failure(err))
-            except Exception:  # an error that cannot travel: its text
-                conn.send(_Failure(RuntimeError(f"in a worker process: {err!r}")))
+            conn.send_bytes(failure)
     finally:
         conn.close()
 
@@ -214,6 +219,11 @@ def _helper(fn: Callable, jobs: Sequence, next_job, conn: Connection, caller: in
 @dataclass
 class _Failure:
     error: BaseException
+    where: str  # the helper's traceback
+
+
+class HelperTraceback(Exception):
+    """The cause attached to an error raised in a forked helper: its traceback there (shown by --debug)."""
 
 
 def _received(helper, reader: Connection, results: dict) -> Optional[int]:
@@ -227,7 +237,7 @@ def _received(helper, reader: Connection, results: dict) -> Optional[int]:
     if isinstance(message, int):
         return message
     if isinstance(message, _Failure):
-        raise message.error
+        raise message.error from HelperTraceback(message.where)
     results.update(message)
     return None
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from converters._common import gather_chunks, run_chunks
+from converters._common import HelperTraceback, gather_chunks, run_chunks
 from vocli.errors import VocliError
 
 
@@ -55,9 +55,21 @@ class _Unpicklable(Exception):
         raise TypeError("not picklable")
 
 
+class _NotRebuilt(Exception):
+    def __init__(self, path, reason):  # pickles as (args,), which this __init__ cannot take back
+        super().__init__(f"{path}: {reason}")
+
+
 def _unpicklable_failure_in_helper(job: int) -> int:
     if os.getpid() != _PARENT:
         raise _Unpicklable("boom")
+    time.sleep(0.05)
+    return job
+
+
+def _unrebuildable_failure_in_helper(job: int) -> int:
+    if os.getpid() != _PARENT:
+        raise _NotRebuilt("a.xml", "bad")
     time.sleep(0.05)
     return job
 
@@ -101,8 +113,11 @@ def _sigint_handler_slowly(_job: int):
 
 
 def test_gather_chunks_raises_a_helpers_error_in_the_caller():
-    with pytest.raises(ValueError, match="failed"):
+    with pytest.raises(ValueError, match="failed") as raised:
         gather_chunks(_fails_in_helper, list(range(6)), 2, sizes=[1] * 6)
+    # With the helper's own traceback as its cause, for --debug.
+    assert isinstance(raised.value.__cause__, HelperTraceback)
+    assert "_fails_in_helper" in str(raised.value.__cause__)
     assert multiprocessing.active_children() == []
 
 
@@ -121,6 +136,9 @@ def test_gather_chunks_reports_a_helper_that_died():
 def test_gather_chunks_words_an_error_that_cannot_travel():
     with pytest.raises(RuntimeError, match=r"in a worker process: _Unpicklable\('boom'\)"):
         gather_chunks(_unpicklable_failure_in_helper, list(range(6)), 2, sizes=[1] * 6)
+    with pytest.raises(RuntimeError, match=r"in a worker process: _NotRebuilt\('a.xml: bad'\)"):
+        gather_chunks(_unrebuildable_failure_in_helper, list(range(6)), 2, sizes=[1] * 6)
+    assert multiprocessing.active_children() == []
 
 
 def test_gather_chunks_helpers_do_not_repeat_unflushed_output():
