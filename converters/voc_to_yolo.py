@@ -41,8 +41,8 @@ import numpy as np
 
 from converters.label_cache import (CACHE_NAME, CLOCK_SLACK_NS, COLUMNS, LabelRecords, cache_options, load_cache,
                                     still_valid, write_cache)
-from converters._common import (InvalidFile, ListsInvalid, Progress, chunked, image_file_name, invalid_annotation,
-                                open_folder, read_files, resolve_workers, gather_chunks, write_if_changed,
+from converters._common import (InvalidFile, ListsInvalid, Progress, chunked, gather_chunks, image_file_name,
+                                invalid_annotation, open_folder, read_files, resolve_workers, write_if_changed,
                                 write_new_files)
 from vocli.datasets.voc import (VOC_CLASSES, VocSet, annotation_rows, dataset_classes, devkit_dir, read_classes,
                                 resolve_sets)
