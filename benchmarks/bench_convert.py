@@ -1,9 +1,11 @@
 """Benchmark `vocli convert yolo` and `vocli convert ssd` on generated VOC-like annotations.
 
 Usage: python benchmarks/bench_convert.py [--files 20000] [--workers N] [--repeat 3] [--dir /tmp] [--floor]
+                                        [--from VOC_ROOT]
 
 Generates VOC-shaped XML files (1-4 objects, 500x375-like sizes, full VOC
-fields) in a temp folder under --dir, then measures, in the same run:
+fields) in a temp folder under --dir, or with --from copies the real annotations
+of a VOC tree there (cycled under new ids up to --files), then measures, in the same run:
   * a straightforward xml.etree loop doing darknet's voc_label.py conversion
     one file at a time (the reference), and checks its bytes equal ours;
   * convert_yolo's first run (no labels yet), alternating with the reference
@@ -43,7 +45,6 @@ def generate(root: Path, count: int, seed: int = 0) -> dict[str, list[str]]:
     rng = np.random.default_rng(seed)
     voc = root / "VOCdevkit" / "VOC2007"
     (voc / "Annotations").mkdir(parents=True)
-    (voc / "ImageSets" / "Main").mkdir(parents=True)
     ids = [f"{i:06d}" for i in range(1, count + 1)]
     for image_id in ids:
         w, h = SIZES[int(rng.integers(len(SIZES)))]
@@ -63,10 +64,31 @@ def generate(root: Path, count: int, seed: int = 0) -> dict[str, list[str]]:
             f"\t</source>\n\t<owner>\n\t\t<flickrid>someone</flickrid>\n\t\t<name>Someone</name>\n\t</owner>\n"
             f"\t<size>\n\t\t<width>{w}</width>\n\t\t<height>{h}</height>\n\t\t<depth>3</depth>\n\t</size>\n"
             f"\t<segmented>0</segmented>\n{''.join(objects)}</annotation>\n")
+    return _split(root, ids)
+
+
+def _split(root: Path, ids: list[str]) -> dict[str, list[str]]:
+    """train / val / test lists of ``ids`` (a half, a quarter, a quarter) under ``root``'s VOC2007."""
+    count = len(ids)
     split = {"train": ids[: count // 2], "val": ids[count // 2: 3 * count // 4], "test": ids[3 * count // 4:]}
+    main = root / "VOCdevkit" / "VOC2007" / "ImageSets" / "Main"
+    main.mkdir(parents=True, exist_ok=True)
     for name, members in split.items():
-        (voc / "ImageSets" / "Main" / f"{name}.txt").write_text("".join(f"{i}\n" for i in members))
+        (main / f"{name}.txt").write_text("".join(f"{i}\n" for i in members))
     return split
+
+
+def copy_real(root: Path, count: int, source: Path) -> dict[str, list[str]]:
+    """``count`` annotation files taken in turn from ``source``'s VOC folders (real layouts and values)."""
+    datas = [p.read_bytes() for p in sorted(source.glob("**/VOC*/Annotations/*.xml"))]
+    if not datas:
+        raise SystemExit(f"--from {source}: no VOC*/Annotations/*.xml below it")
+    annotations = root / "VOCdevkit" / "VOC2007" / "Annotations"
+    annotations.mkdir(parents=True)
+    ids = [f"{i:06d}" for i in range(1, count + 1)]
+    for k, image_id in enumerate(ids):
+        (annotations / f"{image_id}.xml").write_bytes(datas[k % len(datas)])
+    return _split(root, ids)
 
 
 def etree_reference(root: Path, split: dict[str, list[str]], labels: Path) -> int:
@@ -140,6 +162,8 @@ def main() -> None:
                         help="where to generate the files (e.g. /dev/shm to leave the disk out)")
     parser.add_argument("--repeat", type=int, default=3, help="alternating runs of the reference and convert_yolo")
     parser.add_argument("--skip-ssd", action="store_true")
+    parser.add_argument("--from", dest="source", type=Path,
+                        help="a folder holding VOCdevkit/VOC*/Annotations: copy its real files instead of generating")
     parser.add_argument("--floor", action="store_true",
                         help="also time the reads and writes alone (parse and text free) in --workers processes")
     args = parser.parse_args()
@@ -148,8 +172,13 @@ def main() -> None:
         print(f"cores: {os.cpu_count()}, workers: {args.workers}, load average before: "
               f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         t = time.perf_counter()
-        split = generate(tmp, args.files)
-        print(f"generated {args.files} VOC-like XML files in {time.perf_counter() - t:.1f} s ({tmp})")
+        if args.source:
+            split = copy_real(tmp, args.files, args.source)
+            made = f"copied {args.files} annotation files from {args.source}"
+        else:
+            split = generate(tmp, args.files)
+            made = f"generated {args.files} VOC-like XML files"
+        print(f"{made} in {time.perf_counter() - t:.1f} s ({tmp})")
 
         labels = tmp / "VOCdevkit" / "VOC2007" / "labels"
         ref_times, first_times = [], []
