@@ -86,13 +86,14 @@ def run_chunks(fn: Callable[[J], R], jobs: Sequence[J], workers: int,
     """Yield ``fn(job)`` for every job, in order, using up to ``workers`` processes.
 
     ``sizes[i]`` is the number of files in ``jobs[i]``, reported to ``progress``.
-    One worker (or one job) runs in this process, with no pool to start.
+    One worker (or one job) runs in this process, with no pool to start, as does a call
+    from a daemonic process (a pool's worker, say), which may not start processes.
     """
     total = sum(sizes)
     done = 0
     if progress:
         progress(0, total)
-    if workers <= 1 or len(jobs) <= 1:
+    if workers <= 1 or len(jobs) <= 1 or multiprocessing.current_process().daemon:
         results: Iterable[R] = map(fn, jobs)
         pool = None
     else:
@@ -121,7 +122,8 @@ def gather_chunks(fn: Callable[[J], R], jobs: Sequence[J], workers: int,
     (Windows), ``run_chunks``'s pool does the work. ``sizes`` as for ``run_chunks``.
     """
     count, workers = len(jobs), min(workers, len(jobs))
-    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+    if (workers <= 1 or "fork" not in multiprocessing.get_all_start_methods()
+            or multiprocessing.current_process().daemon):
         return list(run_chunks(fn, jobs, workers, sizes, progress))
     ctx = multiprocessing.get_context("fork")
     next_job = ctx.Value("q", 0)

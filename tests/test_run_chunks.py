@@ -153,3 +153,14 @@ def test_gather_chunks_helpers_do_not_repeat_unflushed_output():
               "assert gather_chunks(nap, list(range(8)), 3, sizes=[1] * 8) == list(range(8))\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out == "said once"
+
+
+def _gather_in_a_pool_worker(jobs: list[int]) -> list:
+    return [r for r, _ in gather_chunks(_square_slowly, jobs, 2, sizes=[1] * len(jobs))] + [
+        list(run_chunks(abs, [-1, -2], 2, sizes=[1, 1]))]
+
+
+def test_chunks_called_from_a_daemonic_process_run_there():
+    # A pool's worker may not start processes: both ways fall back to working in that process.
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply(_gather_in_a_pool_worker, ([1, 2, 3],)) == [1, 4, 9, [1, 2]]
