@@ -155,7 +155,10 @@ def gather_chunks(fn: Callable[[J], R], jobs: Sequence[J], workers: int,
                     if progress:
                         progress(done, total)
 
-        while (k := _take(next_job, count)) is not None:
+        def helper_died() -> bool:
+            return any(not helper.is_alive() for helper, _ in waiting)
+
+        while (k := _take(next_job, count, helper_died)) is not None:
             results[k] = fn(jobs[k])
             done += sizes[k]
             if progress:
@@ -170,12 +173,15 @@ def gather_chunks(fn: Callable[[J], R], jobs: Sequence[J], workers: int,
     return [results[k] for k in range(count)]
 
 
-def _take(next_job, count: int, caller: Optional[int] = None) -> Optional[int]:
-    """The index of the next job nobody has taken, or None when all are taken (or ``caller``,
-    this process's parent, is gone: it may have died holding the counter's lock)."""
+def _take(next_job, count: int, lost: Callable[[], bool]) -> Optional[int]:
+    """The index of the next job nobody has taken, or None when all are taken.
+
+    Also None when the counter's lock stays taken and ``lost()`` says that a process
+    which may hold it has died (killed while holding it, it would never release it).
+    """
     lock = next_job.get_lock()
     while not lock.acquire(timeout=1.0):
-        if caller is not None and os.getppid() != caller:
+        if lost():
             return None
     try:
         k = next_job.value
@@ -195,9 +201,13 @@ def _helper(fn: Callable, jobs: Sequence, next_job, conn: Connection, caller: in
     for other in others:
         other.close()
     _start_worker()
+
+    def caller_gone() -> bool:
+        return os.getppid() != caller
+
     results = {}
     try:
-        while os.getppid() == caller and (k := _take(next_job, len(jobs), caller)) is not None:
+        while not caller_gone() and (k := _take(next_job, len(jobs), caller_gone)) is not None:
             results[k] = fn(jobs[k])
             conn.send(k)
         conn.send(results)

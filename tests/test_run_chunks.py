@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from converters._common import HelperTraceback, gather_chunks, run_chunks
+from converters._common import HelperTraceback, _take, gather_chunks, run_chunks
 from vocli.errors import VocliError
 
 
@@ -164,3 +164,16 @@ def test_chunks_called_from_a_daemonic_process_run_there():
     # A pool's worker may not start processes: both ways fall back to working in that process.
     with multiprocessing.get_context("fork").Pool(1) as pool:
         assert pool.apply(_gather_in_a_pool_worker, ([1, 2, 3],)) == [1, 4, 9, [1, 2]]
+
+
+def test_taking_a_job_gives_up_when_the_counters_lock_died_with_its_holder():
+    counter = multiprocessing.get_context("fork").Value("q", 0)
+    assert [_take(counter, 2, lambda: False) for _ in range(3)] == [0, 1, None]
+    holder = os.fork()
+    if holder == 0:  # killed while holding the lock: it is never released
+        counter.get_lock().acquire()
+        os._exit(9)
+    os.waitpid(holder, 0)
+    checks = []
+    assert _take(counter, 5, lambda: checks.append(1) or True) is None
+    assert checks == [1]  # asked once the lock had stayed taken for a while
