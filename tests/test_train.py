@@ -185,6 +185,31 @@ def test_resume_equals_uninterrupted_training(tiny, tmp_path):
     assert [m["total"] for m in a["metrics"]] == [m["total"] for m in b["metrics"]]
 
 
+def test_interrupt_while_saving_an_epoch_keeps_one_row_per_epoch(tiny, tmp_path, monkeypatch):
+    # Ctrl-C while last.pt of epoch 2 is being written: the epoch is to be repeated, so the
+    # checkpoint saved on the way out holds epoch 1's row only, and resuming gives 2 rows.
+    from vocli.yolo import checkpoint as ckpt_io
+
+    cfg, data = tiny
+    real_save = ckpt_io.save_checkpoint
+    calls = []
+
+    def interrupted_once(path, ck):
+        calls.append(ck["epoch"])
+        if ck["epoch"] == 2 and calls.count(2) == 1:
+            raise KeyboardInterrupt
+        real_save(path, ck)
+
+    monkeypatch.setattr(ckpt_io, "save_checkpoint", interrupted_once)
+    with pytest.raises(KeyboardInterrupt):
+        train(base_config(cfg, data, tmp_path / "run"))
+    saved = load(tmp_path / "run" / "last.pt")
+    assert saved["epoch"] == 1 and [m["epoch"] for m in saved["metrics"]] == [1]
+    monkeypatch.setattr(ckpt_io, "save_checkpoint", real_save)
+    resumed = train(TrainConfig(resume=str(tmp_path / "run" / "last.pt"), workers=0, threads=1))
+    assert [m.epoch for m in resumed.metrics] == [1, 2]
+
+
 def test_freeze_backbone_leaves_backbone_unchanged(tiny, tmp_path):
     from vocli.yolo.setup import build_model
 

@@ -252,7 +252,8 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
         ck = {"model": ema.module.state_dict() if ema else raw, "optimizer": optimizer.state_dict(),
               "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch_done,
               "best_map": best_map, "best_epoch": best_epoch,
-              "metrics": [dataclasses.asdict(m) for m in history], "rng": ckpt_io.rng_state(),
+              # An interrupt while the epoch's own row is being saved repeats the epoch: not its row.
+              "metrics": [dataclasses.asdict(m) for m in history[:epoch_done]], "rng": ckpt_io.rng_state(),
               "config": ckpt_io.plain(dataclasses.asdict(config)), "cfg_text": model.cfg.text,
               "classes": list(classes)}
         if ema is not None:
