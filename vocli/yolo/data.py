@@ -17,7 +17,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -297,12 +297,33 @@ def multi_scale_size(img_size: int, seed: int, epoch: int, iteration: int) -> in
     return int(rng.integers(lo // 32, hi // 32 + 1)) * 32
 
 
+class EpochSampler(torch.utils.data.DistributedSampler):
+    """A ``DistributedSampler`` whose next epoch can start part way through, to resume an interrupted epoch."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._skip = 0
+
+    def start_at(self, samples: int) -> None:
+        """Leave out the first ``samples`` of this rank's order, in the next epoch only."""
+        self._skip = int(samples)
+
+    def __iter__(self) -> Iterator[int]:
+        indices = list(super().__iter__())
+        skip, self._skip = self._skip, 0
+        return iter(indices[skip:])
+
+    def __len__(self) -> int:
+        full = super().__len__()
+        return full - min(self._skip, full)
+
+
 def make_loader(dataset: YoloDataset, batch_size: int, workers: int, seed: int, shuffle: bool = True,
                 rank: int = 0, world_size: int = 1) -> torch.utils.data.DataLoader:
     """A DataLoader over ``dataset`` with a ``DistributedSampler`` (also for one process: it
-    makes the shuffle a pure function of ``(seed, epoch)``; call ``loader.sampler.set_epoch``)."""
-    sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=world_size, rank=rank,
-                                                  shuffle=shuffle, seed=seed, drop_last=False)
+    makes the shuffle a pure function of ``(seed, epoch)``; call ``loader.sampler.set_epoch``,
+    and ``loader.sampler.start_at`` to resume part way through an epoch)."""
+    sampler = EpochSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=False)
     generator = torch.Generator()
     generator.manual_seed(seed)
     return torch.utils.data.DataLoader(

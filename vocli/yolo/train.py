@@ -9,12 +9,15 @@ evaluates, writes files and reports progress.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 
@@ -209,6 +212,7 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
     ema = ModelEMA(model) if config.ema else None
 
     start_epoch, best_map, best_epoch, history = 0, None, None, []
+    start_batch, partial = 0, None  # where an interrupted epoch resumes, and its running loss sums
     if resume_ckpt is not None:
         model.load_state_dict(resume_ckpt.get("raw_model") or resume_ckpt["model"])
         optimizer.load_state_dict(resume_ckpt["optimizer"])
@@ -220,6 +224,7 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
             ema.updates = int(resume_ckpt.get("ema_updates", 0))
         ckpt_io.set_rng_state(resume_ckpt["rng"])
         start_epoch = int(resume_ckpt["epoch"])
+        start_batch, partial = int(resume_ckpt.get("batch", 0)), resume_ckpt.get("partial")
         best_map, best_epoch = resume_ckpt.get("best_map"), resume_ckpt.get("best_epoch")
         history = [EpochMetrics(**row) for row in resume_ckpt.get("metrics", [])]
 
@@ -247,8 +252,18 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "config.json", json.dumps(ckpt_io.plain(dataclasses.asdict(config)), indent=2) + "\n")
 
-    def checkpoint(epoch_done: int) -> dict[str, Any]:
+    saved_buffers = [name for name, _ in model.named_buffers() if name in model.state_dict()]
+
+    def buffers() -> dict[str, torch.Tensor]:
+        # Batch-norm statistics move with every forward pass, weights only at optimizer steps.
+        state = model.state_dict()
+        return {name: state[name].detach().clone() for name in saved_buffers}
+
+    def checkpoint(epoch_done: int, mark: Optional[_StepMark] = None) -> dict[str, Any]:
+        """The run after ``epoch_done`` epochs, or with ``mark`` part way through the next one."""
         raw = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if mark is not None:
+            raw.update(mark.buffers)  # as at the last step: later batches are trained again
         ck = {"model": ema.module.state_dict() if ema else raw, "optimizer": optimizer.state_dict(),
               "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch_done,
               "best_map": best_map, "best_epoch": best_epoch,
@@ -259,12 +274,18 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
         if ema is not None:
             ck["raw_model"] = raw
             ck["ema_updates"] = ema.updates
+        if mark is not None:
+            ck["batch"] = mark.batch
+            ck["partial"] = {"sums": mark.sums.tolist(), "seen": mark.seen, "seconds": mark.seconds}
         return ck
 
     report(TrainEvent("start", epoch=start_epoch, epochs=config.epochs, batches=batches,
                       message=f"{len(train_data)} training images, {len(valid_data.data)} validation images, "
-                              f"batch {config.batch_size} x accumulate {accumulate}, device {device}"))
+                              f"batch {config.batch_size} x accumulate {accumulate}, device {device}"
+                              + (f"; resuming epoch {start_epoch + 1} at batch {start_batch + 1}"
+                                 if start_batch else "")))
     stopped, epochs_done, dirty, final_map = "completed", start_epoch, False, None
+    mark: Optional[_StepMark] = None  # the last optimizer step of the current epoch
     deadline = started + config.time_limit * 60 if config.time_limit else None
     loop_start = time.monotonic()
     eval_seconds: Optional[float] = None  # the last evaluation's duration (reserved before the deadline)
@@ -288,6 +309,13 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
             return by_iter
         by_time = config.epochs * (time.monotonic() - loop_start) / max(1e-6, stop - loop_start)
         return min(float(config.epochs), max(by_iter, dist.from_rank0(by_time)))
+
+    def step(batches_done: int) -> _StepMark:
+        """An optimizer step, and the epoch's mark after it; Ctrl-C waits for both (never half a step)."""
+        with _signals_held():
+            _optimizer_step(model, optimizer, scaler, ema)
+            return _StepMark(batches_done, sums.clone(), seen, time.monotonic() - epoch_start, buffers())
+
     try:
         for epoch in range(start_epoch, config.epochs):
             epoch_start = time.monotonic()
@@ -301,12 +329,17 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
                 layer.eval()  # frozen batch-norm keeps its running statistics
             loader.sampler.set_epoch(epoch)
             dataset.set_epoch(epoch)
-            sums = torch.zeros(4)
-            seen = 0
+            first = start_batch if epoch == start_epoch else 0
+            loader.sampler.start_at(first * per_rank_batch)
+            sums, seen = torch.zeros(4), 0
+            if first and partial:
+                sums, seen = torch.tensor(partial["sums"], dtype=torch.float32), int(partial["seen"])
+                epoch_start -= float(partial["seconds"])
+            mark = _StepMark(first, sums.clone(), seen, time.monotonic() - epoch_start, buffers())
             optimizer.zero_grad(set_to_none=True)
             pending = 0
             time_up = False
-            for i, (images, targets) in enumerate(loader):
+            for i, (images, targets) in enumerate(loader, start=first):
                 ni = epoch * batches + i
                 scheduled = factor(lr_progress(epoch, i))  # cosine/step per iteration
                 if ni <= warmup_iters:  # the last call lands exactly on the scheduled values
@@ -332,13 +365,12 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
                 scaler.scale(loss).backward()
                 dirty = True
                 pending += 1
-                if pending >= accumulate or i == batches - 1:
-                    _optimizer_step(model, optimizer, scaler, ema)
-                    pending = 0
                 batch_losses = torch.stack([parts.box, parts.obj, parts.cls, parts.total.detach() / len(images)])
                 sums += batch_losses.cpu() * len(images)
                 seen += len(images)
                 trained_images += len(images)
+                if pending >= accumulate or i == batches - 1:
+                    mark, pending = step(i + 1), 0
                 running = sums / max(1, seen)
                 report(TrainEvent("batch", epoch=epoch, epochs=config.epochs, batch=i + 1, batches=batches,
                                   losses={"box": running[0].item(), "obj": running[1].item(),
@@ -346,7 +378,7 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
                                   lr=optimizer.param_groups[1]["lr"]))
                 if deadline is not None and dist.agree(time.monotonic() >= train_deadline()):
                     if pending:
-                        _optimizer_step(model, optimizer, scaler, ema)
+                        mark, pending = step(i + 1), 0
                     time_up = True
                     break
             lr_now = optimizer.param_groups[1]["lr"]
@@ -386,14 +418,49 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
                 stopped = "time_limit"
                 break
     except KeyboardInterrupt:
-        # Mid-epoch: keep the progress; --resume then repeats that epoch from these weights.
+        # Mid-epoch: keep the progress up to the last optimizer step; --resume goes on from there.
         if is_main and dirty:
-            ckpt_io.save_checkpoint(paths["last"], checkpoint(epochs_done))
+            ckpt_io.save_checkpoint(paths["last"], checkpoint(epochs_done, mark))
         raise
     return TrainResult(out=out, last=paths["last"], best=paths["best"], best_map=best_map, best_epoch=best_epoch,
                        final_map=final_map, epochs_run=len(history), stopped=stopped,
                        seconds=time.monotonic() - started, metrics=history, weights_report=weights_report,
                        config=ckpt_io.plain(dataclasses.asdict(config)))
+
+
+@dataclass
+class _StepMark:
+    """The state of an epoch at its last optimizer step: where a resumed epoch goes on.
+
+    batch: batches of the epoch in the weights; sums, seen: the running loss sums over
+    them; seconds: time spent in the epoch; buffers: batch-norm statistics as they were.
+    """
+
+    batch: int
+    sums: torch.Tensor
+    seen: int
+    seconds: float
+    buffers: dict[str, torch.Tensor]
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM arriving inside the block take effect at its end (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: h for s, h in previous.items() if h is not None}  # set outside Python: left alone
+    for s in previous:
+        signal.signal(s, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for s in held:
+            signal.raise_signal(s)
 
 
 def _optimizer_step(model, optimizer, scaler, ema) -> None:
