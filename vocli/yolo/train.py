@@ -252,12 +252,11 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "config.json", json.dumps(ckpt_io.plain(dataclasses.asdict(config)), indent=2) + "\n")
 
-    saved_buffers = [name for name, _ in model.named_buffers() if name in model.state_dict()]
+    saved_buffers = set(model.state_dict())  # buffers that checkpoints hold (not the non-persistent ones)
 
     def buffers() -> dict[str, torch.Tensor]:
         # Batch-norm statistics move with every forward pass, weights only at optimizer steps.
-        state = model.state_dict()
-        return {name: state[name].detach().clone() for name in saved_buffers}
+        return {name: b.detach().clone() for name, b in model.named_buffers() if name in saved_buffers}
 
     def checkpoint(epoch_done: int, mark: Optional[_StepMark] = None) -> dict[str, Any]:
         """The run after ``epoch_done`` epochs, or with ``mark`` part way through the next one."""
