@@ -223,6 +223,34 @@ def test_resume_mid_epoch_equals_uninterrupted_training(tiny, tmp_path, accumula
     assert [m["images"] for m in b["metrics"]] == [8, 8]
 
 
+def test_ctrl_c_during_an_optimizer_step_resumes_after_that_step(tiny, tmp_path, monkeypatch):
+    # The signal arrives inside the second step: the step ends, is recorded, and the run stops.
+    import vocli.yolo.train as train_module
+
+    cfg, data = tiny
+    settings = dict(batch_size=2)
+    straight = train(base_config(cfg, data, tmp_path / "straight", **settings))
+    real_step, steps = train_module._optimizer_step, []
+
+    def signalled_step(*args):
+        steps.append(1)
+        if len(steps) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        real_step(*args)
+
+    monkeypatch.setattr(train_module, "_optimizer_step", signalled_step)
+    with pytest.raises(KeyboardInterrupt):
+        train(base_config(cfg, data, tmp_path / "split", **settings))
+    assert load(tmp_path / "split" / "last.pt")["batch"] == 2
+    monkeypatch.setattr(train_module, "_optimizer_step", real_step)
+    train(TrainConfig(resume=str(tmp_path / "split" / "last.pt"), workers=0, threads=1))
+    a, b = load(tmp_path / "straight" / "last.pt"), load(tmp_path / "split" / "last.pt")
+    assert straight.epochs_run == 2 and b["epoch"] == 2
+    for key in ("raw_model", "model"):
+        for name in a[key]:
+            assert torch.equal(a[key][name], b[key][name]), (key, name)
+
+
 def test_interrupt_while_saving_an_epoch_keeps_one_row_per_epoch(tiny, tmp_path, monkeypatch):
     # Ctrl-C while last.pt of epoch 2 is being written: the epoch is to be repeated, so the
     # checkpoint saved on the way out holds epoch 1's row only, and resuming gives 2 rows.

@@ -309,11 +309,12 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
         by_time = config.epochs * (time.monotonic() - loop_start) / max(1e-6, stop - loop_start)
         return min(float(config.epochs), max(by_iter, dist.from_rank0(by_time)))
 
-    def step(batches_done: int) -> _StepMark:
+    def step(batches_done: int) -> None:
         """An optimizer step, and the epoch's mark after it; Ctrl-C waits for both (never half a step)."""
+        nonlocal mark
         with _signals_held():
             _optimizer_step(model, optimizer, scaler, ema)
-            return _StepMark(batches_done, sums.clone(), seen, time.monotonic() - epoch_start, buffers())
+            mark = _StepMark(batches_done, sums.clone(), seen, time.monotonic() - epoch_start, buffers())
 
     try:
         for epoch in range(start_epoch, config.epochs):
@@ -369,7 +370,8 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
                 seen += len(images)
                 trained_images += len(images)
                 if pending >= accumulate or i == batches - 1:
-                    mark, pending = step(i + 1), 0
+                    step(i + 1)
+                    pending = 0
                 running = sums / max(1, seen)
                 report(TrainEvent("batch", epoch=epoch, epochs=config.epochs, batch=i + 1, batches=batches,
                                   losses={"box": running[0].item(), "obj": running[1].item(),
@@ -377,7 +379,8 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
                                   lr=optimizer.param_groups[1]["lr"]))
                 if deadline is not None and dist.agree(time.monotonic() >= train_deadline()):
                     if pending:
-                        mark, pending = step(i + 1), 0
+                        step(i + 1)
+                        pending = 0
                     time_up = True
                     break
             lr_now = optimizer.param_groups[1]["lr"]
