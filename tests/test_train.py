@@ -276,6 +276,30 @@ def test_interrupt_while_saving_an_epoch_keeps_one_row_per_epoch(tiny, tmp_path,
     assert [m.epoch for m in resumed.metrics] == [1, 2]
 
 
+def test_interrupt_while_saving_the_best_weights_keeps_best_pt_and_best_epoch_together(tiny, tmp_path,
+                                                                                     monkeypatch):
+    # Ctrl-C while best.pt of epoch 1 is being written: the resumed run evaluates epoch 1 again and
+    # must still write best.pt for it (the interrupted run had already counted it as the best).
+    from vocli.yolo import checkpoint as ckpt_io
+
+    cfg, data = tiny
+    real_save = ckpt_io.save_checkpoint
+
+    def interrupted_at_first_best(path, ck):
+        if Path(path).name == "best.pt" and not Path(path).exists():
+            raise KeyboardInterrupt
+        real_save(path, ck)
+
+    monkeypatch.setattr(ckpt_io, "save_checkpoint", interrupted_at_first_best)
+    with pytest.raises(KeyboardInterrupt):
+        train(base_config(cfg, data, tmp_path / "run", eval_every=1))
+    saved = load(tmp_path / "run" / "last.pt")
+    assert (saved["epoch"], saved["best_epoch"], saved["best_map"]) == (0, None, None)
+    monkeypatch.setattr(ckpt_io, "save_checkpoint", real_save)
+    resumed = train(TrainConfig(resume=str(tmp_path / "run" / "last.pt"), workers=0, threads=1))
+    assert load(tmp_path / "run" / "best.pt")["epoch"] == resumed.best_epoch
+
+
 def test_freeze_backbone_leaves_backbone_unchanged(tiny, tmp_path):
     from vocli.yolo.setup import build_model
 

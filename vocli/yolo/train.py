@@ -276,6 +276,8 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
         if mark is not None:
             ck["batch"] = mark.batch
             ck["partial"] = {"sums": mark.sums.tolist(), "seen": mark.seen, "seconds": mark.seconds}
+            # The epoch's evaluation, if it ran, runs again on resume: the best as before it.
+            ck["best_map"], ck["best_epoch"] = mark.best
         return ck
 
     report(TrainEvent("start", epoch=start_epoch, epochs=config.epochs, batches=batches,
@@ -314,7 +316,8 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
         nonlocal mark
         with _signals_held():
             _optimizer_step(model, optimizer, scaler, ema)
-            mark = _StepMark(batches_done, sums.clone(), seen, time.monotonic() - epoch_start, buffers())
+            mark = _StepMark(batches_done, sums.clone(), seen, time.monotonic() - epoch_start, buffers(),
+                             best_before)
 
     try:
         for epoch in range(start_epoch, config.epochs):
@@ -335,7 +338,8 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
             if first and partial:
                 sums, seen = torch.tensor(partial["sums"], dtype=torch.float32), int(partial["seen"])
                 epoch_start -= float(partial["seconds"])
-            mark = _StepMark(first, sums.clone(), seen, time.monotonic() - epoch_start, buffers())
+            best_before = (best_map, best_epoch)
+            mark = _StepMark(first, sums.clone(), seen, time.monotonic() - epoch_start, buffers(), best_before)
             optimizer.zero_grad(set_to_none=True)
             pending = 0
             time_up = False
@@ -435,7 +439,8 @@ class _StepMark:
     """The state of an epoch at its last optimizer step: where a resumed epoch goes on.
 
     batch: batches of the epoch in the weights; sums, seen: the running loss sums over
-    them; seconds: time spent in the epoch; buffers: batch-norm statistics as they were.
+    them; seconds: time spent in the epoch; buffers: batch-norm statistics as they were;
+    best: (best mAP, its epoch) before the epoch.
     """
 
     batch: int
@@ -443,6 +448,7 @@ class _StepMark:
     seen: int
     seconds: float
     buffers: dict[str, torch.Tensor]
+    best: tuple[Optional[float], Optional[int]]
 
 
 @contextlib.contextmanager
