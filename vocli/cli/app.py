@@ -11,7 +11,6 @@ import threading
 import traceback
 from typing import Iterator, Optional, Sequence
 
-import click
 import typer
 from rich.markup import escape
 
@@ -71,21 +70,15 @@ def _register_commands() -> None:
 _register_commands()
 
 
-def _click_exceptions(name: str) -> tuple:
-    """``name`` from click, typer, and the copy of click that newer Typer versions vendor."""
-    modules = [click.exceptions, typer]
-    try:
-        from typer._click import exceptions as vendored  # Typer >= 0.20
-
-        modules.append(vendored)
-    except ImportError:
-        pass
-    return tuple({getattr(m, name) for m in modules if isinstance(getattr(m, name, None), type)})
+def _base_exception(cls: type, name: str) -> type:
+    """The class called ``name`` among ``cls``'s bases: click's exception classes reached through
+    Typer's public ones, whichever click Typer uses (its own copy since 0.20, the package before)."""
+    return next(base for base in cls.__mro__ if base.__name__ == name)
 
 
-_EXIT = _click_exceptions("Exit")
-_ABORT = _click_exceptions("Abort")
-_CLICK_ERROR = _click_exceptions("ClickException") + _click_exceptions("UsageError")
+_EXIT = (typer.Exit,)
+_ABORT = (typer.Abort,)
+_CLICK_ERROR = (_base_exception(typer.BadParameter, "ClickException"),)
 
 
 @contextlib.contextmanager
