@@ -131,9 +131,11 @@ def read_results(path: str | os.PathLike, classes: Sequence[str], image_ids: Seq
                               hint="category ids are 1..C in class-list order (vocli convert coco)")
     known = np.asarray(image_ids, np.int64)
     order = np.argsort(known, kind="stable")
-    pos = np.searchsorted(known[order], img)
-    pos = np.minimum(pos, max(len(known) - 1, 0))
-    found = (len(known) > 0) & (known[order][pos] == img) if len(img) else np.zeros(0, bool)
+    if len(known) == 0:
+        found, pos = np.zeros(len(img), bool), np.zeros(len(img), np.int64)
+    else:
+        pos = np.minimum(np.searchsorted(known[order], img), len(known) - 1)
+        found = known[order][pos] == img
     if not np.all(found):
         missing = sorted(set(img[~found].tolist()))
         raise CocoFormatError(f"{path}: {len(missing)} image id(s) not in the evaluated set, e.g. {missing[0]}",

@@ -199,7 +199,10 @@ def evaluate(weights=None, data=None, detections=None, root=None, sets=None, cfg
 
     if detections is not None:
         gt = voc_ground_truth(voc_sets, names, progress, workers=workers)
-        found, files = load_detections(detections, names)
+        if _is_coco_results(detections):
+            found, files = coco_detections(detections, gt, names), [Path(detections)]
+        else:
+            found, files = load_detections(detections, names)
         result = evaluate_detections(found, gt, names, iou_threshold=iou_threshold, metric=metric)
         result.source = f"{len(files)} detection file(s) from {detections}"
     else:
@@ -220,6 +223,29 @@ def evaluate(weights=None, data=None, detections=None, root=None, sets=None, cfg
     if plots is not None:
         write_plots(result, plots)
     return result
+
+
+def _is_coco_results(path) -> bool:
+    """A ``.json`` file holding a JSON list (COCO results), not vocli's JSON lines."""
+    path = Path(path).expanduser()
+    if path.suffix != ".json" or not path.is_file():
+        return False
+    with open(path, "rb") as f:
+        return f.read(256).lstrip()[:1] == b"["
+
+
+def coco_detections(path, gt: GroundTruth, classes: Sequence[str]) -> Detections:
+    """A COCO results file as ``Detections`` on ``gt``'s images (ids by ``vocli.coco.coco_image_ids``).
+
+    The file's own ``[x, y, w, h]`` boxes are kept for the ``coco`` metric; ``boxes`` holds them
+    as VOC corners (``vocli.boxes.coco_to_voc``) for the VOC metrics.
+    """
+    from vocli.boxes import coco_to_voc
+    from vocli.coco import coco_image_ids, read_results
+
+    index, xywh, scores, labels = read_results(path, classes, coco_image_ids(list(gt.image_ids)))
+    return Detections(np.asarray(gt.image_ids, dtype=object)[index], coco_to_voc(xywh), scores, labels,
+                      coco_boxes=xywh)
 
 
 def write_plots(result: EvalResult, folder: Union[str, os.PathLike], max_points: int = 400) -> list[Path]:
