@@ -8,21 +8,25 @@ name says otherwise; units are whatever the caller uses (pixels or normalised).
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
-import torch
+
+# torch is imported where a tensor is handled, not with this module: numpy-only users (COCO and
+# VOC scoring, converters) start without paying for it. A tensor exists only once torch is loaded.
 
 
 def _is_torch(x) -> bool:
-    return isinstance(x, torch.Tensor)
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
 
 
 def _max(a, b):
-    return torch.maximum(a, b) if _is_torch(a) else np.maximum(a, b)
+    return sys.modules["torch"].maximum(a, b) if _is_torch(a) else np.maximum(a, b)
 
 
 def _min(a, b):
-    return torch.minimum(a, b) if _is_torch(a) else np.minimum(a, b)
+    return sys.modules["torch"].minimum(a, b) if _is_torch(a) else np.minimum(a, b)
 
 
 def _clip0(x):
@@ -30,7 +34,7 @@ def _clip0(x):
 
 
 def _stack(xs, axis=-1):
-    return torch.stack(xs, dim=axis) if _is_torch(xs[0]) else np.stack(xs, axis=axis)
+    return sys.modules["torch"].stack(xs, dim=axis) if _is_torch(xs[0]) else np.stack(xs, axis=axis)
 
 
 # --------------------------------------------------------------------------- formats
@@ -186,6 +190,7 @@ def iou_aligned(a, b, kind: str = "iou", eps: float = 1e-9):
                + (a[..., 1] + a[..., 3] - b[..., 1] - b[..., 3]) ** 2) / 4
     if kind == "diou":
         return iou - centre2 / diag2
+    torch = sys.modules.get("torch")
     atan = torch.atan if t else np.arctan
     v = (4 / math.pi ** 2) * (atan(w2 / (h2 + eps)) - atan(w1 / (h1 + eps))) ** 2
     if t:
@@ -206,6 +211,8 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, method:
     keeps boxes whose centres are far apart even when they overlap a lot.
     A box is suppressed when its (D)IoU with a kept box is strictly above the threshold.
     """
+    import torch
+
     if method not in ("standard", "diou"):
         raise ValueError(f"unknown NMS method {method!r}; use standard or diou")
     if boxes.numel() == 0:
@@ -234,6 +241,8 @@ def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor
 
     boxes: (N, 4) xyxy, scores: (N,), classes: (N,) int -> kept indices sorted by score.
     """
+    import torch
+
     if boxes.numel() == 0:
         return torch.empty(0, dtype=torch.long, device=boxes.device)
     # Offset each class into its own region so one NMS call handles all classes.

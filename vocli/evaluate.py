@@ -21,7 +21,6 @@ from vocli.datasets.voc import (VOC_CLASSES, VocSet, image_size_from_file, parse
 from vocli.detection_files import load_detections, to_voc_pixels
 from vocli.errors import VocliError
 from vocli.metrics import Detections, EvalResult, GroundTruth, default_metric, evaluate_detections
-from vocli.predict import SkippedImage, load_model, predict_images
 
 Progress = Optional[Callable[[int], None]]
 
@@ -121,6 +120,8 @@ def evaluate_model(model, image_paths: Sequence[Union[str, os.PathLike]], ground
     ``ground_truth_for_images`` (pass it in when calling every epoch to skip re-reading).
     ``metric=None``: ``voc07`` for exactly VOC2007 test, else ``voc12``.
     """
+    from vocli.predict import SkippedImage, predict_images
+
     if len(classes) != int(model.num_classes):
         raise VocliError(f"{len(classes)} class names for a model with {model.num_classes} classes",
                          hint="use the .names file the model was trained with")
@@ -215,6 +216,8 @@ def evaluate(weights=None, data=None, detections=None, root=None, sets=None, cfg
             images, data_names = _image_list(data, split)
             names = tuple(classes) if classes else data_names
             gt = ground_truth_for_images(images, names)
+        from vocli.predict import load_model
+
         loaded = load_model(weights, cfg=cfg, device=device)
         result = evaluate_model(loaded.model, images, gt, classes=names, img_size=img_size, conf=conf, iou=iou,
                                 batch_size=batch_size, device=device, metric=metric, nms=nms,
