@@ -51,6 +51,7 @@ COMMAND_MODULES = (
     "train",
     "evaluate",
     "detect",
+    "export_onnx",
     "stats",
     "demo",
 )
