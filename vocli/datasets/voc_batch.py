@@ -380,7 +380,7 @@ def _structure(t: _Tags) -> list[np.ndarray] | np.ndarray:
     long = np.flatnonzero(name_length > 8)
     high[long] = words[name_start[long] + 8] & LOW_MASK.take(name_length[long] - 8)
     # Names in the table are valid as they are; others have their characters checked.
-    entry = _SLOTS.take((low * _NAME_MULTIPLIER) >> np.uint64(64 - _SLOT_BITS))
+    entry = _SLOTS.take(((low * _NAME_MULTIPLIER) >> np.uint64(64 - _SLOT_BITS)).astype(np.intp))
     known = (_NAME_LOW.take(entry) == low) & (_NAME_HIGH.take(entry) == high)
     other = np.flatnonzero(~known)
     if other.size:
