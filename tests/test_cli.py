@@ -88,7 +88,7 @@ def test_sigterm_exits_143_and_cleans_up_like_ctrl_c(capsys):
 def test_sigterm_during_convert_yolo_leaves_nothing_behind(tmp_path):
     # A real process, terminated mid-run (chunks slowed down): exit 143, no labels, no staging
     # folder, no list files, and the forked helper is gone with it.
-    from conftest import write_voc_xml
+    from helpers import write_voc_xml
 
     voc = tmp_path / "VOCdevkit" / "VOC2007"
     ids = [f"{i:04d}" for i in range(64)]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from converters.voc_to_yolo import convert_yolo, label_path_for, read_data_file
-from conftest import write_voc_xml
+from helpers import write_voc_xml
 from vocli.cli.app import main
 from vocli.datasets.voc import VOC_CLASSES
 from vocli.errors import VocliError

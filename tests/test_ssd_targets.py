@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_voc_xml
+from helpers import write_voc_xml
 from converters.ssd_targets import (SSD300, SSD512, build_ssd_targets, decode, encode, match,
                                     normalise_voc_boxes, open_targets, prior_boxes)
 from vocli.cli.app import main

@@ -5,125 +5,22 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from vocli.errors import TrainingDivergedError, VocliError
 from vocli.yolo.train import TrainConfig, train
 
-# Five convolutions, two [yolo] heads (strides 16 and 8), 4 classes: (3 * (5 + 4)) = 27 filters.
-TINY_CFG = """
-[net]
-width=64
-height=64
-channels=3
-
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=2
-pad=1
-activation=leaky
-
-[convolutional]
-batch_normalize=1
-filters=16
-size=3
-stride=2
-pad=1
-activation=leaky
-
-[convolutional]
-batch_normalize=1
-filters=16
-size=3
-stride=2
-pad=1
-activation=leaky
-
-[convolutional]
-batch_normalize=1
-filters=32
-size=3
-stride=2
-pad=1
-activation=leaky
-
-[convolutional]
-size=1
-stride=1
-pad=1
-filters=27
-activation=linear
-
-[yolo]
-mask=3,4,5
-anchors=6,8, 12,10, 14,22, 24,20, 30,40, 56,50
-classes=4
-num=6
-ignore_thresh=.7
-
-[route]
-layers=-3
-
-[convolutional]
-size=1
-stride=1
-pad=1
-filters=27
-activation=linear
-
-[yolo]
-mask=0,1,2
-anchors=6,8, 12,10, 14,22, 24,20, 30,40, 56,50
-classes=4
-num=6
-ignore_thresh=.7
-"""
-
-CLASSES = ("circle", "square", "triangle", "star")
-
-
-def make_darknet_set(root: Path, n: int = 12, size: int = 64) -> Path:
-    """Images with one coloured rectangle each, darknet labels, lists, names and a .data file."""
-    rng = np.random.default_rng(0)
-    img_dir, lab_dir = root / "JPEGImages", root / "labels"
-    img_dir.mkdir(parents=True)
-    lab_dir.mkdir()
-    paths = []
-    for i in range(n):
-        img = np.full((size, size, 3), 40, dtype=np.uint8)
-        cls = i % 4
-        w, h = rng.integers(12, 30, 2)
-        x, y = rng.integers(0, size - w), rng.integers(0, size - h)
-        img[y:y + h, x:x + w] = (60 * cls + 60, 200 - 40 * cls, 90)
-        p = img_dir / f"{i:04d}.png"
-        Image.fromarray(img).save(p)
-        (lab_dir / f"{i:04d}.txt").write_text(
-            f"{cls} {(x + w / 2) / size} {(y + h / 2) / size} {w / size} {h / size}\n")
-        paths.append(p)
-    (root / "train.txt").write_text("".join(f"{p}\n" for p in paths[:8]))
-    (root / "valid.txt").write_text("".join(f"{p}\n" for p in paths[8:]))
-    (root / "shapes.names").write_text("\n".join(CLASSES) + "\n")
-    data = root / "tiny.data"
-    data.write_text(f"classes = 4\ntrain = {root / 'train.txt'}\nvalid = {root / 'valid.txt'}\n"
-                    f"names = {root / 'shapes.names'}\nbackup = backup/\n")
-    return data
-
+from helpers import CLASSES, make_darknet_set, write_tiny_cfg
 
 @pytest.fixture
 def tiny(tmp_path):
-    cfg = tmp_path / "tiny.cfg"
-    cfg.write_text(TINY_CFG)
+    cfg = write_tiny_cfg(tmp_path / "tiny.cfg")
     data = make_darknet_set(tmp_path / "set")
     return cfg, data
 
@@ -391,18 +288,12 @@ def test_cli_train_json(tiny, tmp_path, capsys):
     assert doc["epochs_run"] == 1 and Path(doc["last"]).exists()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_process_gloo_run(tiny, tmp_path):
     cfg, data = tiny
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(free_port()), "-m", "vocli", "train", "--data", str(data), "--cfg", str(cfg),
+    # --standalone: the rendezvous server binds a free port itself (no pick-then-bind race)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "vocli", "train", "--data", str(data), "--cfg", str(cfg),
            "--img-size", "64", "--epochs", "1", "--batch-size", "4", "--workers", "0", "--eval-every", "0",
            "--out", str(tmp_path / "ddp"), "--json"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)

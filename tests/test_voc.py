@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import write_voc_xml
+from helpers import write_voc_xml
 from vocli.datasets.voc import (VOC_CLASSES, devkit_dir, discover_sets, parse_annotation,
                                 parse_annotation_bytes, read_classes, resolve_sets)
 from vocli.errors import AnnotationError, DatasetNotFoundError, UnknownClassError
