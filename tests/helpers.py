@@ -19,6 +19,21 @@ def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
 
+def read_voc_plain(path) -> dict:
+    """An independent VOC reader for expected values: plain ElementTree, every field as the text written.
+
+    -> {"filename", "width", "height", "objects": [{"name", "difficult", "truncated", "box"}]}; a
+    missing tag reads as None, box is [xmin, ymin, xmax, ymax] strings.
+    """
+    root = ET.parse(path).getroot()
+    return {"filename": root.findtext("filename"), "width": int(root.findtext("size/width")),
+            "height": int(root.findtext("size/height")),
+            "objects": [{"name": o.findtext("name"), "difficult": o.findtext("difficult"),
+                         "truncated": o.findtext("truncated"),
+                         "box": [o.find("bndbox").findtext(t) for t in ("xmin", "ymin", "xmax", "ymax")]}
+                        for o in root.iter("object")]}
+
+
 def write_voc_xml(path: Path, filename: str, width: int, height: int, objects, depth: int = 3) -> Path:
     """Write a minimal VOC annotation. objects: iterable of (name, xmin, ymin, xmax, ymax, difficult)."""
     parts = [f"<annotation><folder>VOCtest</folder><filename>{filename}</filename>",

@@ -236,7 +236,8 @@ def test_data_file_stands_for_its_train_list(tmp_path, capsys):
 
 
 def test_hdf5_shapes(tmp_path):
-    h5py = pytest.importorskip("h5py")
+    import h5py
+
     path = tmp_path / "train.h5"
     with h5py.File(path, "w") as f:
         f["image_ids"] = np.array(["000001", "000002"], dtype=h5py.string_dtype())
@@ -286,7 +287,6 @@ def test_compute_anchors_errors(tmp_path, tiny_voc):
 
 
 def test_plot_is_written(tmp_path, tiny_voc):
-    pytest.importorskip("vocli.plotting")
     from PIL import Image
 
     result = compute_anchors(k=2, root=tiny_voc, plot=tmp_path / "anchors.png")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import posixpath
@@ -15,6 +14,8 @@ import pytest
 from vocli.datasets import extract as ex
 from vocli.datasets.extract import pack_tree, safe_extract
 from vocli.errors import UnsafeArchiveError, VocliError
+
+from helpers import md5
 
 
 def write_tar(path: Path, entries) -> Path:
@@ -175,7 +176,7 @@ def test_pack_tree_is_reproducible_and_round_trips(tmp_path):
     time.sleep(0.01)
     os.utime(src / "VOCdevkit" / "VOCshapes" / "a.txt", (1, 1))  # mtimes on disk do not leak in
     second = pack_tree(src, "VOCdevkit", tmp_path / "two.tar")
-    digest = [hashlib.md5(p.read_bytes()).hexdigest() for p in (first, second)]
+    digest = [md5(p.read_bytes()) for p in (first, second)]
     assert digest[0] == digest[1]
     with tarfile.open(first) as tar:
         names = tar.getnames()
