@@ -20,6 +20,17 @@ def voc_sample() -> Path:
 
 
 @pytest.fixture
+def default_sigint():
+    """Ctrl-C raises KeyboardInterrupt in this process for the test, however pytest was started
+    (a background job starts with SIGINT ignored, and Python then installs no handler)."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture
 def tiny_voc(tmp_path) -> Path:
     """A two-image VOC2007-layout tree with train/val/trainval/test lists; returns the root."""
     voc = tmp_path / "VOCdevkit" / "VOC2007"

@@ -7,6 +7,9 @@ tiny Darknet cfg and image set used by the training tests.
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Optional
@@ -17,6 +20,31 @@ from PIL import Image
 
 def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
+
+
+TESTS_DIR = Path(__file__).resolve().parent
+
+#: Put first in every child's code: a shell that starts pytest in the background (``pytest &``)
+#: starts it, and so its children, with SIGINT ignored, where Python installs no
+#: KeyboardInterrupt handler. Signal tests must not depend on how pytest was started.
+DEFAULT_SIGINT = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+
+
+def python_child(code: str, *args: str, **popen) -> subprocess.Popen:
+    """Start ``python -c code args`` with Ctrl-C raising KeyboardInterrupt and tests/ importable.
+
+    Signals in tests go to such a child, never to pytest itself (a broken handler would
+    take the whole run down).
+    """
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")])))
+    return subprocess.Popen([sys.executable, "-c", DEFAULT_SIGINT + code, *args], env=env, text=True, **popen)
+
+
+def run_python(code: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``python_child`` to its end; stdout and stderr captured."""
+    child = python_child(code, *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = child.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(child.args, child.returncode, out, err)
 
 
 def read_voc_plain(path) -> dict:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ import torch
 from vocli.errors import TrainingDivergedError, VocliError
 from vocli.yolo.train import TrainConfig, train
 
-from helpers import CLASSES, make_darknet_set, write_tiny_cfg
+from helpers import CLASSES, make_darknet_set, python_child, run_python, write_tiny_cfg
 
 @pytest.fixture
 def tiny(tmp_path):
@@ -120,26 +120,29 @@ def test_resume_mid_epoch_equals_uninterrupted_training(tiny, tmp_path, accumula
     assert [m["images"] for m in b["metrics"]] == [8, 8]
 
 
-def test_ctrl_c_during_an_optimizer_step_resumes_after_that_step(tiny, tmp_path, monkeypatch):
+def test_ctrl_c_during_an_optimizer_step_resumes_after_that_step(tiny, tmp_path):
     # The signal arrives inside the second step: the step ends, is recorded, and the run stops.
-    import vocli.yolo.train as train_module
-
     cfg, data = tiny
     settings = dict(batch_size=2)
     straight = train(base_config(cfg, data, tmp_path / "straight", **settings))
-    real_step, steps = train_module._optimizer_step, []
-
-    def signalled_step(*args):
-        steps.append(1)
-        if len(steps) == 2:
-            os.kill(os.getpid(), signal.SIGINT)
-        real_step(*args)
-
-    monkeypatch.setattr(train_module, "_optimizer_step", signalled_step)
-    with pytest.raises(KeyboardInterrupt):
-        train(base_config(cfg, data, tmp_path / "split", **settings))
+    # the interrupted run is a child process: the signal goes to it, not to pytest
+    code = ("import dataclasses, json, os, signal, sys\n"
+            "import vocli.yolo.train as train_module\n"
+            "real_step, steps = train_module._optimizer_step, []\n"
+            "def signalled_step(*args):\n"
+            "    steps.append(1)\n"
+            "    if len(steps) == 2:\n"
+            "        os.kill(os.getpid(), signal.SIGINT)\n"
+            "    real_step(*args)\n"
+            "train_module._optimizer_step = signalled_step\n"
+            "try:\n"
+            "    train_module.train(train_module.TrainConfig(**json.loads(sys.argv[1])))\n"
+            "except KeyboardInterrupt:\n"
+            "    print('interrupted')\n")
+    config = dataclasses.asdict(base_config(cfg, data, tmp_path / "split", **settings))
+    result = run_python(code, json.dumps(config))
+    assert result.stdout.strip() == "interrupted", result.stderr
     assert load(tmp_path / "split" / "last.pt")["batch"] == 2
-    monkeypatch.setattr(train_module, "_optimizer_step", real_step)
     train(TrainConfig(resume=str(tmp_path / "split" / "last.pt"), workers=0, threads=1))
     a, b = load(tmp_path / "straight" / "last.pt"), load(tmp_path / "split" / "last.pt")
     assert straight.epochs_run == 2 and b["epoch"] == 2
@@ -349,13 +352,48 @@ def test_auto_anchors_fit_the_training_boxes(tiny):
 
 
 def test_ctrl_c_inside_an_optimizer_step_takes_effect_after_it():
-    from vocli.yolo.train import _signals_held
+    # in a child process: the signal goes to it, not to pytest
+    code = ("import os, signal, time\n"
+            "from vocli.yolo.train import _signals_held\n"
+            "done, before = [], signal.getsignal(signal.SIGINT)\n"
+            "try:\n"
+            "    with _signals_held():\n"
+            "        os.kill(os.getpid(), signal.SIGINT)\n"
+            "        time.sleep(0.05)  # a Python handler would have run here\n"
+            "        done.append('step')\n"
+            "except KeyboardInterrupt:\n"
+            "    print('raised after', done, signal.getsignal(signal.SIGINT) is before)\n")
+    result = run_python(code, timeout=120)
+    assert result.stdout.strip() == "raised after ['step'] True", result.stderr
 
-    done, before = [], signal.getsignal(signal.SIGINT)
-    with pytest.raises(KeyboardInterrupt):
-        with _signals_held():
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)  # a Python handler would have run here
-            done.append("step")
-    assert done == ["step"]
-    assert signal.getsignal(signal.SIGINT) is before
+
+def test_sigterm_during_train_exits_143_with_last_pt(tiny, tmp_path):
+    """`vocli train` in a child process, terminated while it waits inside its third batch."""
+    cfg, data = tiny
+    code = ("import sys\n"
+            "import vocli.yolo.train as train_module\n"
+            "from vocli.cli.app import main\n"
+            "real, calls = train_module.yolo_loss, []\n"
+            "def loss(*args):\n"
+            "    calls.append(1)\n"
+            "    if len(calls) == 3:  # two optimizer steps done (accumulate 1)\n"
+            "        print('ready', flush=True)\n"
+            "        sys.stdin.readline()  # the parent's SIGTERM arrives here\n"
+            "    return real(*args)\n"
+            "train_module.yolo_loss = loss\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    out = tmp_path / "run"
+    child = python_child(code, "train", "--data", str(data), "--cfg", str(cfg), "--img-size", "64", "--epochs", "3",
+                         "--batch-size", "2", "--accumulate", "1", "--workers", "0", "--threads", "1",
+                         "--eval-every", "0", "--out", str(out), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=120)
+    finally:
+        child.kill()
+    assert child.returncode == 143, err
+    assert "terminated" in err and "Traceback" not in err
+    ck = load(out / "last.pt")
+    assert (ck["epoch"], ck["batch"]) == (0, 2)  # saved at the last optimizer step before the signal
