@@ -19,7 +19,7 @@ def _sigint_handler(_job: int):
     return signal.getsignal(signal.SIGINT)
 
 
-def test_workers_leave_ctrl_c_to_the_parent():
+def test_workers_leave_ctrl_c_to_the_parent(default_sigint):
     # Ctrl-C reaches the whole process group; only the parent reports it (no worker tracebacks).
     handlers = list(run_chunks(_sigint_handler, [1, 2, 3, 4], workers=2, sizes=[1] * 4))
     assert handlers == [signal.SIG_IGN] * 4
@@ -100,7 +100,7 @@ def test_gather_chunks_with_no_jobs_or_one():
     assert gather_chunks(_square_slowly, [3], 2, sizes=[1]) == [(9, _PARENT)]
 
 
-def test_gather_chunks_helpers_leave_ctrl_c_to_the_parent():
+def test_gather_chunks_helpers_leave_ctrl_c_to_the_parent(default_sigint):
     handlers = gather_chunks(_sigint_handler_slowly, list(range(8)), 2, sizes=[1] * 8)
     by_process = dict((pid, handler) for handler, pid in handlers)
     assert by_process.pop(_PARENT) is not signal.SIG_IGN

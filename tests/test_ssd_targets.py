@@ -7,7 +7,6 @@ import itertools
 import json
 import math
 import shutil
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import h5py
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_voc_xml
+from helpers import read_voc_plain, write_voc_xml
 from converters.ssd_targets import (SSD300, SSD512, build_ssd_targets, decode, encode, match,
                                     normalise_voc_boxes, open_targets, prior_boxes)
 from vocli.cli.app import main
@@ -179,17 +178,15 @@ def test_encode_decode_round_trip():
 
 def reference_image(xml: Path, include_difficult: bool):
     """Ground truth read with ElementTree and normalised as ssd.pytorch's VOC transform."""
-    root = ET.parse(xml).getroot()
-    w, h = int(root.find("size/width").text), int(root.find("size/height").text)
+    doc = read_voc_plain(xml)
+    w, h = doc["width"], doc["height"]
     boxes, labels, difficult = [], [], []
-    for obj in root.iter("object"):
-        d = int(obj.find("difficult").text) == 1
+    for obj in doc["objects"]:
+        d = int(obj["difficult"]) == 1
         if d and not include_difficult:
             continue
-        bb = obj.find("bndbox")
-        boxes.append([(float(bb.find(t).text) - 1) / s for t, s in
-                      (("xmin", w), ("ymin", h), ("xmax", w), ("ymax", h))])
-        labels.append(VOC_CLASSES.index(obj.find("name").text))
+        boxes.append([(float(v) - 1) / s for v, s in zip(obj["box"], (w, h, w, h))])
+        labels.append(VOC_CLASSES.index(obj["name"]))
         difficult.append(d)
     return np.array(boxes, np.float32).reshape(-1, 4), np.array(labels, np.int64), np.array(difficult, bool)
 
