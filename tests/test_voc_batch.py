@@ -13,7 +13,7 @@ import random
 import numpy as np
 import pytest
 
-from test_voc_plain import ACTION_OBJECT, PLAIN, checked, mutate
+from voc_fixtures import ACTION_OBJECT, PLAIN, checked, mutate
 from vocli.datasets.shapes import generate_shapes
 from vocli.datasets.voc import VOC_CLASSES
 from vocli.datasets.byte_spans import span_decimals, words_at_every_offset

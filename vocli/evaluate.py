@@ -16,8 +16,8 @@ from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from vocli.datasets.voc import (VOC_CLASSES, VocSet, image_size_from_file, parse_annotation, parse_annotations,
-                               resolve_sets)
+from vocli.datasets.voc import VOC_CLASSES, VocSet, image_size_from_file, parse_annotation, resolve_sets
+from vocli.datasets.voc_bulk import read_annotations
 from vocli.detection_files import load_detections, to_voc_pixels
 from vocli.errors import VocliError
 from vocli.metrics import Detections, EvalResult, GroundTruth, default_metric, evaluate_detections
@@ -38,14 +38,23 @@ def voc_ground_truth(voc_sets: Sequence[VocSet], classes: Sequence[str], progres
                      workers: Optional[int] = None) -> GroundTruth:
     """Ground truth of every image listed in ``voc_sets`` (ids as in the split lists), difficult kept.
 
-    The XML files are parsed in ``workers`` processes (default: all cores; small sets in-process).
+    The XML files are read by ``voc_bulk.read_annotations`` in ``workers`` processes (default:
+    all cores; small sets in-process). An image whose annotation is invalid is left out, and
+    listed in ``invalid`` (``convert``'s ``--skip-invalid`` semantics: the run goes on).
     """
+    from converters._common import invalid_annotation
+
     listed = [(vs, image_id) for vs in voc_sets for image_id in vs.ids()]
-    ids = [image_id for _, image_id in listed]
-    annotations = parse_annotations([vs.annotation_path(image_id) for vs, image_id in listed], classes=classes,
-                                    workers=workers, progress=progress)
-    return GroundTruth.from_images([(image_id, ann.boxes(), ann.labels(classes), ann.difficult())
-                                    for image_id, ann in zip(ids, annotations)])
+    table = read_annotations([vs.annotation_path(image_id) for vs, image_id in listed], classes=classes,
+                             workers=workers, progress=progress)
+    valid = table.valid
+    keep = np.flatnonzero(valid)
+    object_file = table.object_file()
+    return GroundTruth(image_ids=[listed[i][1] for i in keep.tolist()],
+                       image_index=(np.cumsum(valid) - 1)[object_file].astype(np.int64),
+                       boxes=table.boxes, labels=table.class_ids, difficult=table.difficult,
+                       invalid=[invalid_annotation(err) for err in table.invalid],
+                       invalid_ids=[listed[i][1] for i in sorted(table.errors)])
 
 
 def _xml_beside(image: Path) -> Optional[Path]:
@@ -200,6 +209,9 @@ def evaluate(weights=None, data=None, detections=None, root=None, sets=None, cfg
     if detections is not None:
         gt = voc_ground_truth(voc_sets, names, progress, workers=workers)
         found, files = load_detections(detections, names)
+        if gt.invalid_ids:  # their images are left out: so are their detections
+            kept = ~np.isin(found.image_ids, np.array(gt.invalid_ids, dtype=object))
+            found = Detections(found.image_ids[kept], found.boxes[kept], found.scores[kept], found.labels[kept])
         result = evaluate_detections(found, gt, names, iou_threshold=iou_threshold, metric=metric)
         result.source = f"{len(files)} detection file(s) from {detections}"
     else:
@@ -207,6 +219,8 @@ def evaluate(weights=None, data=None, detections=None, root=None, sets=None, cfg
         if voc_sets is not None:
             images = [vs.image_path(i) for vs in voc_sets for i in vs.ids()]
             gt = voc_ground_truth(voc_sets, names, workers=workers)
+            left_out = set(gt.invalid_ids)
+            images = [vs.image_path(i) for vs in voc_sets for i in vs.ids() if i not in left_out]
             gt.image_ids = [str(p) for p in images]
         else:
             images, data_names = _image_list(data, split)
@@ -217,6 +231,8 @@ def evaluate(weights=None, data=None, detections=None, root=None, sets=None, cfg
                                 batch_size=batch_size, device=device, metric=metric, nms=nms,
                                 iou_threshold=iou_threshold, progress=progress)
         result.source = f"{weights} on {len(images)} images"
+    if voc_sets is not None:
+        result.invalid = gt.invalid
     if plots is not None:
         write_plots(result, plots)
     return result
