@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
-from vocli.boxes import box_iou
+from vocli.boxes import box_iou_paired
 from vocli.datasets.shapes import SHAPES_CLASSES
 from vocli.datasets.voc import VOC_CLASSES, Annotation, VocSet, discover_sets, resolve_sets
 from vocli.datasets.voc_bulk import AnnotationTable, read_annotations
@@ -131,31 +131,55 @@ def _choose_classes(names: set[str], classes: Optional[Sequence[str]]) -> tuple[
     return tuple(sorted(names)), "found"
 
 
-def _duplicates(boxes: np.ndarray, class_ids: np.ndarray, block: int = 1024) -> list[tuple[int, int, float]]:
-    """(i, j, IoU) of each object j with an earlier object i of its class at IoU >= ``DUPLICATE_IOU``:
-    the earliest such i only, so at most one pair per object. boxes: (n, 4) of one image.
+def _duplicates(boxes: np.ndarray, class_ids: np.ndarray, budget: int = 1 << 21) -> list[tuple[int, int, float]]:
+    """(i, j, IoU) for each object j that has an earlier object i of its class at IoU >= ``DUPLICATE_IOU``:
+    one pair per such j (i its earliest identical twin, else its earliest partner). boxes: (n, 4) of one image.
 
-    Only boxes of one class are compared, in numpy blocks of ``block`` rows (memory bounded by
-    ``block`` x n). The work is quadratic in the objects of one class of one image, which
-    ``voc.MAX_OBJECTS`` bounds (10,000 boxes of one class: about 5e7 pairs, ~1 s).
+    Not quadratic: identical boxes are grouped first (np.unique), and two distinct boxes are
+    compared only when their left edges lie within ``(1 - t) / t`` of a width of each other,
+    which IoU >= t requires (so ``iw >= t * max(w)``); pairs are formed in numpy blocks of at
+    most ``budget``. Only thousands of distinct boxes of one class nearly on top of each other
+    make many pairs, and ``voc.MAX_OBJECTS`` bounds those.
     """
-    found = []
+    found: dict[int, tuple[int, float]] = {}
     order = np.argsort(class_ids, kind="stable")
-    bounds = np.flatnonzero(np.diff(class_ids[order])) + 1
-    for group in np.split(order, bounds):
+    for group in np.split(order, np.flatnonzero(np.diff(class_ids[order])) + 1):
         if len(group) < 2:
             continue
         g = boxes[group]
-        for start in range(1, len(group), block):
-            rows = np.arange(start, min(start + block, len(group)))
-            iou = box_iou(g[rows], g[:rows[-1]], plus_one=True)  # (rows, earlier)
-            iou[np.arange(len(rows))[:, None] <= np.arange(rows[-1])[None, :] - start] = 0  # i < j only
+        unique, first, inverse = np.unique(g, axis=0, return_index=True, return_inverse=True)
+        twin = first[inverse.reshape(-1)]
+        for k in np.flatnonzero(twin < np.arange(len(g))).tolist():
+            found[int(group[k])] = (int(group[twin[k]]), 1.0)
+        if len(unique) < 2:
+            continue
+        by_x = np.argsort(unique[:, 0], kind="stable")
+        u, u_first = unique[by_x], first[by_x]
+        reach = (1 - DUPLICATE_IOU) / DUPLICATE_IOU * (u[:, 2] - u[:, 0] + 1)
+        lo = np.searchsorted(u[:, 0], u[:, 0] - reach, "left")
+        hi = np.searchsorted(u[:, 0], u[:, 0] + reach, "right")
+        counts = hi - lo
+        ends = np.cumsum(counts)
+        start = 0
+        while start < len(u):
+            stop = max(start + 1, int(np.searchsorted(ends, ends[start] - counts[start] + budget, "right")))
+            rows = np.arange(start, min(stop, len(u)))
+            c = counts[rows]
+            p = np.repeat(rows, c)
+            q = np.repeat(lo[rows] - np.cumsum(c) + c, c) + np.arange(int(c.sum()))
+            keep = u_first[q] < u_first[p]
+            p, q = p[keep], q[keep]
+            iou = box_iou_paired(u[p], u[q], plus_one=True)
             hit = iou >= DUPLICATE_IOU
-            has = hit.any(axis=1)
-            first = hit.argmax(axis=1)
-            for r in np.flatnonzero(has).tolist():
-                found.append((int(group[first[r]]), int(group[rows[r]]), float(iou[r, first[r]])))
-    return sorted(found, key=lambda t: (t[1], t[0]))
+            p, q, iou = p[hit], q[hit], iou[hit]
+            pick = np.lexsort((u_first[q], p))  # per p, its earliest partner first
+            p, q, iou = p[pick], q[pick], iou[pick]
+            head = np.ones(len(p), dtype=bool)
+            head[1:] = p[1:] != p[:-1]
+            for a, b, v in zip(p[head].tolist(), q[head].tolist(), iou[head].tolist()):
+                found[int(group[u_first[a]])] = (int(group[u_first[b]]), float(v))
+            start = int(rows[-1]) + 1
+    return sorted(((i, j, v) for j, (i, v) in found.items()), key=lambda t: (t[1], t[0]))
 
 
 def _file_anomalies(table: AnnotationTable, class_set: set[str]) -> dict[int, list[Anomaly]]:
