@@ -12,6 +12,7 @@ from rich.table import Table
 
 from vocli.cli.common import (JSON_OPTION, ROOT_OPTION, SETS_OPTION, SKIP_INVALID_OPTION, emit_json, err_console,
                               progress_bar, render_invalid, resolve_root)
+from vocli.clock import process_seconds
 
 convert_app = typer.Typer(
     help="Convert annotations: VOC to YOLO labels, YOLO back to VOC, VOC to SSD targets.\n\n"
@@ -89,6 +90,7 @@ def yolo(
         result = convert_yolo(root=resolve_root(root), sets=sets, out=out, classes=classes,
                               exact_pixels=exact_pixels, include_difficult=include_difficult,
                               workers=workers, progress=report)
+    result.seconds = process_seconds()  # the whole command, not the library call
     if not json_out:
         console = err_console()
         table = Table(title=f"YOLO labels ({result.convention} convention) in {escape(str(result.out))}",
@@ -135,6 +137,7 @@ def voc(
         result = convert_voc(images, out=out, classes=classes, split=split, labels=labels,
                              exact_pixels=exact_pixels, copy_images=copy_images, overwrite=overwrite,
                              workers=workers, progress=report)
+    result.seconds = process_seconds()  # the whole command, not the library call
     if not json_out:
         err_console().print(
             f"{result.images} images, {result.objects} objects -> {escape(str(result.out))} "
@@ -173,6 +176,7 @@ def ssd(
         result = build_ssd_targets(root=resolve_root(root), sets=sets, out=out, size=size, threshold=threshold,
                                    classes=classes, include_difficult=include_difficult,
                                    compression=compression, workers=workers, progress=report)
+    result.seconds = process_seconds()  # the whole command, not the library call
     if not json_out:
         console = err_console()
         table = Table(title=f"SSD{result.size} targets ({result.num_priors} priors) in {escape(str(result.out))}",
