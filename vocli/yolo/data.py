@@ -112,14 +112,16 @@ def darknet_images(list_path: str | os.PathLike, num_classes: int) -> LabelledIm
 
 
 def voc_images(root: str | os.PathLike, sets: str | Sequence[str], classes: Sequence[str],
-               include_difficult: bool = False, workers: Optional[int] = None) -> LabelledImages:
+               include_difficult: bool = False, workers: Optional[int] = 1) -> LabelledImages:
     """Images of VOC sets with labels computed from their XML (difficult objects left out by default).
 
     VOC corners are 1-based inclusive, so pixel ``xmin`` starts at continuous ``xmin - 1``
     and ``xmax`` ends at ``xmax``; the normalised box spans ``[(xmin - 1) / W, xmax / W]``
     (``converters.voc_to_yolo.yolo_boxes`` with ``exact_pixels=True``). The XML files are read by
-    ``voc_bulk.read_annotations``; an image whose annotation is invalid is left out and its
-    file listed in ``invalid`` (``InvalidFile``), as ``convert`` does.
+    ``voc_bulk.read_annotations`` (in one process by default: training runs it with torch loaded,
+    and the batch reader takes VOC07+12 trainval in well under a second anyway); an image whose
+    annotation is invalid is left out and its file listed in ``invalid`` (``InvalidFile``), as
+    ``convert`` does.
     """
     from converters._common import invalid_annotation
     from converters.voc_to_yolo import yolo_boxes
