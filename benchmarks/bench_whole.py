@@ -332,7 +332,7 @@ def make_detections(root: Path, out: Path, seed: int = 0) -> int:
         for obj in r.iter("object"):
             b = [float(obj.find(f"bndbox/{t}").text) for t in ("xmin", "ymin", "xmax", "ymax")]
             for _ in range(3):
-                jitter = rng.normal(0, 0.08, 4) * [b[2] - b[0], b[3] - b[1]] * 2
+                jitter = rng.normal(0, 0.08, 4) * np.array([b[2] - b[0], b[3] - b[1]] * 2)
                 x1, y1, x2, y2 = np.array(b) + jitter
                 x1, x2 = sorted((float(np.clip(x1, 1, w)), float(np.clip(x2, 1, w))))
                 y1, y2 = sorted((float(np.clip(y1, 1, h)), float(np.clip(y2, 1, h))))

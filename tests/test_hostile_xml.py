@@ -70,6 +70,9 @@ def test_an_annotation_over_the_size_limit_is_named_not_read(tmp_path, monkeypat
     path.write_bytes(GOOD.format(i="a").encode() + b" " * 2000)
     with pytest.raises(AnnotationError, match="a.xml: larger than the"):
         parse_annotation(path)
+    table = read_annotations([path, tmp_path / "missing.xml", tmp_path])
+    assert "larger than the" in table.errors[0].reason and table.errors[1].reason == "file not found"
+    assert table.errors[2].reason == "is a folder, not a file"
 
 
 def _tree_hash(root: Path) -> dict[str, str]:

@@ -131,92 +131,89 @@ def _choose_classes(names: set[str], classes: Optional[Sequence[str]]) -> tuple[
     return tuple(sorted(names)), "found"
 
 
-def _duplicates(boxes: np.ndarray, class_ids: np.ndarray, budget: int = 1 << 21) -> list[tuple[int, int, float]]:
-    """(i, j, IoU) for each object j that has an earlier object i of its class at IoU >= ``DUPLICATE_IOU``:
-    one pair per such j (i its earliest identical twin, else its earliest partner). boxes: (n, 4) of one image.
+def _duplicates(boxes: np.ndarray, groups: np.ndarray, budget: int = 1 << 21) -> list[tuple[int, int, float]]:
+    """(i, j, IoU) for each box j that has an earlier box i of its group at IoU >= ``DUPLICATE_IOU``:
+    one pair per such j (i its earliest identical twin, else its earliest partner found).
 
-    Not quadratic: identical boxes are grouped first (np.unique), and two distinct boxes are
+    boxes: (n, 4) xyxy; groups: (n,) int64, one value per image and class (boxes of different
+    groups are never compared); indices are into ``boxes``, in the order given.
+    Not quadratic: identical boxes are paired by one sort, and two distinct boxes are
     compared only when their left edges lie within ``(1 - t) / t`` of a width of each other,
-    which IoU >= t requires (so ``iw >= t * max(w)``); pairs are formed in numpy blocks of at
-    most ``budget``. Only thousands of distinct boxes of one class nearly on top of each other
-    make many pairs, and ``voc.MAX_OBJECTS`` bounds those.
+    which IoU >= t requires (it needs ``iw >= t * max(w)``, so both widths and left edges
+    close). Pairs are formed in numpy blocks of at most ``budget``: only thousands of distinct
+    boxes of one class nearly on top of each other make many, and ``voc.MAX_OBJECTS`` bounds those.
     """
+    n = len(boxes)
+    if n < 2:
+        return []
     found: dict[int, tuple[int, float]] = {}
-    order = np.argsort(class_ids, kind="stable")
-    for group in np.split(order, np.flatnonzero(np.diff(class_ids[order])) + 1):
-        if len(group) < 2:
-            continue
-        g = boxes[group]
-        unique, first, inverse = np.unique(g, axis=0, return_index=True, return_inverse=True)
-        twin = first[inverse.reshape(-1)]
-        for k in np.flatnonzero(twin < np.arange(len(g))).tolist():
-            found[int(group[k])] = (int(group[twin[k]]), 1.0)
-        if len(unique) < 2:
-            continue
-        by_x = np.argsort(unique[:, 0], kind="stable")
-        u, u_first = unique[by_x], first[by_x]
-        reach = (1 - DUPLICATE_IOU) / DUPLICATE_IOU * (u[:, 2] - u[:, 0] + 1)
-        lo = np.searchsorted(u[:, 0], u[:, 0] - reach, "left")
-        hi = np.searchsorted(u[:, 0], u[:, 0] + reach, "right")
-        counts = hi - lo
-        ends = np.cumsum(counts)
-        start = 0
-        while start < len(u):
-            stop = max(start + 1, int(np.searchsorted(ends, ends[start] - counts[start] + budget, "right")))
-            rows = np.arange(start, min(stop, len(u)))
-            c = counts[rows]
-            p = np.repeat(rows, c)
-            q = np.repeat(lo[rows] - np.cumsum(c) + c, c) + np.arange(int(c.sum()))
-            keep = u_first[q] < u_first[p]
-            p, q = p[keep], q[keep]
-            iou = box_iou_paired(u[p], u[q], plus_one=True)
-            hit = iou >= DUPLICATE_IOU
-            p, q, iou = p[hit], q[hit], iou[hit]
-            pick = np.lexsort((u_first[q], p))  # per p, its earliest partner first
-            p, q, iou = p[pick], q[pick], iou[pick]
-            head = np.ones(len(p), dtype=bool)
-            head[1:] = p[1:] != p[:-1]
-            for a, b, v in zip(p[head].tolist(), q[head].tolist(), iou[head].tolist()):
-                found[int(group[u_first[a]])] = (int(group[u_first[b]]), float(v))
-            start = int(rows[-1]) + 1
+    rows = np.column_stack([groups.astype(np.float64), boxes])
+    unique, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    twin = first[inverse.reshape(-1)]
+    for j in np.flatnonzero(twin < np.arange(n)).tolist():
+        found[j] = (int(twin[j]), 1.0)
+    # Distinct boxes, sorted by group then left edge (np.unique's order): one key, windows never cross groups.
+    u, u_first = unique[:, 1:], first
+    span = 4.0 * (np.abs(u).max() + 1)
+    key = (unique[:, 0] - unique[0, 0]) * span + u[:, 0]
+    reach = (1 - DUPLICATE_IOU) / DUPLICATE_IOU * (u[:, 2] - u[:, 0] + 1)
+    lo, hi = np.searchsorted(key, key - reach, "left"), np.searchsorted(key, key + reach, "right")
+    counts = hi - lo
+    ends = np.cumsum(counts)
+    start = 0
+    while start < len(u):
+        stop = max(start + 1, int(np.searchsorted(ends, ends[start] - counts[start] + budget, "right")))
+        block = np.arange(start, min(stop, len(u)))
+        c = counts[block]
+        p = np.repeat(block, c)
+        q = np.repeat(lo[block] - np.cumsum(c) + c, c) + np.arange(int(c.sum()))
+        keep = u_first[q] < u_first[p]
+        p, q = p[keep], q[keep]
+        iou = box_iou_paired(u[p], u[q], plus_one=True)
+        hit = iou >= DUPLICATE_IOU
+        p, q, iou = p[hit], q[hit], iou[hit]
+        pick = np.lexsort((u_first[q], p))  # per p, its earliest partner first
+        p, q, iou = p[pick], q[pick], iou[pick]
+        head = np.ones(len(p), dtype=bool)
+        head[1:] = p[1:] != p[:-1]
+        for a, b, v in zip(u_first[p[head]].tolist(), u_first[q[head]].tolist(), iou[head].tolist()):
+            found[a] = (b, v)
+        start = int(block[-1]) + 1
     return sorted(((i, j, v) for j, (i, v) in found.items()), key=lambda t: (t[1], t[0]))
 
 
 def _file_anomalies(table: AnnotationTable, class_set: set[str]) -> dict[int, list[Anomaly]]:
     """The problems of each valid file that has some (file index -> anomalies, in object order)."""
-    counts = table.counts()
     names = np.array(table.classes, dtype=object)
     unknown_class = np.array([c not in class_set for c in table.classes], dtype=bool)
     boxes = table.boxes
     zero = (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
     unknown = unknown_class[table.class_ids] if len(table.classes) else np.zeros(len(boxes), bool)
     object_file = table.object_file()
-    # Files with two boxes of one class: the only ones that can hold duplicates.
-    pair_key = object_file * max(len(table.classes), 1) + table.class_ids
-    _, key_counts = np.unique(pair_key, return_counts=True) if len(pair_key) else (None, np.zeros(0, int))
-    shared = np.unique(pair_key)[key_counts > 1] // max(len(table.classes), 1) if len(pair_key) else []
-    suspects = set(np.flatnonzero((counts == 0) & table.valid).tolist())
+    duplicates: dict[int, list] = {}
+    for i, j, iou in _duplicates(boxes, object_file * max(len(table.classes), 1) + table.class_ids):
+        duplicates.setdefault(int(object_file[j]), []).append((i, j, iou))
+    suspects = set(np.flatnonzero((table.counts() == 0) & table.valid).tolist())
     suspects.update(object_file[zero | unknown].tolist())
-    suspects.update(np.asarray(shared).tolist())
+    suspects.update(duplicates)
     out: dict[int, list[Anomaly]] = {}
-    for i in sorted(suspects):
-        f, start, end = table.paths[i], int(table.first[i]), int(table.first[i + 1])
+    for f in sorted(suspects):
+        path, start, end = table.paths[f], int(table.first[f]), int(table.first[f + 1])
         found = []
         if start == end:
-            found.append(Anomaly("no_objects", f, "annotation has no <object>"))
-        for k in range(start, end):
-            name = names[table.class_ids[k]]
-            if unknown[k]:
-                found.append(Anomaly("unknown_class", f, f"object {k - start + 1} has class {name!r}"))
-            if zero[k]:
-                x1, y1, x2, y2 = boxes[k].tolist()
-                found.append(Anomaly("zero_size_box", f, f"object {k - start + 1} ({name}) box {x1:g},{y1:g},"
+            found.append(Anomaly("no_objects", path, "annotation has no <object>"))
+        for k in np.flatnonzero(zero[start:end] | unknown[start:end]).tolist():
+            name = names[table.class_ids[start + k]]
+            if unknown[start + k]:
+                found.append(Anomaly("unknown_class", path, f"object {k + 1} has class {name!r}"))
+            if zero[start + k]:
+                x1, y1, x2, y2 = boxes[start + k].tolist()
+                found.append(Anomaly("zero_size_box", path, f"object {k + 1} ({name}) box {x1:g},{y1:g},"
                                      f"{x2:g},{y2:g} has zero width or height"))
-        for a, b, iou in _duplicates(boxes[start:end], table.class_ids[start:end]):
-            found.append(Anomaly("duplicate_box", f, f"objects {a + 1} and {b + 1} ({names[table.class_ids[start + a]]}) "
-                                 f"overlap with IoU {iou:.3f}"))
-        if found:
-            out[i] = found
+        for i, j, iou in duplicates.get(f, []):
+            found.append(Anomaly("duplicate_box", path, f"objects {i - start + 1} and {j - start + 1} "
+                                 f"({names[table.class_ids[i]]}) overlap with IoU {iou:.3f}"))
+        out[f] = found
     return out
 
 

@@ -300,7 +300,7 @@ def read_annotation_file(path: str | os.PathLike) -> bytes:
 def check_annotation_size(path, size: int) -> None:
     """``AnnotationError`` when a file of ``size`` bytes exceeds ``MAX_ANNOTATION_BYTES``."""
     if size > MAX_ANNOTATION_BYTES:
-        raise AnnotationError(path, f"larger than the {MAX_ANNOTATION_BYTES >> 20} MB limit of an annotation",
+        raise AnnotationError(path, f"larger than the {MAX_ANNOTATION_BYTES / 2**20:g} MB limit of an annotation",
                               hint=f"real VOC annotations are about 1 KB; at most {MAX_OBJECTS:,} objects are read")
 
 
