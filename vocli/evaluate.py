@@ -39,8 +39,9 @@ def voc_ground_truth(voc_sets: Sequence[VocSet], classes: Sequence[str], progres
     """
     from converters._common import invalid_annotation
 
-    listed = [(vs, image_id) for vs in voc_sets for image_id in vs.ids()]
-    table = read_annotations([vs.annotation_path(image_id) for vs, image_id in listed], classes=classes,
+    ids = {vs: vs.ids() for vs in voc_sets}
+    listed = [(vs, image_id) for vs in voc_sets for image_id in ids[vs]]
+    table = read_annotations([path for vs in voc_sets for path in vs.annotation_files(ids[vs])], classes=classes,
                              workers=workers, progress=progress)
     valid = table.valid
     keep = np.flatnonzero(valid)

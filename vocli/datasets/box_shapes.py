@@ -57,7 +57,7 @@ def voc_shapes(root, sets=None, include_difficult: bool = False, progress: Progr
         names = {vs.name for vs in voc_sets}
         voc_sets = [vs for vs in voc_sets if vs.split != "test" and not (
             vs.split in ("train", "val") and f"{vs.year}/trainval" in names)] or voc_sets
-    paths = list(dict.fromkeys(vs.annotation_path(i) for vs in voc_sets for i in vs.ids()))
+    paths = list(dict.fromkeys(path for vs in voc_sets for path in vs.annotation_files(vs.ids())))
     table = read_annotations(paths, workers=workers, progress=progress)
     keep = slice(None) if include_difficult else ~table.difficult
     box, image = table.boxes[keep], table.object_file()[keep]

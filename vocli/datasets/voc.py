@@ -343,6 +343,11 @@ class VocSet:
     def annotation_path(self, image_id: str) -> Path:
         return self.dir / "Annotations" / f"{image_id}.xml"
 
+    def annotation_files(self, ids: Sequence[str]) -> list[str]:
+        """``annotation_path`` of each id, as strings (for many ids: no ``Path`` per file)."""
+        prefix = f"{self.dir}{os.sep}Annotations{os.sep}"
+        return [f"{prefix}{image_id}.xml" for image_id in ids]
+
     def image_path(self, image_id: str) -> Path:
         return self.dir / "JPEGImages" / f"{image_id}.jpg"
 

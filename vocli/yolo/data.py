@@ -129,7 +129,7 @@ def voc_images(root: str | os.PathLike, sets: str | Sequence[str], classes: Sequ
     from vocli.datasets.voc_bulk import read_annotations
 
     listed = [(vs, image_id) for vs in resolve_sets(root, sets) for image_id in vs.ids()]
-    table = read_annotations([vs.annotation_path(i) for vs, i in listed], classes=classes, workers=workers)
+    table = read_annotations([vs.annotation_files([i])[0] for vs, i in listed], classes=classes, workers=workers)
     keep = np.ones(len(table.boxes), dtype=bool) if include_difficult else ~table.difficult
     image = table.object_file()
     cxcywh = yolo_boxes(table.boxes[keep], table.width[image[keep]], table.height[image[keep]], exact_pixels=True)
