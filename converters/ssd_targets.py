@@ -40,8 +40,8 @@ import torch
 from converters._common import (InvalidFile, ListsInvalid, Progress, chunked, image_file_name, invalid_annotation,
                                 resolve_workers, run_chunks)
 from vocli.boxes import box_iou_columns, cxcywh_to_xyxy
-from vocli.datasets.voc import VOC_CLASSES, dataset_classes, devkit_dir, parse_annotation, read_classes, resolve_sets
-from vocli.errors import AnnotationError, DatasetNotFoundError, VocliError
+from vocli.datasets.voc import VOC_CLASSES, dataset_classes, devkit_dir, read_classes, resolve_sets
+from vocli.errors import DatasetNotFoundError, VocliError
 from vocli.paths import atomic_path, data_root
 
 VARIANCES = (0.1, 0.2)
@@ -246,18 +246,25 @@ class _Chunk:
     invalid: list[InvalidFile]
 
 
+def _read_in_process(paths: list[str], classes):
+    """The chunk's annotations by the bulk reading, in this (worker) process."""
+    from vocli.datasets.voc_bulk import read_annotations
+
+    return read_annotations(paths, classes=classes, workers=1)
+
+
 def _match_chunk(job: _Job) -> _Chunk:
     priors, corners = _priors(job.size)
     ids, names, counts, boxes, labels, difficult, confs, positive, positive_loc, invalid = (
         [], [], [], [], [], [], [], [], [], [])
-    for image_id in job.ids:
-        xml = Path(job.voc_dir) / "Annotations" / f"{image_id}.xml"
-        try:
-            ann = parse_annotation(xml, classes=job.classes)
-            class_ids = ann.labels(job.classes, job.include_difficult)
-        except AnnotationError as err:
-            invalid.append(invalid_annotation(err))
+    annotations = os.path.join(job.voc_dir, "Annotations")
+    table = _read_in_process([os.path.join(annotations, f"{i}.xml") for i in job.ids], job.classes)
+    invalid.extend(invalid_annotation(err) for err in table.invalid)
+    for row, image_id in enumerate(job.ids):
+        if row in table.errors:
             continue
+        ann = table.annotation(row)
+        class_ids = ann.labels(job.classes, job.include_difficult)
         truths = normalise_voc_boxes(ann.boxes(job.include_difficult), ann.width, ann.height)
         loc, conf = match(truths, class_ids, priors, job.threshold, prior_corners=corners)
         rows = np.flatnonzero(conf)

@@ -3,26 +3,35 @@
 Every function works on numpy arrays or torch tensors (same type out as in),
 except the NMS functions, which are torch only. Boxes are ``xyxy`` unless the
 name says otherwise; units are whatever the caller uses (pixels or normalised).
+
+torch is never imported here: a tensor can only reach these functions once its
+caller has imported torch, so the numpy paths (``stats``, ``anchors``, ``evaluate
+--detections``) run without it, and the torch-only functions import it when called.
 """
 
 from __future__ import annotations
 
 import math
+import sys
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _is_torch(x) -> bool:
-    return isinstance(x, torch.Tensor)
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
 
 
 def _max(a, b):
-    return torch.maximum(a, b) if _is_torch(a) else np.maximum(a, b)
+    return sys.modules["torch"].maximum(a, b) if _is_torch(a) else np.maximum(a, b)
 
 
 def _min(a, b):
-    return torch.minimum(a, b) if _is_torch(a) else np.minimum(a, b)
+    return sys.modules["torch"].minimum(a, b) if _is_torch(a) else np.minimum(a, b)
 
 
 def _clip0(x):
@@ -30,7 +39,7 @@ def _clip0(x):
 
 
 def _stack(xs, axis=-1):
-    return torch.stack(xs, dim=axis) if _is_torch(xs[0]) else np.stack(xs, axis=axis)
+    return sys.modules["torch"].stack(xs, dim=axis) if _is_torch(xs[0]) else np.stack(xs, axis=axis)
 
 
 # --------------------------------------------------------------------------- formats
@@ -144,10 +153,10 @@ def iou_aligned(a, b, kind: str = "iou", eps: float = 1e-9):
                + (a[..., 1] + a[..., 3] - b[..., 1] - b[..., 3]) ** 2) / 4
     if kind == "diou":
         return iou - centre2 / diag2
-    atan = torch.atan if t else np.arctan
+    atan = sys.modules["torch"].atan if t else np.arctan
     v = (4 / math.pi ** 2) * (atan(w2 / (h2 + eps)) - atan(w1 / (h1 + eps))) ** 2
     if t:
-        with torch.no_grad():
+        with sys.modules["torch"].no_grad():
             alpha = v / ((1 - iou) + v + eps)  # (1 + eps) rounds to 1 in float32: 0/0 for equal boxes
     else:
         alpha = v / ((1 - iou) + v + eps)
@@ -164,6 +173,8 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, method:
     keeps boxes whose centres are far apart even when they overlap a lot.
     A box is suppressed when its (D)IoU with a kept box is strictly above the threshold.
     """
+    import torch
+
     if method not in ("standard", "diou"):
         raise ValueError(f"unknown NMS method {method!r}; use standard or diou")
     if boxes.numel() == 0:
@@ -192,6 +203,8 @@ def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor
 
     boxes: (N, 4) xyxy, scores: (N,), classes: (N,) int -> kept indices sorted by score.
     """
+    import torch
+
     if boxes.numel() == 0:
         return torch.empty(0, dtype=torch.long, device=boxes.device)
     # Offset each class into its own region so one NMS call handles all classes.
