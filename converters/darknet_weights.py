@@ -27,6 +27,7 @@ import numpy as np
 from vocli.darknet.cfg import DarknetCfg, LayerSpec, load_cfg, shipped_cfg_names
 from vocli.errors import DarknetFormatError
 from vocli.paths import atomic_path, find_weights_file
+from vocli.safe_load import hdf5_errors, load_torch_file
 
 FORMAT = "vocli-darknet-1"
 FLOAT = np.dtype("<f4")
@@ -416,20 +417,17 @@ def load_payload(path) -> _Loaded:
     if path.suffix.lower() in (".h5", ".hdf5"):
         import h5py
 
-        with h5py.File(path, "r") as f:
+        with hdf5_errors(path, "vocli Darknet HDF5 file", error=DarknetFormatError), h5py.File(path, "r") as f:
             if f.attrs.get("format") != FORMAT:
                 raise DarknetFormatError(f"{path}: not a vocli Darknet HDF5 file (no format={FORMAT} attribute)")
-            state = {k: torch.from_numpy(f["state_dict"][k][()]) for k in f["state_dict"]}
+            state = {k: torch.from_numpy(np.asarray(f["state_dict"][k][()])) for k in f["state_dict"]}
             cutoff = int(f.attrs["cutoff"])
             trailing = f["trailing"][()].tobytes() if "trailing" in f else None
             return _Loaded(state, str(f.attrs["cfg"]), str(f.attrs["cfg_name"]) or None,
                            tuple(int(v) for v in f.attrs["header"]), int(f.attrs["seen"]),
                            None if cutoff < 0 else cutoff, trailing)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
-        raise DarknetFormatError(f"{path}: cannot read as a PyTorch file ({type(err).__name__})",
-                                 hint="is it a Darknet .weights file? use `vocli convert-weights`") from None
+    obj = load_torch_file(path, "PyTorch weights file", error=DarknetFormatError,
+                          hint="is it a Darknet .weights file? use `vocli convert-weights`")
     return _from_dict(obj, str(path))
 
 

@@ -43,6 +43,7 @@ from vocli.boxes import box_iou_columns, cxcywh_to_xyxy
 from vocli.datasets.voc import VOC_CLASSES, dataset_classes, devkit_dir, parse_annotation, read_classes, resolve_sets
 from vocli.errors import AnnotationError, DatasetNotFoundError, VocliError
 from vocli.paths import atomic_path, data_root
+from vocli.safe_load import hdf5_errors
 
 VARIANCES = (0.1, 0.2)
 #: Smallest normalised width/height used in log(): a one-pixel VOC box has zero
@@ -413,13 +414,18 @@ class SSDTargets:
         self.path = Path(path)
         self._h5 = None
         self._pid = None
-        h5 = self._file()
-        missing = [name for name in self.REQUIRED if name not in h5]
-        if missing:
-            raise VocliError(f"{self.path}: not an SSD target file (missing {', '.join(missing)})",
-                             hint="write it with `vocli convert ssd`")
-        self.attrs = {k: (v.item() if hasattr(v, "item") and np.ndim(v) == 0 else v) for k, v in h5.attrs.items()}
-        self._offsets = h5["gt_offsets"][:]
+        with self._errors():
+            h5 = self._file()
+            missing = [name for name in self.REQUIRED if name not in h5]
+            if missing:
+                raise VocliError(f"{self.path}: not an SSD target file (missing {', '.join(missing)})",
+                                 hint="write it with `vocli convert ssd`")
+            self.attrs = {k: (v.item() if hasattr(v, "item") and np.ndim(v) == 0 else v) for k, v in h5.attrs.items()}
+            self._offsets = h5["gt_offsets"][:]
+
+    def _errors(self):
+        """h5py failures inside the block -> one VocliError line naming the file."""
+        return hdf5_errors(self.path, "SSD target file", hint="write it again with `vocli convert ssd`")
 
     def _file(self):
         import h5py
@@ -430,8 +436,6 @@ class SSDTargets:
             except FileNotFoundError:
                 raise DatasetNotFoundError(f"{self.path}: SSD target file not found",
                                            hint="run `vocli convert ssd`") from None
-            except OSError as err:
-                raise VocliError(f"{self.path}: not a readable HDF5 file ({err})") from None
             self._pid = os.getpid()
         return self._h5
 
@@ -441,7 +445,8 @@ class SSDTargets:
     @property
     def priors(self) -> torch.Tensor:
         """(P, 4) float32 cx, cy, w, h."""
-        return torch.from_numpy(self._file()["priors"][:])
+        with self._errors():
+            return torch.from_numpy(self._file()["priors"][:])
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -451,17 +456,18 @@ class SSDTargets:
         if not -len(self) <= index < len(self):
             raise IndexError(f"image {index} out of range for {len(self)} images")
         i = index % len(self)
-        h5 = self._file()
-        a, b = int(self._offsets[i]), int(self._offsets[i + 1])
-        return {
-            "image_id": h5["image_ids"][i].decode("utf-8"),
-            "image_path": h5["image_paths"][i].decode("utf-8"),
-            "boxes": torch.from_numpy(h5["gt_boxes"][a:b]),
-            "labels": torch.from_numpy(h5["gt_labels"][a:b]),
-            "difficult": torch.from_numpy(h5["gt_difficult"][a:b]),
-            "loc": torch.from_numpy(h5["loc"][i]),
-            "conf": torch.from_numpy(h5["conf"][i].astype(np.int64)),
-        }
+        with self._errors():
+            h5 = self._file()
+            a, b = int(self._offsets[i]), int(self._offsets[i + 1])
+            return {
+                "image_id": h5["image_ids"][i].decode("utf-8"),
+                "image_path": h5["image_paths"][i].decode("utf-8"),
+                "boxes": torch.from_numpy(h5["gt_boxes"][a:b]),
+                "labels": torch.from_numpy(h5["gt_labels"][a:b]),
+                "difficult": torch.from_numpy(h5["gt_difficult"][a:b]),
+                "loc": torch.from_numpy(h5["loc"][i]),
+                "conf": torch.from_numpy(h5["conf"][i].astype(np.int64)),
+            }
 
     def close(self) -> None:
         if self._h5 is not None:

@@ -267,5 +267,5 @@ def test_cli_ssd_json_and_errors(tiny_voc, tmp_path, capsys):
     assert main(["convert", "ssd", "--root", str(tiny_voc), "--size", "400"]) == 1
     assert "size 400" in capsys.readouterr().err
     (out / "junk.h5").write_bytes(b"not hdf5")
-    with pytest.raises(Exception, match="not a readable HDF5"):
+    with pytest.raises(Exception, match="junk.h5: not a readable SSD target file: not an HDF5 file"):
         open_targets(out / "junk.h5")
