@@ -47,6 +47,12 @@ from vocli.paths import atomic_path, data_root
 from vocli.safe_load import hdf5_errors
 
 VARIANCES = (0.1, 0.2)
+#: Ground truths matched against all priors at once: bounds ``match``'s memory to
+#: MATCH_BLOCK x priors IoUs (8 MB for SSD300, 25 MB for SSD512).
+MATCH_BLOCK = 256
+#: Objects one annotation may hold: matching costs objects x priors IoUs (10,000 objects:
+#: about 2 s for SSD300). Real VOC has at most 56 in an image; more is an invalid file, skipped.
+MAX_OBJECTS = 10_000
 #: Smallest normalised width/height used in log(): a one-pixel VOC box has zero
 #: width after the (x - 1) / W normalisation, and log(0) would be -inf.
 MIN_SIZE = 1e-6
@@ -152,15 +158,23 @@ def match(truths: np.ndarray, labels: np.ndarray, priors: np.ndarray, threshold:
         return loc, conf
     if prior_corners is None:
         prior_corners = cxcywh_to_xyxy(priors.astype(np.float32))
-    overlaps = box_iou_columns(truths.astype(np.float32), prior_corners)  # (G, P), same numbers as box_iou
-    best_prior = overlaps.argmax(axis=1)  # (G,) first maximum, like torch.max
-    # Best ground truth per prior, first maximum on ties. A loop over the few ground
-    # truths, each step vectorised over all priors, is ~3x faster than argmax(axis=0).
+    truths32 = truths.astype(np.float32)
+    best_prior = np.empty(len(truths), dtype=np.int64)
     best_truth = np.zeros(num_priors, dtype=np.int64)
-    best_overlap = overlaps[0].copy()
-    for g in range(1, len(overlaps)):
-        best_truth[overlaps[g] > best_overlap] = g
-        np.maximum(best_overlap, overlaps[g], out=best_overlap)
+    best_overlap = None
+    # Ground truths in blocks: memory O(block x P) however many objects an image has (the
+    # whole (G, P) matrix was 10 GB for 300,000 objects), with the same numbers in the same order.
+    for start in range(0, len(truths32), MATCH_BLOCK):
+        overlaps = box_iou_columns(truths32[start:start + MATCH_BLOCK], prior_corners)  # (g, P), as box_iou
+        best_prior[start:start + len(overlaps)] = overlaps.argmax(axis=1)  # first maximum, like torch.max
+        # Best ground truth per prior, first maximum on ties. A loop over the few ground
+        # truths, each step vectorised over all priors, is ~3x faster than argmax(axis=0).
+        first = 0
+        if best_overlap is None:
+            best_overlap, first = overlaps[0].copy(), 1
+        for g in range(first, len(overlaps)):
+            best_truth[overlaps[g] > best_overlap] = start + g
+            np.maximum(best_overlap, overlaps[g], out=best_overlap)
     best_overlap[best_prior] = 2.0
     # Later ground truths overwrite earlier ones on a shared best prior.
     reversed_first = np.unique(best_prior[::-1], return_index=True)
@@ -259,6 +273,10 @@ def _match_chunk(job: _Job) -> _Chunk:
             class_ids = ann.labels(job.classes, job.include_difficult)
         except AnnotationError as err:
             invalid.append(invalid_annotation(err))
+            continue
+        if len(ann.objects) > MAX_OBJECTS:
+            invalid.append(InvalidFile(str(xml), f"{len(ann.objects):,} objects, over the limit of "
+                                                 f"{MAX_OBJECTS:,} per image (matching them would take too long)"))
             continue
         truths = normalise_voc_boxes(ann.boxes(job.include_difficult), ann.width, ann.height)
         loc, conf = match(truths, class_ids, priors, job.threshold, prior_corners=corners)
