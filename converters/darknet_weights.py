@@ -27,7 +27,6 @@ import numpy as np
 from vocli.darknet.cfg import DarknetCfg, LayerSpec, load_cfg, shipped_cfg_names
 from vocli.errors import DarknetFormatError
 from vocli.paths import atomic_path, find_weights_file
-from vocli.safe_load import hdf5_errors, load_torch_file
 
 FORMAT = "vocli-darknet-1"
 FLOAT = np.dtype("<f4")
@@ -417,6 +416,8 @@ def load_payload(path) -> _Loaded:
     if path.suffix.lower() in (".h5", ".hdf5"):
         import h5py
 
+        from vocli.hdf5_errors import hdf5_errors
+
         with hdf5_errors(path, "vocli Darknet HDF5 file", error=DarknetFormatError), h5py.File(path, "r") as f:
             if f.attrs.get("format") != FORMAT:
                 raise DarknetFormatError(f"{path}: not a vocli Darknet HDF5 file (no format={FORMAT} attribute)")
@@ -426,8 +427,11 @@ def load_payload(path) -> _Loaded:
             return _Loaded(state, str(f.attrs["cfg"]), str(f.attrs["cfg_name"]) or None,
                            tuple(int(v) for v in f.attrs["header"]), int(f.attrs["seen"]),
                            None if cutoff < 0 else cutoff, trailing)
-    obj = load_torch_file(path, "PyTorch weights file", error=DarknetFormatError,
-                          hint="is it a Darknet .weights file? use `vocli convert-weights`")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
+        raise DarknetFormatError(f"{path}: cannot read as a PyTorch file ({type(err).__name__})",
+                                 hint="is it a Darknet .weights file? use `vocli convert-weights`") from None
     return _from_dict(obj, str(path))
 
 

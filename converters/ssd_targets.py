@@ -42,9 +42,7 @@ from converters._common import (InvalidFile, ListsInvalid, Progress, chunked, im
 from vocli.boxes import box_iou_columns, cxcywh_to_xyxy
 from vocli.datasets.voc import VOC_CLASSES, dataset_classes, devkit_dir, parse_annotation, read_classes, resolve_sets
 from vocli.errors import AnnotationError, DatasetNotFoundError, VocliError
-from vocli.interrupts import DeferredSignals
 from vocli.paths import atomic_path, data_root
-from vocli.safe_load import hdf5_errors
 
 VARIANCES = (0.1, 0.2)
 #: Ground truths matched against all priors at once: bounds ``match``'s memory to
@@ -315,56 +313,56 @@ def _compression(name: str) -> dict:
 
 
 def _write_set(path: Path, set_name: str, voc_dir: Path, jobs: list[_Job], sizes: list[int], workers: int,
-               attributes: dict, compression: str, progress: Progress, invalid: list,
-               signals: DeferredSignals) -> SSDFileSummary:
-    """Match and write one set. ``signals.check()`` runs between chunks, while waiting for
-    workers and before the file is renamed into place: an interrupt stops the run there
-    (the temp file is removed), never inside h5py, where it could be lost."""
+               attributes: dict, compression: str, progress: Progress, invalid: list) -> SSDFileSummary:
+    """Match and write one set. Ctrl-C and SIGTERM take effect only at ``signals.check()``: between
+    chunks, after each write, every 0.1 s while waiting for workers and at the end; never inside
+    h5py, where the KeyboardInterrupt could be lost in a weakref callback ("Exception ignored in")."""
     import h5py
+
+    from vocli.interrupts import DeferredSignals
 
     priors = _priors(jobs[0].size if jobs else 300)[0]
     num = sum(sizes)
     per_image = _compression(compression)
     strings = h5py.string_dtype("utf-8")
     ids, names, counts, boxes, labels, difficult, positives = [], [], [], [], [], [], 0
-    with atomic_path(path, suffix=".h5") as tmp:
-        with h5py.File(tmp, "w") as h5:
-            loc_ds = h5.create_dataset("loc", (num, len(priors), 4), np.float32, maxshape=(None, len(priors), 4),
-                                       chunks=(1, len(priors), 4), **per_image)
-            conf_ds = h5.create_dataset("conf", (num, len(priors)), np.int16, maxshape=(None, len(priors)),
-                                        chunks=(1, len(priors)), **per_image)
-            row = 0
-            for chunk in run_chunks(_match_chunk, jobs, workers, sizes, progress, poll=signals.check):
-                n = len(chunk.ids)
-                invalid.extend(chunk.invalid)
-                if n:
-                    dense = np.zeros((n, len(priors), 4), dtype=np.float32)
-                    dense[chunk.positive[:, 0], chunk.positive[:, 1]] = chunk.positive_loc
-                    loc_ds[row:row + n] = dense
-                    conf_ds[row:row + n] = chunk.conf
-                    signals.check()
-                row += n
-                positives += len(chunk.positive)
-                ids += chunk.ids
-                names += chunk.image_names
-                counts.append(chunk.counts)
-                boxes.append(chunk.gt_boxes)
-                labels.append(chunk.gt_labels)
-                difficult.append(chunk.gt_difficult)
-            loc_ds.resize(row, axis=0)
-            conf_ds.resize(row, axis=0)
-            counts_all = np.concatenate(counts) if counts else np.zeros(0, np.int64)
-            h5.create_dataset("image_ids", data=np.array(ids, dtype=object), dtype=strings)
-            images_dir = (voc_dir / "JPEGImages").resolve()
-            h5.create_dataset("image_paths", data=np.array([str(images_dir / n) for n in names], dtype=object),
-                              dtype=strings)
-            h5.create_dataset("gt_offsets", data=np.concatenate([[0], np.cumsum(counts_all)]).astype(np.int64))
-            h5.create_dataset("gt_boxes", data=np.concatenate(boxes).reshape(-1, 4) if boxes else np.zeros((0, 4)),
-                              dtype=np.float32)
-            h5.create_dataset("gt_labels", data=np.concatenate(labels) if labels else np.zeros(0), dtype=np.int64)
-            h5.create_dataset("gt_difficult", data=np.concatenate(difficult) if difficult else np.zeros(0), dtype=bool)
-            h5.create_dataset("priors", data=priors)
-            h5.attrs.update({**attributes, "set": set_name})
+    with DeferredSignals() as signals, atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as h5:
+        loc_ds = h5.create_dataset("loc", (num, len(priors), 4), np.float32, maxshape=(None, len(priors), 4),
+                                   chunks=(1, len(priors), 4), **per_image)
+        conf_ds = h5.create_dataset("conf", (num, len(priors)), np.int16, maxshape=(None, len(priors)),
+                                    chunks=(1, len(priors)), **per_image)
+        row = 0
+        for chunk in run_chunks(_match_chunk, jobs, workers, sizes, progress, poll=signals.check):
+            n = len(chunk.ids)
+            invalid.extend(chunk.invalid)
+            if n:
+                dense = np.zeros((n, len(priors), 4), dtype=np.float32)
+                dense[chunk.positive[:, 0], chunk.positive[:, 1]] = chunk.positive_loc
+                loc_ds[row:row + n] = dense
+                conf_ds[row:row + n] = chunk.conf
+                signals.check()
+            row += n
+            positives += len(chunk.positive)
+            ids += chunk.ids
+            names += chunk.image_names
+            counts.append(chunk.counts)
+            boxes.append(chunk.gt_boxes)
+            labels.append(chunk.gt_labels)
+            difficult.append(chunk.gt_difficult)
+        loc_ds.resize(row, axis=0)
+        conf_ds.resize(row, axis=0)
+        counts_all = np.concatenate(counts) if counts else np.zeros(0, np.int64)
+        h5.create_dataset("image_ids", data=np.array(ids, dtype=object), dtype=strings)
+        images_dir = (voc_dir / "JPEGImages").resolve()
+        h5.create_dataset("image_paths", data=np.array([str(images_dir / n) for n in names], dtype=object),
+                          dtype=strings)
+        h5.create_dataset("gt_offsets", data=np.concatenate([[0], np.cumsum(counts_all)]).astype(np.int64))
+        h5.create_dataset("gt_boxes", data=np.concatenate(boxes).reshape(-1, 4) if boxes else np.zeros((0, 4)),
+                          dtype=np.float32)
+        h5.create_dataset("gt_labels", data=np.concatenate(labels) if labels else np.zeros(0), dtype=np.int64)
+        h5.create_dataset("gt_difficult", data=np.concatenate(difficult) if difficult else np.zeros(0), dtype=bool)
+        h5.create_dataset("priors", data=priors)
+        h5.attrs.update({**attributes, "set": set_name})
         signals.check()
     return SSDFileSummary(set=set_name, path=path, images=row, objects=int(counts_all.sum()),
                           positives_per_image=positives / max(row, 1), bytes=path.stat().st_size)
@@ -409,16 +407,14 @@ def build_ssd_targets(
             progress(done_before + done, total)
 
     files, invalid = [], []
-    # Ctrl-C / SIGTERM take effect only at checks between chunks (see _write_set).
-    with DeferredSignals() as signals:
-        for vs in voc_sets:
-            ids = vs.ids()
-            chunks = chunked(ids, workers, smallest=8, largest=64)
-            jobs = [_Job(str(vs.dir), tuple(c), class_names, include_difficult, size, threshold) for c in chunks]
-            path = out_dir / f"{vs.year}_{vs.split}.h5"
-            files.append(_write_set(path, vs.name, vs.dir, jobs, [len(c) for c in chunks], workers,
-                                    attributes, compression, set_progress, invalid, signals))
-            done_before += len(ids)
+    for vs in voc_sets:
+        ids = vs.ids()
+        chunks = chunked(ids, workers, smallest=8, largest=64)
+        jobs = [_Job(str(vs.dir), tuple(c), class_names, include_difficult, size, threshold) for c in chunks]
+        path = out_dir / f"{vs.year}_{vs.split}.h5"
+        files.append(_write_set(path, vs.name, vs.dir, jobs, [len(c) for c in chunks], workers,
+                                attributes, compression, set_progress, invalid))
+        done_before += len(ids)
     return SSDConvertResult(out=out_dir, size=size, num_priors=config.num_priors, files=files,
                             invalid=invalid, seconds=time.perf_counter() - started)
 
@@ -453,6 +449,8 @@ class SSDTargets:
 
     def _errors(self):
         """h5py failures inside the block -> one VocliError line naming the file."""
+        from vocli.hdf5_errors import hdf5_errors
+
         return hdf5_errors(self.path, "SSD target file", hint="write it again with `vocli convert ssd`")
 
     def _file(self):

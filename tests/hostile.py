@@ -1,44 +1,46 @@
-"""Helpers of the hostile-input tests: fingerprints of input trees, one-line error checks, child processes."""
+"""Helpers of the hostile-input tests: input-tree states, one-line error checks, child processes.
+
+``tree_state`` and ``error_line`` are the same as in tests/hostile_common.py (helper 18a's branch):
+once both are merged, import them from there and drop them here."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def tree_digest(root: Path, skip: Sequence[Path] = ()) -> dict[str, str]:
-    """Every file and folder under ``root`` (except under ``skip``) -> sha256 of its bytes ("dir" for folders).
+def tree_state(root: Path) -> dict[str, str]:
+    """Every entry under ``root`` (itself excluded): relative path -> sha256 of a file, 'dir', or 'link:<target>'.
 
-    Comparing two digests shows any file written, changed, added or removed.
+    Comparing two states shows any file written, changed, added or removed.
     """
     root = Path(root)
-    skipped = [Path(s).resolve() for s in skip]
-    digest: dict[str, str] = {}
+    state: dict[str, str] = {}
     for folder, dirs, files in os.walk(root):
-        here = Path(folder)
-        dirs[:] = sorted(d for d in dirs if (here / d).resolve() not in skipped)
-        for d in dirs:
-            digest[str((here / d).relative_to(root))] = "dir"
-        for name in sorted(files):
-            path = here / name
-            digest[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return digest
+        base = Path(folder)
+        for name in dirs + files:
+            path = base / name
+            rel = path.relative_to(root).as_posix()
+            if path.is_symlink():
+                state[rel] = f"link:{os.readlink(path)}"
+            elif path.is_dir():
+                state[rel] = "dir"
+            else:
+                state[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return state
 
 
-def error_line(stderr: str) -> str:
-    """The one ``error: ...`` line of a failed command's stderr; fails unless there is exactly one
-    and no traceback."""
-    assert "Traceback" not in stderr, stderr
-    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, stderr
-    return lines[0]
+def error_line(err: str) -> str:
+    """The one ``error:`` line of a failed command's stderr; fails unless there is exactly one and no traceback."""
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, err
+    assert "Traceback" not in err, err
+    return errors[0]
 
 
 def run_child(code: str, *args: str, timeout: float = 300, **popen) -> subprocess.CompletedProcess:
@@ -51,8 +53,3 @@ def run_child(code: str, *args: str, timeout: float = 300, **popen) -> subproces
 #: running pytest in the background starts children with SIGINT ignored).
 CTRL_C_DEFAULT = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
 
-
-def restore_default_signals() -> None:
-    """``preexec_fn`` for children: SIGINT and SIGTERM at their defaults, whatever pytest inherited."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)

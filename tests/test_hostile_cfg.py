@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.hostile import error_line, tree_digest
+from tests.hostile import error_line, tree_state
 from vocli.cli.app import main
 from vocli.darknet.cfg import MAX_LAYER_OUTPUT, MAX_WEIGHTS, parse_cfg
 from vocli.errors import DarknetFormatError
@@ -128,9 +128,9 @@ def test_cli_train_with_a_bad_cfg_is_one_line(tmp_path, capsys, section, key, va
     data = _training_set(tmp_path / "set", "2.png", b"")
     cfg = tmp_path / "set" / "bad.cfg"
     cfg.write_text(with_option(section, key, value))
-    before = tree_digest(tmp_path)
+    before = tree_state(tmp_path)
     rc = main(["train", "--data", str(data), "--cfg", str(cfg), "--img-size", "64", "--epochs", "1",
                "--workers", "0", "--out", str(tmp_path / "run")])
     line = error_line(capsys.readouterr().err)
     assert rc == 1 and line.startswith(f"error: {cfg}:") and message in line
-    assert tree_digest(tmp_path) == before  # not even the run folder
+    assert tree_state(tmp_path) == before  # not even the run folder

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from tests.hostile import error_line, tree_digest
+from tests.hostile import error_line, tree_state
 from vocli.cli.app import main
 from vocli.datasets.voc import VOC_CLASSES
 from vocli.detection_files import DetectionFileError, read_comp4, read_jsonl
@@ -67,9 +67,9 @@ def test_many_good_lines_then_one_nan_names_that_line(tmp_path):
 def test_cli_evaluate_rejects_a_nan_score_in_one_line(tiny_voc, tmp_path, capsys):
     det = tmp_path / "det.jsonl"
     det.write_text(json.dumps(GOOD) + "\n" + line_with("NaN") + "\n")
-    before = tree_digest(tmp_path)
+    before = tree_state(tmp_path)
     rc = main(["evaluate", "--detections", str(det), "--root", str(tiny_voc), "--sets", "2007/trainval"])
     line = error_line(capsys.readouterr().err)
     assert rc == 1
     assert line == f"error: {det}:2: score or box is not finite"
-    assert tree_digest(tmp_path) == before
+    assert tree_state(tmp_path) == before

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tests.conftest import write_voc_xml
-from tests.hostile import CTRL_C_DEFAULT, REPO, run_child, tree_digest
+from tests.hostile import CTRL_C_DEFAULT, REPO, run_child, tree_state
 
 SEMANTICS = CTRL_C_DEFAULT + r"""
 import os, signal
@@ -105,7 +105,7 @@ def test_convert_ssd_stops_on_every_signal_in_the_hdf5_phase(tmp_path):
     # file appears, with and without worker processes.
     data = tmp_path / "data"
     _many_images(data, 6000)
-    before = tree_digest(data)
+    before = tree_state(data)
     tries = [(signal.SIGINT, 1, 0.0), (signal.SIGTERM, 1, 0.15), (signal.SIGINT, 1, 0.3),
              (signal.SIGTERM, 2, 0.0), (signal.SIGINT, 2, 0.15), (signal.SIGTERM, 2, 0.3)]
     for k, (signum, workers, delay) in enumerate(tries):
@@ -131,4 +131,4 @@ def test_convert_ssd_stops_on_every_signal_in_the_hdf5_phase(tmp_path):
         assert "Exception ignored" not in stderr and "Traceback" not in stderr, f"{case}: {stderr}"
         assert stderr.strip().splitlines()[-1] == ("interrupted" if signum == signal.SIGINT else "terminated")
         assert list(out.iterdir()) == [], f"{case}: left {list(out.iterdir())}"  # no .h5, no .h5.tmp
-    assert tree_digest(data) == before
+    assert tree_state(data) == before

@@ -111,7 +111,7 @@ def hdf5_shapes(path, include_difficult: bool = False) -> BoxShapes:
             difficult = np.asarray(f["gt_difficult"], dtype=bool) if "gt_difficult" in f else np.zeros(len(boxes), bool)
             images = len(f["image_ids"]) if "image_ids" in f else 0
     except (OSError, KeyError, ValueError) as err:
-        from vocli.safe_load import hdf5_failure_reason
+        from vocli.hdf5_errors import hdf5_failure_reason
 
         raise AnnotationError(path, f"not a `vocli convert ssd` targets file: {hdf5_failure_reason(err)}",
                           hint="expected HDF5 with gt_boxes and gt_difficult") from None

@@ -18,7 +18,6 @@ import torch
 
 from vocli.errors import VocliError
 from vocli.paths import atomic_path
-from vocli.safe_load import load_torch_file
 
 
 def rng_state() -> dict[str, Any]:
@@ -74,7 +73,10 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise VocliError(f"{path}: checkpoint not found", hint="pass runs/train/<name>/last.pt")
-    ckpt = load_torch_file(path, "vocli checkpoint", hint="--resume needs a last.pt written by vocli train")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure is an unusable file
+        raise VocliError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
     missing = [k for k in ("model", "optimizer", "epoch", "config") if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
         raise VocliError(f"{path}: not a vocli train checkpoint (missing {', '.join(missing)})",
