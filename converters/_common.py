@@ -81,23 +81,26 @@ def _start_worker() -> None:
 
 
 def run_chunks(fn: Callable[[J], R], jobs: Sequence[J], workers: int,
-               sizes: Sequence[int], progress: Progress = None) -> Iterator[R]:
+               sizes: Sequence[int], progress: Progress = None,
+               poll: Optional[Callable[[], None]] = None) -> Iterator[R]:
     """Yield ``fn(job)`` for every job, in order, using up to ``workers`` processes.
 
     ``sizes[i]`` is the number of files in ``jobs[i]``, reported to ``progress``.
     One worker (or one job) runs in this process, with no pool to start, as does a call
     from a daemonic process (a pool's worker, say), which may not start processes.
+    ``poll`` (e.g. ``DeferredSignals.check``) is called before each job in this process,
+    and every ``POLL_SECONDS`` while waiting for the pool: it may raise to stop the run.
     """
     total = sum(sizes)
     done = 0
     if progress:
         progress(0, total)
     if workers <= 1 or len(jobs) <= 1 or multiprocessing.current_process().daemon:
-        results: Iterable[R] = map(fn, jobs)
+        results: Iterable[R] = map(fn, jobs) if poll is None else _polled(fn, jobs, poll)
         pool = None
     else:
         pool = _pool_context().Pool(min(workers, len(jobs)), initializer=_start_worker)
-        results = pool.imap(fn, jobs)
+        results = pool.imap(fn, jobs) if poll is None else _waiting(pool.imap(fn, jobs), len(jobs), poll)
     try:
         for size, result in zip(sizes, results):
             done += size
@@ -108,6 +111,29 @@ def run_chunks(fn: Callable[[J], R], jobs: Sequence[J], workers: int,
         if pool is not None:
             pool.terminate()
             pool.join()
+
+
+#: How often ``run_chunks`` calls ``poll`` while it waits for the pool's next result.
+POLL_SECONDS = 0.1
+
+
+def _polled(fn: Callable[[J], R], jobs: Sequence[J], poll: Callable[[], None]) -> Iterator[R]:
+    for job in jobs:
+        poll()
+        yield fn(job)
+
+
+def _waiting(results, count: int, poll: Callable[[], None]) -> Iterator:
+    """The ``count`` results of a pool's ``imap``, calling ``poll`` every ``POLL_SECONDS`` while none is ready."""
+    for _ in range(count):
+        while True:
+            poll()
+            try:
+                item = results.next(timeout=POLL_SECONDS)
+            except multiprocessing.TimeoutError:
+                continue
+            break
+        yield item
 
 
 def image_file_name(filename: str, image_id: str) -> str:

@@ -426,10 +426,12 @@ def load_payload(path) -> _Loaded:
     if path.suffix.lower() in (".h5", ".hdf5"):
         import h5py
 
-        with h5py.File(path, "r") as f:
+        from vocli.hdf5_errors import hdf5_errors
+
+        with hdf5_errors(path, "vocli Darknet HDF5 file", error=DarknetFormatError), h5py.File(path, "r") as f:
             if f.attrs.get("format") != FORMAT:
                 raise DarknetFormatError(f"{path}: not a vocli Darknet HDF5 file (no format={FORMAT} attribute)")
-            state = {k: torch.from_numpy(f["state_dict"][k][()]) for k in f["state_dict"]}
+            state = {k: torch.from_numpy(np.asarray(f["state_dict"][k][()])) for k in f["state_dict"]}
             cutoff = int(f.attrs["cutoff"])
             trailing = f["trailing"][()].tobytes() if "trailing" in f else None
             return _Loaded(state, str(f.attrs["cfg"]), str(f.attrs["cfg_name"]) or None,

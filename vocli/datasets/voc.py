@@ -165,12 +165,13 @@ def _flag(children: dict, tag: str, path) -> bool:
 
 
 def image_size_from_file(image_path: Path) -> tuple[int, int, int]:
-    """(width, height, depth) read from the image header only (Pillow, lazy)."""
-    from PIL import Image
+    """(width, height, depth) read from the image header only (Pillow, lazy).
 
-    with Image.open(image_path) as im:
-        depth = len(im.getbands())
-        return im.width, im.height, depth
+    Raises ``ImageReadError`` naming the file (unreadable, or over ``images.MAX_IMAGE_PIXELS``).
+    """
+    from vocli.images import read_image_size
+
+    return read_image_size(image_path)
 
 
 def parse_annotation_bytes(
