@@ -40,7 +40,8 @@ import torch
 from converters._common import (InvalidFile, ListsInvalid, Progress, chunked, image_file_name, invalid_annotation,
                                 resolve_workers, run_chunks)
 from vocli.boxes import box_iou_columns, cxcywh_to_xyxy
-from vocli.datasets.voc import VOC_CLASSES, dataset_classes, devkit_dir, parse_annotation, read_classes, resolve_sets
+from vocli.datasets.voc import (VOC_CLASSES, dataset_classes, devkit_dir, parse_annotation, read_classes, resolve_sets,
+                                split_entries)
 from vocli.errors import AnnotationError, DatasetNotFoundError, VocliError
 from vocli.paths import atomic_path, data_root
 
@@ -383,7 +384,8 @@ def build_ssd_targets(
 
     files, invalid = [], []
     for vs in voc_sets:
-        ids = vs.ids()
+        ids, bad = split_entries(vs.split_file)
+        invalid += [InvalidFile(str(vs.split_file), f"entry {entry!r} {reason}") for entry, reason in bad]
         chunks = chunked(ids, workers, smallest=8, largest=64)
         jobs = [_Job(str(vs.dir), tuple(c), class_names, include_difficult, size, threshold) for c in chunks]
         path = out_dir / f"{vs.year}_{vs.split}.h5"

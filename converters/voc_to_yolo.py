@@ -45,7 +45,7 @@ from converters._common import (InvalidFile, ListsInvalid, Progress, chunked, ga
                                 invalid_annotation, open_folder, read_files, resolve_workers, write_if_changed,
                                 write_new_files)
 from vocli.datasets.voc import (VOC_CLASSES, VocSet, annotation_rows, dataset_classes, devkit_dir, read_classes,
-                                resolve_sets)
+                                resolve_sets, split_entries)
 from vocli.datasets.voc_batch import read_plain_batch
 from vocli.errors import AnnotationError, DatasetNotFoundError, VocliError
 from vocli.paths import atomic_write_text, data_root, staged_folder
@@ -437,8 +437,10 @@ def convert_yolo(
     # Each VOC folder once, each id once, whatever the overlap between sets.
     folders: dict[Path, dict] = {}
     set_ids: list[tuple[VocSet, Path, list[str]]] = []
+    bad_entries: list[InvalidFile] = []
     for vs in voc_sets:
-        ids = vs.ids()
+        ids, bad = split_entries(vs.split_file)
+        bad_entries += [InvalidFile(str(vs.split_file), f"entry {entry!r} {reason}") for entry, reason in bad]
         voc_dir = vs.dir.resolve()
         set_ids.append((vs, voc_dir, ids))
         if voc_dir not in folders:
@@ -475,7 +477,7 @@ def convert_yolo(
                 sizes.append(len(chunk))
 
         written = unchanged = 0
-        invalid: list[InvalidFile] = []
+        invalid: list[InvalidFile] = bad_entries
         for job, done in zip(jobs, gather_chunks(_convert_chunk, jobs, workers, sizes, progress)):
             folders[Path(job.voc_dir)]["done"].append(done.records)
             written += done.written

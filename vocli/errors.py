@@ -66,3 +66,7 @@ class TrainingDivergedError(VocliError):
 
 class AnchorError(VocliError):
     """Boxes cannot be clustered as asked (no boxes, too few distinct shapes, bad k)."""
+
+
+class OutputError(VocliError):
+    """An output would overwrite an input, or a file that is not ours to replace."""

@@ -29,6 +29,25 @@ def weights_dir() -> Path:
     return vocli_home() / "weights"
 
 
+def entry_name_problem(name: str) -> Optional[str]:
+    """Why ``name`` (an ImageSets id or an XML ``<filename>``) is not a plain name inside its folder; None if it is.
+
+    Ids and file names are names, never paths: a separator, ``.``/``..``, an absolute or drive path,
+    or a NUL byte would make vocli read or write outside the dataset tree.
+    """
+    if not name:
+        return "is empty"
+    if "/" in name or "\\" in name:
+        return "holds a path separator (ids and file names are names, not paths)"
+    if name in (".", ".."):
+        return f"is {name!r}, not a name"
+    if "\0" in name:
+        return "holds a NUL byte"
+    if len(name) >= 2 and name[1] == ":" and name[0].isalpha():
+        return "is a drive path"
+    return None
+
+
 def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -42,6 +42,7 @@ import numpy as np
 from vocli.datasets.byte_spans import (LOW_MASK, blank_spans, byte_set, span_decimals, span_texts,
                                        words_at_every_offset)
 from vocli.datasets.voc import XML_DECLARATION
+from vocli.paths import entry_name_problem
 
 
 _LETTERS = bytes(range(65, 91)) + bytes(range(97, 123)) + b"_"
@@ -139,8 +140,20 @@ def read_plain_batch(datas: Sequence[bytes], classes: Sequence[str]) -> PlainBat
     """Read every plain, valid file of ``datas`` (the bytes of VOC XML files); see the module docstring.
 
     Objects whose class is not in ``classes`` make their file not plain (the checked
-    reading names the class).
+    reading names the class); so does a ``<filename>`` that is not a plain name
+    (``vocli.paths.entry_name_problem``: the checked reading rejects it).
     """
+    batch = _read_plain_batch(datas, classes)
+    bad = [i for i, name in enumerate(batch.filenames) if name and entry_name_problem(name) is not None]
+    if not bad:
+        return batch
+    left_out = list(datas)
+    for i in bad:
+        left_out[i] = b""  # not a VOC file: left to the checked reading, which reads the real bytes
+    return _read_plain_batch(left_out, classes)
+
+
+def _read_plain_batch(datas: Sequence[bytes], classes: Sequence[str]) -> PlainBatch:
     count = len(datas)
     # Files here are ASCII and names are read stripped: no other class name can match.
     index = {name: i for i, name in enumerate(classes)

@@ -279,17 +279,7 @@ def evaluate_map(model: nn.Module, valid: ValidSet, classes: Sequence[str], conf
     return float(result.map) if math.isfinite(result.map) else 0.0
 
 
-# --------------------------------------------------------------------------- run folder and metrics
-
-
-def next_run_dir(base: Path, name: str) -> Path:
-    """``base/name``, or ``name2``, ``name3`` ... when taken."""
-    candidate = base / name
-    n = 2
-    while candidate.exists():
-        candidate = base / f"{name}{n}"
-        n += 1
-    return candidate
+# --------------------------------------------------------------------------- metrics
 
 
 CSV_FIELDS = ("epoch", "box", "obj", "cls", "total", "lr", "map", "seconds", "images")

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator, Optional
 import torch
 
 from vocli.errors import TrainingDivergedError, VocliError
+from vocli.outputs import next_run_dir
 from vocli.paths import atomic_write_text
 from vocli.yolo import checkpoint as ckpt_io
 from vocli.yolo.data import AugmentConfig, YoloDataset, make_loader, multi_scale_size
@@ -29,7 +30,7 @@ from vocli.yolo.loss import BOX_LOSSES, LossConfig, scaled_weights, yolo_loss
 from vocli.yolo.optim import (OPTIMIZERS, SCHEDULES, ModelEMA, apply_warmup, build_optimizer, default_accumulate,
                               lr_factor)
 from vocli.yolo.setup import (anchor_fit_message, build_model, evaluate_map, fit_anchors, freeze_layers,
-                              init_distributed, load_datasets, next_run_dir, write_metrics)
+                              init_distributed, load_datasets, write_metrics)
 
 
 @dataclass
