@@ -27,7 +27,7 @@ import numpy as np
 from vocli.darknet.cfg import DarknetCfg, LayerSpec, load_cfg, shipped_cfg_names
 from vocli.errors import DarknetFormatError
 from vocli.outputs import check_output_file
-from vocli.paths import atomic_path, find_weights_file
+from vocli.paths import atomic_h5, atomic_path, find_weights_file
 
 FORMAT = "vocli-darknet-1"
 FLOAT = np.dtype("<f4")
@@ -352,9 +352,7 @@ def save_pt(path, weights: DarknetWeights) -> None:
 
 def save_h5(path, weights: DarknetWeights) -> None:
     """One dataset per tensor under ``state_dict/``; metadata as root attributes."""
-    import h5py
-
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_h5(path) as f:  # built in memory: HDF5 itself never meets a full disk
         f.attrs.update({"format": FORMAT, "cfg": weights.cfg.text, "cfg_name": weights.cfg.name or "",
                         "header": np.asarray(weights.header, dtype=np.int64), "seen": int(weights.seen),
                         "cutoff": -1 if weights.cutoff is None else weights.cutoff})
@@ -427,12 +425,9 @@ def load_payload(path) -> _Loaded:
             return _Loaded(state, str(f.attrs["cfg"]), str(f.attrs["cfg_name"]) or None,
                            tuple(int(v) for v in f.attrs["header"]), int(f.attrs["seen"]),
                            None if cutoff < 0 else cutoff, trailing)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
-        raise DarknetFormatError(f"{path}: cannot read as a PyTorch file ({type(err).__name__})",
-                                 hint="is it a Darknet .weights file? use `vocli convert-weights`") from None
-    return _from_dict(obj, str(path))
+    from vocli.yolo.checkpoint import load_torch_file
+
+    return _from_dict(load_torch_file(path, "weights file"), str(path))
 
 
 def _resolve_cfg(loaded: _Loaded, cfg, source) -> DarknetCfg:

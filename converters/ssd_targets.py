@@ -43,7 +43,7 @@ from vocli.boxes import box_iou_columns, cxcywh_to_xyxy
 from vocli.datasets.voc import (VOC_CLASSES, dataset_classes, devkit_dir, parse_annotation, read_classes, resolve_sets,
                                 split_entries)
 from vocli.errors import AnnotationError, DatasetNotFoundError, VocliError
-from vocli.paths import atomic_path, data_root
+from vocli.paths import atomic_h5, data_root, remove_stale_temps
 
 VARIANCES = (0.1, 0.2)
 #: Smallest normalised width/height used in log(): a one-pixel VOC box has zero
@@ -304,7 +304,7 @@ def _write_set(path: Path, set_name: str, voc_dir: Path, jobs: list[_Job], sizes
     per_image = _compression(compression)
     strings = h5py.string_dtype("utf-8")
     ids, names, counts, boxes, labels, difficult, positives = [], [], [], [], [], [], 0
-    with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as h5:
+    with atomic_h5(path) as h5:  # built in memory: a full disk is one clear error, never an HDF5 crash
         loc_ds = h5.create_dataset("loc", (num, len(priors), 4), np.float32, maxshape=(None, len(priors), 4),
                                    chunks=(1, len(priors), 4), **per_image)
         conf_ds = h5.create_dataset("conf", (num, len(priors)), np.int16, maxshape=(None, len(priors)),
@@ -382,6 +382,7 @@ def build_ssd_targets(
         if progress:
             progress(done_before + done, total)
 
+    remove_stale_temps(out_dir)  # .<set>.h5.<pid>....tmp of a run that was killed
     files, invalid = [], []
     for vs in voc_sets:
         ids, bad = split_entries(vs.split_file)

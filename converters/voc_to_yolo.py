@@ -48,7 +48,7 @@ from vocli.datasets.voc import (VOC_CLASSES, VocSet, annotation_rows, dataset_cl
                                 resolve_sets, split_entries)
 from vocli.datasets.voc_batch import read_plain_batch
 from vocli.errors import AnnotationError, DatasetNotFoundError, VocliError
-from vocli.paths import atomic_write_text, data_root, staged_folder
+from vocli.paths import atomic_write_text, data_root, remove_stale_temps, staged_folder
 
 
 
@@ -445,6 +445,8 @@ def convert_yolo(
         set_ids.append((vs, voc_dir, ids))
         if voc_dir not in folders:
             images, labels = _image_dir_for_lists(voc_dir, None if out is None else out_dir)
+            for folder in (labels, labels.parent):  # a killed run's .<id>.txt.<pid>.tmp and staging folder
+                remove_stale_temps(folder)
             folders[voc_dir] = {"images": images, "labels": labels, "ids": {},
                                 "cache": load_cache(labels, options), "done": []}
         folders[voc_dir]["ids"].update(dict.fromkeys(ids))

@@ -70,3 +70,11 @@ class AnchorError(VocliError):
 
 class OutputError(VocliError):
     """An output would overwrite an input, or a file that is not ours to replace."""
+
+
+class CheckpointError(VocliError):
+    """A .pt file is damaged (a CRC fails), unreadable, or holds something other than tensors."""
+
+
+class WriteError(VocliError):
+    """An output could not be written: disk full, size limit, quota, read-only or no permission."""

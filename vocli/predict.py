@@ -81,11 +81,10 @@ def load_model(weights: Union[str, os.PathLike], cfg=None, device: str = "cpu") 
     ``vocli train`` checkpoint. Tensors that do not fit the cfg are an error here (a detector
     with a random head is no use), unlike when initialising training.
     """
-    import torch
-
     from converters.darknet_weights import load_payload, load_weights
     from vocli.darknet.cfg import load_cfg, parse_cfg
     from vocli.darknet.model import Darknet
+    from vocli.yolo.checkpoint import load_torch_file
 
     path = Path(weights).expanduser()
     if not path.is_file():
@@ -97,10 +96,7 @@ def load_model(weights: Union[str, os.PathLike], cfg=None, device: str = "cpu") 
         payload = load_payload(path)
         text, cfg_name = payload.cfg_text, payload.cfg_name
     elif suffix != ".weights":
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001 - pickle/zip errors of many kinds
-            raise DarknetFormatError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__})") from None
+        ckpt = load_torch_file(path, "checkpoint")
         if not isinstance(ckpt, dict):
             raise DarknetFormatError(f"{path}: checkpoint is not a dict")
         names, text, state = _names_from(ckpt), _cfg_text_from(ckpt), ckpt
