@@ -183,6 +183,15 @@ def detect(sources: Sequence[Union[str, os.PathLike]], weights: Union[str, os.Pa
 
     if nms not in ("standard", "diou"):
         raise VocliError(f"unknown --nms {nms!r}", hint="use standard or diou")
+    images, skipped = resolve_sources(sources)
+    if not images:
+        raise VocliError("no images to run on" + (f" ({skipped[0][0]}: {skipped[0][1]})" if skipped else ""),
+                         hint="pass image files, folders, globs or a list file")
+    # Outputs are checked before the model loads: a refused --out costs nothing.
+    used: set[str] = set()
+    stems = {path: _unique_stem(path, used) for path in images}
+    out = _output_folder(out, images, stems, weights, draw=draw, save_txt=save_txt, save_xml=save_xml,
+                         save_json=save_json, exist_ok=exist_ok)
     if model is None:
         loaded = load_model(weights, cfg=cfg, device=device)
         model, model_names = loaded.model, loaded.names
@@ -195,14 +204,6 @@ def detect(sources: Sequence[Union[str, os.PathLike]], weights: Union[str, os.Pa
         if unknown:
             raise VocliError(f"--classes: unknown class {unknown[0]!r}", hint=f"model classes: {', '.join(names)}")
         keep = np.array([names.index(c) for c in classes])
-    images, skipped = resolve_sources(sources)
-    if not images:
-        raise VocliError("no images to run on" + (f" ({skipped[0][0]}: {skipped[0][1]})" if skipped else ""),
-                         hint="pass image files, folders, globs or a list file")
-    used: set[str] = set()
-    stems = {path: _unique_stem(path, used) for path in images}
-    out = _output_folder(out, images, stems, weights, draw=draw, save_txt=save_txt, save_xml=save_xml,
-                         save_json=save_json, exist_ok=exist_ok)
     out.mkdir(parents=True, exist_ok=True)
     counts = {n: 0 for n in names}
     written = {"images": 0, "txt": 0, "xml": 0}

@@ -12,20 +12,24 @@ leaves no half-written tree at the final path, and two tars sharing a folder
 from __future__ import annotations
 
 import errno
+import lzma
 import os
 import posixpath
 import re
 import shutil
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vocli.datasets.download import Progress, ProgressEvent
 from vocli.errors import UnsafeArchiveError, VocliError
-from vocli.paths import atomic_path
+from vocli.paths import atomic_path, write_error
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
+#: What a damaged or cut archive raises while it is read (gzip ends early: EOFError; bad deflate: zlib.error).
+_DAMAGED = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError)
 #: Timestamp stamped on every member of a packed tar, so the same tree packs to the same bytes.
 PACK_MTIME = 1_700_000_000
 
@@ -115,7 +119,7 @@ def check_archive_end(tar_path: Path, tar: tarfile.TarFile) -> None:
         marker = fileobj.read(2 * tarfile.BLOCKSIZE)
         while fileobj.read(1 << 16):  # the rest (padding): a compressed stream checks its trailer at the end
             pass
-    except (EOFError, OSError, tarfile.TarError, ValueError) as err:
+    except (*_DAMAGED, OSError, ValueError) as err:
         raise VocliError(f"{tar_path}: the archive is cut short or damaged ({type(err).__name__}: {err})",
                          hint="the download or copy is incomplete; fetch it again with --force") from None
     except Exception as err:  # noqa: BLE001 - zlib/lzma/bz2 errors of a damaged stream
@@ -197,14 +201,14 @@ def safe_extract(tar_path: str | os.PathLike, dest: str | os.PathLike, progress:
     dest.mkdir(parents=True, exist_ok=True)
     try:
         tar = tarfile.open(tar_path, "r:*")
-    except (tarfile.TarError, OSError) as err:
+    except (*_DAMAGED, OSError) as err:
         raise VocliError(f"{tar_path}: not a readable tar archive ({err})", hint="re-fetch it with --force") from None
     tmp = Path(tempfile.mkdtemp(prefix=".vocli-extract-", dir=dest))
     try:
         with tar:
             try:
                 members = tar.getmembers()
-            except tarfile.TarError as err:
+            except _DAMAGED as err:
                 raise VocliError(f"{tar_path}: damaged tar archive ({err})", hint="re-fetch it with --force") from None
             check_members(tar_path, members)
             for m in members:
@@ -223,9 +227,14 @@ def safe_extract(tar_path: str | os.PathLike, dest: str | os.PathLike, progress:
                         tar.extract(member, tmp, set_attrs=not member.isdir())
                 except tarfile.FilterError as err:
                     raise _unsafe(tar_path, member.name, str(err)) from None
-                except tarfile.TarError as err:
+                except _DAMAGED as err:
                     raise VocliError(f"{tar_path}: damaged tar member {member.name!r} ({err})",
                                      hint="re-fetch it with --force") from None
+                except OSError as err:  # disk full or read-only: one line naming the place (tmp is removed)
+                    failure = write_error(dest / member.name, err, creating=True)
+                    if failure is None:
+                        raise
+                    raise failure from None
                 if member.isfile():
                     files += 1
                     size += member.size
