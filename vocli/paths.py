@@ -74,7 +74,8 @@ _CREATE_ERRNOS = {errno.EACCES: "permission denied", errno.EPERM: "operation not
 _WRITE_TEXTS = (("No space left", _WRITE_ERRNOS[errno.ENOSPC]), ("File too large", _WRITE_ERRNOS[errno.EFBIG]),
                 ("quota", _WRITE_ERRNOS[errno.EDQUOT]), ("Read-only file system", _WRITE_ERRNOS[errno.EROFS]),
                 ("file write failed", "the write failed (disk full or a file size limit)"),
-                ("PytorchStreamWriter failed", "the write failed (disk full or a file size limit)"))
+                ("PytorchStreamWriter failed", "the write failed (disk full or a file size limit)"),
+                ("inline_container.cc", "the write failed (disk full or a file size limit)"))
 
 
 def free_bytes(path: str | os.PathLike) -> Optional[int]:
