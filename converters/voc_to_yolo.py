@@ -48,6 +48,7 @@ from vocli.datasets.voc import (VOC_CLASSES, VocSet, annotation_rows, dataset_cl
                                 resolve_sets, split_entries)
 from vocli.datasets.voc_batch import read_plain_batch
 from vocli.errors import AnnotationError, DatasetNotFoundError, VocliError
+from vocli.outputs import check_output_dir
 from vocli.paths import atomic_write_text, data_root, remove_stale_temps, staged_folder
 
 
@@ -431,6 +432,12 @@ def convert_yolo(
         class_names, default_name = tuple(classes), "custom"
     name = name or default_name
     out_dir = Path(out).expanduser().resolve() if out is not None else devkit.parent.resolve()
+    # The lists, .names and .data are ours to replace on every run, but never over an input
+    # (``--out VOCdevkit/VOC2007/ImageSets/Main`` would write train.txt over the split list).
+    planned = [out_dir / f"{vs.year}_{vs.split}.txt" for vs in voc_sets] + [
+        out_dir / n for n in ("train.txt", "train.all.txt", "test.txt", f"{name}.names", f"{name}.data")]
+    # (--classes X.names may be the .names it writes: the same names back, so it is no clash.)
+    check_output_dir(out_dir, [vs.split_file for vs in voc_sets], planned, overwrite=True)
     workers = resolve_workers(workers)
     options = cache_options(class_names, exact_pixels, include_difficult)
 

@@ -161,3 +161,13 @@ def test_output_rule_unit_cases(tmp_path):
     (tmp_path / "runs" / "exp").mkdir(parents=True)
     (tmp_path / "runs" / "exp2").mkdir()
     assert next_run_dir(tmp_path / "runs", "exp") == tmp_path / "runs" / "exp3"
+
+
+def test_convert_yolo_lists_never_replace_the_split_lists(tiny_voc, capsys):
+    main_dir = tiny_voc / "VOCdevkit" / "VOC2007" / "ImageSets" / "Main"
+    before = tree_state(tiny_voc)
+    rc, err = run(capsys, "convert", "yolo", "--root", tiny_voc, "--sets", "2007/train", "--out", main_dir,
+                  "--workers", "1")
+    assert rc == 1
+    assert f"{main_dir}: writing train.txt there would replace the input {main_dir / 'train.txt'}" in error_line(err)
+    assert tree_state(tiny_voc) == before
