@@ -140,3 +140,27 @@ def test_stale_temp_files_of_dead_runs_are_removed_at_the_next_run(tiny_voc):
     assert main(["convert", "ssd", "--root", str(tiny_voc), "--sets", "2007/train", "--workers", "1"]) == 0
     assert [p for p in stale if p.exists()] == []
     assert [p for p in kept if not p.exists()] == []
+
+
+SAVE_CHILD = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+import torch
+from vocli.errors import WriteError
+from vocli.yolo.checkpoint import save_checkpoint
+try:
+    save_checkpoint(sys.argv[1], {"model": {"w": torch.zeros(10_000)}, "epoch": 1})
+except WriteError as err:
+    print(err)
+"""
+
+
+def test_a_training_checkpoint_on_a_full_disk_names_it(tmp_path):
+    # train saves last.pt / best.pt through save_checkpoint: 40,000 bytes of tensor cannot fit under 4,096
+    out = tmp_path / "run" / "last.pt"
+    done = subprocess.run([sys.executable, "-c", SAVE_CHILD, str(out)], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{out}: cannot write: ") and "bytes free there" in done.stdout
+    assert list((tmp_path / "run").iterdir()) == []
