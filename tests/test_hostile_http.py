@@ -54,3 +54,24 @@ def test_a_served_member_cannot_replace_the_fetch_state(tmp_path, capsys):
             in error_line(err))
     assert tree_state(root)[".vocli-fetch.json"] == before[".vocli-fetch.json"]
     assert not (root / "VOCdevkit").exists()
+
+
+def test_a_download_too_big_for_the_disk_is_refused_before_the_first_byte(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from vocli.datasets import registry
+    from vocli.datasets.registry import DatasetSpec, RemoteFile, SplitCount
+
+    data = tar_bytes(MEMBERS)
+    spec = DatasetSpec("voc2007", "fake", (RemoteFile("VOCtrainval_06-Nov-2007.tar", 5_000_000, (), md5(data)),),
+                       splits=(SplitCount("VOC2007", "train", 1),))
+    monkeypatch.setattr(registry, "_SPECS", (spec,))
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=1_000_000))
+    root = tmp_path / "root"
+    with FileServer({"/VOCtrainval_06-Nov-2007.tar": data}) as server:
+        rc, err = run(capsys, "fetch", "voc2007", "--root", root, "--mirror", server.base)
+        assert server.requests == []
+    assert rc == 1
+    assert (f"{root / 'VOCtrainval_06-Nov-2007.tar'}: cannot write: needs 5,000,000 bytes, 1,000,000 free there "
+            f"(4,000,000 more needed)") in error_line(err)
