@@ -171,3 +171,22 @@ def test_convert_yolo_lists_never_replace_the_split_lists(tiny_voc, capsys):
     assert rc == 1
     assert f"{main_dir}: writing train.txt there would replace the input {main_dir / 'train.txt'}" in error_line(err)
     assert tree_state(tiny_voc) == before
+
+
+def test_train_out_is_new_empty_or_a_run_folder_and_never_over_its_weights(tmp_path):
+    from vocli.errors import OutputError
+    from vocli.outputs import check_run_folder
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(b"jpeg")
+    with pytest.raises(OutputError, match=r"photos: holds files and is not a vocli run folder \(no config.json\)"):
+        check_run_folder(photos)
+    run_dir = tmp_path / "runs" / "exp"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text("{}")
+    (run_dir / "best.pt").write_bytes(b"weights")
+    assert check_run_folder(run_dir, [tmp_path / "other.pt"]) == run_dir  # ours: a rerun may replace it
+    with pytest.raises(OutputError, match=r"writing best.pt there would replace the input"):
+        check_run_folder(run_dir, [run_dir / "best.pt"])
+    assert check_run_folder(tmp_path / "new") == tmp_path / "new"

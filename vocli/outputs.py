@@ -115,3 +115,16 @@ def check_output_dir(out: PathLike, inputs: Iterable[PathLike] = (), planned: It
                 raise OutputError(f"{out}: already exists and is not empty",
                                   hint=f"{_flag(option)} files there, or choose another folder")
     return out
+
+
+def check_run_folder(out: PathLike, inputs: Iterable[PathLike] = (), marker: str = "config.json") -> Path:
+    """A ``--out`` run folder (``vocli train``): new, empty, or one of ours (it holds ``marker``, written by
+    every run); never one where ``last.pt``/``best.pt`` would replace an input (``--weights .../best.pt``)."""
+    out = Path(out).expanduser()
+    check_output_dir(out, inputs, [out / "last.pt", out / "best.pt"], overwrite=True)
+    if out.is_dir() and not (out / marker).is_file():
+        with os.scandir(out) as listing:
+            if next(listing, None) is not None:
+                raise OutputError(f"{out}: holds files and is not a vocli run folder (no {marker})",
+                                  hint="choose a new or empty --out folder")
+    return out

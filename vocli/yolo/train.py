@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator, Optional
 import torch
 
 from vocli.errors import TrainingDivergedError, VocliError
-from vocli.outputs import next_run_dir
+from vocli.outputs import check_run_folder, next_run_dir
 from vocli.paths import atomic_write_text
 from vocli.yolo import checkpoint as ckpt_io
 from vocli.yolo.data import AugmentConfig, YoloDataset, make_loader, multi_scale_size
@@ -184,6 +184,9 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
         torch.set_num_threads(config.threads)
     is_main = dist.rank == 0
     out = Path(config.out) if config.out else next_run_dir(Path("runs/train"), config.name)
+    if resume_ckpt is None:  # a resumed run goes on in its own folder
+        weights = config.weights if config.weights and str(config.weights).lower() != "none" else None
+        check_run_folder(out, [weights] if weights else [])
     config = dataclasses.replace(config, out=str(out))
 
     train_data, valid_data, classes = load_datasets(config)
