@@ -43,3 +43,50 @@ def error_line(err: str) -> str:
     assert len(errors) == 1, err
     assert "Traceback" not in err, err
     return errors[0]
+
+
+TINY_CFG = """[net]
+width=64
+height=64
+channels=3
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=2
+pad=1
+activation=leaky
+
+[convolutional]
+size=1
+stride=1
+pad=1
+filters=21
+activation=linear
+
+[yolo]
+mask=0,1,2
+anchors=8,8, 16,16, 24,24
+classes=2
+num=3
+"""
+
+
+def write_tiny_pt(folder: Path, cfg: str = TINY_CFG, name: str = "tiny") -> tuple[Path, Path]:
+    """A converted .pt (seeded random weights) of a 2-class model in ``folder``, and its .names."""
+    import torch
+
+    from converters.darknet_weights import FORMAT
+    from vocli.darknet.cfg import parse_cfg
+    from vocli.darknet.model import Darknet
+
+    torch.manual_seed(0)
+    model = Darknet(parse_cfg(cfg))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.pt"
+    torch.save({"format": FORMAT, "state_dict": model.state_dict(), "cfg": cfg, "cfg_name": None,
+                "header": [0, 2, 0], "seen": 0}, path)
+    names = folder / f"{name}.names"
+    names.write_text("alpha\nbeta\n")
+    return path, names

@@ -17,8 +17,7 @@ import tempfile
 
 import numpy as np
 import pytest
-from hostile_common import tree_state
-from test_hostile_outputs import TINY_CFG
+from hostile_common import TINY_CFG, tree_state
 
 CHILD = """
 import resource, signal, sys

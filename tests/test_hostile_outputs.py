@@ -7,54 +7,13 @@ byte-for-byte unchanged (hashed before and after).
 from __future__ import annotations
 
 import pytest
-import torch
-from hostile_common import error_line, run, tree_state
+from hostile_common import error_line, run, tree_state, write_tiny_pt
 from PIL import Image
-
-TINY_CFG = """[net]
-width=64
-height=64
-channels=3
-
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=2
-pad=1
-activation=leaky
-
-[convolutional]
-size=1
-stride=1
-pad=1
-filters=21
-activation=linear
-
-[yolo]
-mask=0,1,2
-anchors=8,8, 16,16, 24,24
-classes=2
-num=3
-"""
-
 
 @pytest.fixture
 def tiny_pt(tmp_path):
     """A converted .pt of a 2-class two-layer model, and its .names."""
-    from converters.darknet_weights import FORMAT
-    from vocli.darknet.cfg import parse_cfg
-    from vocli.darknet.model import Darknet
-
-    torch.manual_seed(0)
-    model = Darknet(parse_cfg(TINY_CFG))
-    path = tmp_path / "models" / "tiny.pt"
-    path.parent.mkdir()
-    torch.save({"format": FORMAT, "state_dict": model.state_dict(), "cfg": TINY_CFG, "cfg_name": None,
-                "header": [0, 2, 0], "seen": 0}, path)
-    names = tmp_path / "models" / "tiny.names"
-    names.write_text("alpha\nbeta\n")
-    return path, names
+    return write_tiny_pt(tmp_path / "models")
 
 
 @pytest.fixture

@@ -148,3 +148,14 @@ def test_a_wrong_checksum_on_the_source_in_place_keeps_it(tmp_path, capsys):
     assert f"{tar}: md5 is " in error_line(err) and "left as it is" in err
     assert tar.read_bytes() == data
     assert not (root / "my.tar.part").exists() and not (root / "VOCdevkit").exists()
+
+
+@pytest.mark.parametrize("mode, suffix", [("w:bz2", ".tar.bz2"), ("w:xz", ".tar.xz"), ("w:gz", ".tgz")])
+def test_every_cut_compression_is_one_line(tmp_path, capsys, mode, suffix):
+    data = tar_bytes(MEMBERS, mode=mode)
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(data[:-30])
+    root = tmp_path / "root"
+    rc, err = run(capsys, "fetch", "--tar", cut, "--root", root)
+    assert rc == 1 and str(root / cut.name) in error_line(err)
+    assert without_tar_copy(tree_state(root), cut.name) == {}

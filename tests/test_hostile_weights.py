@@ -12,9 +12,8 @@ import zipfile
 
 import pytest
 import torch
-from hostile_common import error_line, run, tree_state
+from hostile_common import TINY_CFG, error_line, run, tree_state, write_tiny_pt
 from PIL import Image
-from test_hostile_outputs import TINY_CFG, tiny_pt  # noqa: F401 - the fixture
 
 from vocli.errors import CheckpointError
 
@@ -34,22 +33,14 @@ def corrupt_tensor_bytes(path, length: int = 4096) -> str:
 
 
 @pytest.fixture
-def big_pt(tmp_path):
-    """A converted .pt whose largest tensor holds 2,048 floats (8 KB), so 4 KB can be damaged inside it."""
-    from converters.darknet_weights import FORMAT
-    from vocli.darknet.cfg import parse_cfg
-    from vocli.darknet.model import Darknet
+def tiny_pt(tmp_path):
+    return write_tiny_pt(tmp_path / "models")
 
-    cfg = TINY_CFG.replace("filters=8", "filters=256", 1)
-    torch.manual_seed(0)
-    model = Darknet(parse_cfg(cfg))
-    path = tmp_path / "m" / "big.pt"
-    path.parent.mkdir()
-    torch.save({"format": FORMAT, "state_dict": model.state_dict(), "cfg": cfg, "cfg_name": None,
-                "header": [0, 2, 0], "seen": 0}, path)
-    names = tmp_path / "m" / "big.names"
-    names.write_text("alpha\nbeta\n")
-    return path, names
+
+@pytest.fixture
+def big_pt(tmp_path):
+    """A converted .pt whose largest tensor holds 6,912 floats (27 KB), so 4 KB can be damaged inside it."""
+    return write_tiny_pt(tmp_path / "m", TINY_CFG.replace("filters=8", "filters=256", 1), "big")
 
 
 def test_damaged_tensor_data_is_refused_by_detect_and_export(tmp_path, big_pt, capsys):

@@ -43,6 +43,12 @@ class ExtractResult:
     top_level: list[str] = field(default_factory=list)  # first path components, e.g. ["VOCdevkit"]
 
 
+def _one_line(err: BaseException, limit: int = 200) -> str:
+    """An error's text on one line (tarfile lists every method it tried, one per line)."""
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _unsafe(tar_path: Path, member: str, why: str) -> UnsafeArchiveError:
     return UnsafeArchiveError(
         f"{tar_path}: refusing to extract {member!r}: {why}",
@@ -202,14 +208,14 @@ def safe_extract(tar_path: str | os.PathLike, dest: str | os.PathLike, progress:
     try:
         tar = tarfile.open(tar_path, "r:*")
     except (*_DAMAGED, OSError) as err:
-        raise VocliError(f"{tar_path}: not a readable tar archive ({err})", hint="re-fetch it with --force") from None
+        raise VocliError(f"{tar_path}: not a readable tar archive ({_one_line(err)})", hint="re-fetch it with --force") from None
     tmp = Path(tempfile.mkdtemp(prefix=".vocli-extract-", dir=dest))
     try:
         with tar:
             try:
                 members = tar.getmembers()
             except _DAMAGED as err:
-                raise VocliError(f"{tar_path}: damaged tar archive ({err})", hint="re-fetch it with --force") from None
+                raise VocliError(f"{tar_path}: damaged tar archive ({_one_line(err)})", hint="re-fetch it with --force") from None
             check_members(tar_path, members)
             for m in members:
                 why = _vocli_owned(posixpath.normpath(m.name), tar_path, dest)
@@ -228,7 +234,7 @@ def safe_extract(tar_path: str | os.PathLike, dest: str | os.PathLike, progress:
                 except tarfile.FilterError as err:
                     raise _unsafe(tar_path, member.name, str(err)) from None
                 except _DAMAGED as err:
-                    raise VocliError(f"{tar_path}: damaged tar member {member.name!r} ({err})",
+                    raise VocliError(f"{tar_path}: damaged tar member {member.name!r} ({_one_line(err)})",
                                      hint="re-fetch it with --force") from None
                 except OSError as err:  # disk full or read-only: one line naming the place (tmp is removed)
                     failure = write_error(dest / member.name, err, creating=True)
