@@ -144,6 +144,9 @@ def read_plain_batch(datas: Sequence[bytes], classes: Sequence[str]) -> PlainBat
     (``vocli.paths.entry_name_problem``: the checked reading rejects it).
     """
     batch = _read_plain_batch(datas, classes)
+    joined = "".join(batch.filenames)
+    if not any(c in joined for c in "/\\:\0") and "." not in batch.filenames and ".." not in batch.filenames:
+        return batch  # the usual case, in C: no name can be a path
     bad = [i for i, name in enumerate(batch.filenames) if name and entry_name_problem(name) is not None]
     if not bad:
         return batch
