@@ -163,3 +163,17 @@ def test_a_training_checkpoint_on_a_full_disk_names_it(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"{out}: cannot write: ") and "bytes free there" in done.stdout
     assert list((tmp_path / "run").iterdir()) == []
+
+
+def test_a_read_only_output_folder_is_one_line(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from vocli.errors import WriteError
+    from vocli.paths import make_folder
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    with pytest.raises(WriteError, match=rf"^{tmp_path / 'det'}: cannot write: read-only file system \(write it"):
+        make_folder(tmp_path / "det")

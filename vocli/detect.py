@@ -27,7 +27,7 @@ import numpy as np
 from vocli.detection_files import detection_json_line, to_voc_pixels
 from vocli.errors import VocliError
 from vocli.images import IMAGE_SUFFIXES
-from vocli.paths import atomic_path, atomic_write_text
+from vocli.paths import atomic_path, atomic_write_text, make_folder
 from vocli.predict import ImagePrediction, SkippedImage, load_model, predict_images
 
 LIST_SUFFIXES = (".txt", ".list")
@@ -204,7 +204,7 @@ def detect(sources: Sequence[Union[str, os.PathLike]], weights: Union[str, os.Pa
         if unknown:
             raise VocliError(f"--classes: unknown class {unknown[0]!r}", hint=f"model classes: {', '.join(names)}")
         keep = np.array([names.index(c) for c in classes])
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     counts = {n: 0 for n in names}
     written = {"images": 0, "txt": 0, "xml": 0}
     json_lines: list[str] = []

@@ -38,12 +38,6 @@ def same_file(a: PathLike, b: PathLike) -> bool:
         return resolved(a) == resolved(b)
 
 
-def is_within(path: PathLike, folder: PathLike) -> bool:
-    """Whether ``path`` is ``folder`` or lies under it, after resolving both."""
-    p, f = resolved(path), resolved(folder)
-    return p == f or f in p.parents
-
-
 def next_run_dir(base: PathLike, name: str) -> Path:
     """``base/name``, or ``name2``, ``name3`` ... when taken (a fresh folder for each run)."""
     base = Path(base)
@@ -90,22 +84,21 @@ def check_output_dir(out: PathLike, inputs: Iterable[PathLike] = (), planned: It
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder", hint="choose another output folder")
     if sources:
+        # Files are matched by identity (device, inode): symlinks, hard links and '..' included.
+        # A planned file that does not exist yet cannot be an input.
         by_id = {}
         for source in sources:
             try:
                 st = os.stat(source)
-                by_id[(st.st_dev, st.st_ino)] = source
             except OSError:
                 continue
-        by_path = {resolved(s): s for s in sources}
+            by_id[(st.st_dev, st.st_ino)] = source
         for target in planned:
-            hit = by_path.get(resolved(target))
-            if hit is None:
-                try:
-                    st = os.stat(target)
-                    hit = by_id.get((st.st_dev, st.st_ino))
-                except OSError:
-                    hit = None
+            try:
+                st = os.stat(target)
+            except OSError:
+                continue
+            hit = by_id.get((st.st_dev, st.st_ino))
             if hit is not None:
                 raise OutputError(f"{out}: writing {Path(target).name} there would replace the input {hit}",
                                   hint="choose an output folder that holds no inputs")

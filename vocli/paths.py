@@ -113,6 +113,19 @@ def write_error(path: str | os.PathLike, err: BaseException, written: Optional[i
                       hint="free some space (or raise the limit) and run again; no partial file was left")
 
 
+def make_folder(path: str | os.PathLike) -> Path:
+    """``mkdir -p path``; a read-only or forbidden place is one ``WriteError`` line naming it."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        failure = write_error(path, err, creating=True)
+        if failure is None:
+            raise
+        raise failure from None
+    return path
+
+
 def check_free_space(path: str | os.PathLike, needed: int) -> None:
     """Raise ``WriteError`` naming ``path`` when its disk has fewer than ``needed`` bytes free."""
     free = free_bytes(Path(path).parent)
