@@ -25,7 +25,7 @@ from pathlib import Path
 
 from vocli.datasets.download import Progress, ProgressEvent
 from vocli.errors import UnsafeArchiveError, VocliError
-from vocli.paths import atomic_path, write_error
+from vocli.paths import atomic_path, free_bytes, write_error
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 #: What a damaged or cut archive raises while it is read (gzip ends early: EOFError; bad deflate: zlib.error).
@@ -167,8 +167,8 @@ def _check_merge(tar_path: Path, members: list[tarfile.TarInfo], dest: Path, rep
 def _check_space(tar_path: Path, members: list[tarfile.TarInfo], dest: Path) -> int:
     """The members' total size; raise when ``dest``'s file system has less free space than that."""
     total = sum(m.size for m in members if m.isfile())
-    free = shutil.disk_usage(dest).free
-    if total + FREE_SPACE_MARGIN > free:
+    free = free_bytes(dest)
+    if free is not None and total + FREE_SPACE_MARGIN > free:
         raise VocliError(f"{tar_path}: its members hold {total:,} bytes but {dest} has {free:,} bytes free "
                          f"(needs {total + FREE_SPACE_MARGIN - free:,} more)",
                          hint="free some space or fetch into another --root; nothing was extracted")
