@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 import vocli.images as images_module
-from tests.hostile import error_line, tree_state
-from tests.test_detect import tiny_weights  # noqa: F401 - a fixture
+from hostile_common import error_line, tree_state
+from test_detect import tiny_weights  # noqa: F401 - a fixture
 from vocli.cli.app import main
 from vocli.datasets.voc import image_size_from_file
 from vocli.errors import ImageReadError
@@ -97,7 +97,7 @@ def test_detect_skips_the_bomb_and_runs_the_good_images(tmp_path, tiny_weights, 
 
 @pytest.mark.slow
 def test_evaluate_stops_with_one_line_naming_the_bomb(tmp_path, tiny_weights, capsys):  # noqa: F811
-    from tests.conftest import write_voc_xml
+    from helpers import write_voc_xml
 
     weights, names = tiny_weights
     voc = tmp_path / "VOCdevkit" / "VOC2007"
@@ -119,7 +119,7 @@ def test_evaluate_stops_with_one_line_naming_the_bomb(tmp_path, tiny_weights, ca
 
 def _training_set(root, bad_name: str, bad_bytes: bytes):
     """Four 64 x 64 images with one box each, one of them replaced by ``bad_bytes``; returns the .data file."""
-    from tests.test_train import TINY_CFG
+    from test_train import TINY_CFG
 
     (root / "img").mkdir(parents=True)
     paths = []

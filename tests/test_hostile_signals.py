@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from tests.conftest import write_voc_xml
-from tests.hostile import CTRL_C_DEFAULT, REPO, run_child, tree_state
+from helpers import write_voc_xml
+from hostile_common import CTRL_C_DEFAULT, REPO, run_child, tree_state
 
 SEMANTICS = CTRL_C_DEFAULT + r"""
 import os, signal
