@@ -252,3 +252,29 @@ def test_best_ground_truth_pairs_match_a_per_detection_argmax(monkeypatch, block
             assert overlap[d] == iou[j] or (np.isnan(overlap[d]) and np.isnan(iou[j])), d
     assert best[0] == 30 and overlap[0] == 1.0
     assert best[1] == 32 and np.isnan(overlap[1])
+
+
+def test_forty_tied_detections_keep_input_order():
+    """Ties are ranked in input order: 20 misses given before 20 hits at the same score.
+
+    One more hit, scoring higher and given last, makes the scores unsorted: numpy's quicksort
+    then moves tied entries around (it leaves an all-equal run alone, and runs of up to 16
+    go through a stable insertion sort, so fewer or all-equal ties cannot tell the sorts apart).
+    """
+    gt = GroundTruth.from_images([("img", [[20 * i + 1, 1, 20 * i + 10, 10] for i in range(21)], [DOG] * 21,
+                                   [False] * 21)])
+    misses = [[20 * i + 1, 101, 20 * i + 10, 110] for i in range(20)]
+    hits = [[20 * i + 1, 1, 20 * i + 10, 10] for i in range(21)]
+    det = Detections(np.array(["img"] * 41, object), np.array(misses + hits, float),
+                     np.array([0.5] * 40 + [0.9]), np.full(41, DOG))
+    dog = evaluate_detections(det, gt, CLASSES, metric="voc12").per_class[DOG]
+    # rank 1: the 0.9 hit; ranks 2..21: the misses; rank 21 + k: the k-th tied hit
+    precision = [1.0] + [1 / r for r in range(2, 22)] + [(1 + k) / (21 + k) for k in range(1, 21)]
+    recall = [1 / 21] * 21 + [(1 + k) / 21 for k in range(1, 21)]
+    np.testing.assert_allclose(dog.precision, precision)
+    np.testing.assert_allclose(dog.recall, recall)
+    # envelope: 1 up to recall 1/21, then 21/41 (the last rank's precision, the highest after rank 1)
+    assert dog.ap == pytest.approx(1 / 21 + 20 / 21 * 21 / 41)
+    # 11-point: t = 0 -> 1; t = 0.1 .. 1 -> 21/41
+    assert evaluate_detections(det, gt, CLASSES, metric="voc07").per_class[DOG].ap == pytest.approx(
+        (1 + 10 * 21 / 41) / 11)

@@ -3,17 +3,22 @@
 Every function works on numpy arrays or torch tensors (same type out as in),
 except the NMS functions, which are torch only. Boxes are ``xyxy`` unless the
 name says otherwise; units are whatever the caller uses (pixels or normalised).
+
+torch is never imported here: a tensor can only reach these functions once its
+caller has imported torch, so the numpy paths (``stats``, ``anchors``, ``evaluate
+--detections``) run without it, and the torch-only functions import it when called.
 """
 
 from __future__ import annotations
 
 import math
 import sys
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-# torch is imported where a tensor is handled, not with this module: numpy-only users (COCO and
-# VOC scoring, converters) start without paying for it. A tensor exists only once torch is loaded.
+if TYPE_CHECKING:
+    import torch
 
 
 def _is_torch(x) -> bool:
@@ -190,11 +195,10 @@ def iou_aligned(a, b, kind: str = "iou", eps: float = 1e-9):
                + (a[..., 1] + a[..., 3] - b[..., 1] - b[..., 3]) ** 2) / 4
     if kind == "diou":
         return iou - centre2 / diag2
-    torch = sys.modules.get("torch")
-    atan = torch.atan if t else np.arctan
+    atan = sys.modules["torch"].atan if t else np.arctan
     v = (4 / math.pi ** 2) * (atan(w2 / (h2 + eps)) - atan(w1 / (h1 + eps))) ** 2
     if t:
-        with torch.no_grad():
+        with sys.modules["torch"].no_grad():
             alpha = v / ((1 - iou) + v + eps)  # (1 + eps) rounds to 1 in float32: 0/0 for equal boxes
     else:
         alpha = v / ((1 - iou) + v + eps)

@@ -35,7 +35,8 @@ class GroundTruth:
     """Ground truth of a set of images, flattened. Boxes in VOC 1-based inclusive pixels.
 
     image_ids: M image names; image_index: (G,) int64 into image_ids; boxes: (G, 4) xyxy;
-    labels: (G,) int64 class indices; difficult: (G,) bool.
+    labels: (G,) int64 class indices; difficult: (G,) bool. invalid: the images left out
+    because their annotation could not be read (``InvalidFile``: path, reason), with their ids.
     """
 
     image_ids: list[str]
@@ -43,6 +44,8 @@ class GroundTruth:
     boxes: np.ndarray
     labels: np.ndarray
     difficult: np.ndarray
+    invalid: list = field(default_factory=list)
+    invalid_ids: list = field(default_factory=list)
 
     @classmethod
     def from_images(cls, images: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]]) -> "GroundTruth":
@@ -128,6 +131,7 @@ class EvalResult:
     map_50_95: Optional[float] = None
     sort: str = "stable (ties keep input order)"
     source: str = ""
+    invalid: list = field(default_factory=list)  # InvalidFile of each annotation left out with its image
     coco_stats: Optional[dict] = None  # ``coco`` metric: pycocotools' 12 summary numbers by name
 
     def summary(self) -> dict:
@@ -137,6 +141,7 @@ class EvalResult:
             "map_50_95": self.map_50_95, "num_images": self.num_images,
             "num_detections": self.num_detections, "excluded": list(self.excluded), "sort": self.sort,
             "source": self.source, "coco_stats": self.coco_stats,
+            "invalid": [{"path": f.path, "reason": f.reason} for f in self.invalid],
             "per_class": [
                 {"name": c.name, "ap": c.ap, "ap_50_95": c.ap_50_95, "num_gt": c.num_gt,
                  "num_difficult": c.num_difficult, "num_det": c.num_det,

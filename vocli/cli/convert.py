@@ -10,8 +10,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from vocli.cli.common import (JSON_OPTION, ROOT_OPTION, SETS_OPTION, emit_json, err_console, progress_bar,
-                              resolve_root)
+from vocli.cli.common import (JSON_OPTION, ROOT_OPTION, SETS_OPTION, SKIP_INVALID_OPTION, emit_json, err_console,
+                              progress_bar, render_invalid, resolve_root)
+from vocli.clock import process_seconds
 
 convert_app = typer.Typer(
     help="Convert annotations: VOC to YOLO labels or COCO JSON, YOLO or COCO back to VOC, VOC to SSD targets.\n\n"
@@ -28,9 +29,6 @@ DATASET_CLASSES_OPTION = typer.Option(
     help="Class-list file, one name per line (default: the VOC folder's classes.txt, else the 20 VOC classes).")
 DIFFICULT_OPTION = typer.Option(False, "--include-difficult",
                                 help="Keep objects marked difficult (dropped by default).")
-SKIP_INVALID_OPTION = typer.Option(False, "--skip-invalid",
-                                   help="Exit 0 even when some annotations are invalid (they are still listed).")
-MAX_LISTED = 20
 
 
 def register(app: typer.Typer) -> None:
@@ -52,40 +50,10 @@ def _progress(description: str, enabled: bool) -> Iterator[Callable[[int, int], 
         yield report
 
 
-def _render_invalid(invalid, skip_invalid: bool) -> None:
-    if not invalid:
-        return
-    console = err_console()
-    if len(invalid) <= MAX_LISTED:
-        table = Table(title=f"{len(invalid)} invalid file(s), left out", title_justify="left")
-        table.add_column("file", overflow="fold")
-        table.add_column("reason", overflow="fold")
-        for item in invalid:
-            table.add_row(escape(item.path), escape(item.reason))
-    else:
-        # Many files usually share a few reasons (a class missing from the list): one row per reason.
-        by_reason: dict[str, list[str]] = {}
-        for item in invalid:
-            by_reason.setdefault(item.reason, []).append(item.path)
-        table = Table(title=f"{len(invalid)} invalid file(s), left out, for {len(by_reason)} reason(s)",
-                      title_justify="left")
-        table.add_column("files", justify="right")
-        table.add_column("reason", overflow="fold")
-        table.add_column("first file", overflow="fold")
-        ranked = sorted(by_reason.items(), key=lambda kv: -len(kv[1]))
-        for reason, paths in ranked[:MAX_LISTED]:
-            table.add_row(str(len(paths)), escape(reason), escape(paths[0]))
-    console.print(table)
-    if len(invalid) > MAX_LISTED and len(by_reason) > MAX_LISTED:
-        console.print(f"... and {len(by_reason) - MAX_LISTED} more reasons (every file is in --json output)")
-    if not skip_invalid:
-        console.print("[bold red]error:[/] invalid annotations above; fix them or pass --skip-invalid")
-
-
 def _finish(result, json_out: bool, skip_invalid: bool) -> None:
     if json_out:
         emit_json(result)
-    _render_invalid(result.invalid, skip_invalid)
+    render_invalid(result.invalid, skip_invalid)
     if result.invalid and not skip_invalid:
         raise typer.Exit(1)
 
@@ -122,6 +90,7 @@ def yolo(
         result = convert_yolo(root=resolve_root(root), sets=sets, out=out, classes=classes,
                               exact_pixels=exact_pixels, include_difficult=include_difficult,
                               workers=workers, progress=report)
+    result.seconds = process_seconds()  # the whole command, not the library call
     if not json_out:
         console = err_console()
         table = Table(title=f"YOLO labels ({result.convention} convention) in {escape(str(result.out))}",
@@ -221,6 +190,7 @@ def voc(
         result = convert_voc(images, out=out, classes=classes, split=split, labels=labels,
                              exact_pixels=exact_pixels, copy_images=copy_images, overwrite=overwrite,
                              workers=workers, progress=report)
+    result.seconds = process_seconds()  # the whole command, not the library call
     if not json_out:
         err_console().print(
             f"{result.images} images, {result.objects} objects -> {escape(str(result.out))} "
@@ -280,6 +250,7 @@ def ssd(
         result = build_ssd_targets(root=resolve_root(root), sets=sets, out=out, size=size, threshold=threshold,
                                    classes=classes, include_difficult=include_difficult,
                                    compression=compression, workers=workers, progress=report)
+    result.seconds = process_seconds()  # the whole command, not the library call
     if not json_out:
         console = err_console()
         table = Table(title=f"SSD{result.size} targets ({result.num_priors} priors) in {escape(str(result.out))}",

@@ -8,7 +8,8 @@ from typing import Optional
 
 import typer
 
-from vocli.cli.common import JSON_OPTION, ROOT_OPTION, SETS_OPTION, emit_json, err_console, progress_bar
+from vocli.cli.common import (JSON_OPTION, ROOT_OPTION, SETS_OPTION, SKIP_INVALID_OPTION, emit_json, err_console,
+                              exit_if_invalid, progress_bar, render_invalid)
 
 METRIC_NAMES = {
     "voc07": "VOC2007 11-point interpolated AP",
@@ -38,6 +39,7 @@ def evaluate(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Folder for pr_curves.png and ap_per_class.png."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Processes reading VOC XML (default: all cores)."),
+    skip_invalid: bool = SKIP_INVALID_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Score detections the way the PASCAL VOC devkit does, and say which AP it is.
@@ -73,6 +75,8 @@ def evaluate(
         emit_json(result.summary())
     else:
         render(result, plots)
+    render_invalid(result.invalid, skip_invalid)
+    exit_if_invalid(result.invalid, skip_invalid)
 
 
 def _fmt(value) -> str:
