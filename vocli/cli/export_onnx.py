@@ -32,7 +32,7 @@ def export_onnx(
 
     \b
     Batch and input size are dynamic (multiples of 32). Metadata: class names,
-    input size, anchors, strides, cfg name. Needs the extra: pip install 'vocli[onnx]'.
+    input size, anchors, strides, cfg name. Needs the extra: pip install 'vocli\\[onnx]'.
 
     \b
     Example: vocli export-onnx runs/train/exp/best.pt -o best.onnx --decode
