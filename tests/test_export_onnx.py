@@ -37,7 +37,7 @@ def tiny(tmp_path_factory):
     folder = tmp_path_factory.mktemp("onnx")
     model = _model("yolov3-tiny")
     path = folder / "tiny.pt"
-    torch.save({"model": model.state_dict(), "cfg_name": "yolov3-tiny"}, path)
+    torch.save({"model": model.state_dict(), "config": {"cfg": "yolov3-tiny"}}, path)  # as `vocli train` saves
     return model, path, folder
 
 
@@ -137,7 +137,7 @@ def test_missing_extra_is_one_line(tmp_path, capsys, monkeypatch):
 def test_yolov3_raw_and_decoded_small_input(tmp_path):
     model = _model("yolov3", seed=1)
     path = tmp_path / "yolov3.pt"
-    torch.save({"model": model.state_dict(), "cfg_name": "yolov3"}, path)
+    torch.save({"model": model.state_dict(), "config": {"cfg": "yolov3"}}, path)
     for decode in (False, True):
         session = _session(export_onnx(path, tmp_path / f"y{decode}.onnx", img_size=128, decode=decode).path)
         module = export_module(model, decode=decode)
