@@ -81,10 +81,14 @@ def _start_worker() -> None:
 
 
 def run_chunks(fn: Callable[[J], R], jobs: Sequence[J], workers: int,
-               sizes: Sequence[int], progress: Progress = None) -> Iterator[R]:
+               sizes: Sequence[int], progress: Progress = None,
+               meanwhile: Optional[Callable[[], None]] = None) -> Iterator[R]:
     """Yield ``fn(job)`` for every job, in order, using up to ``workers`` processes.
 
     ``sizes[i]`` is the number of files in ``jobs[i]``, reported to ``progress``.
+    ``meanwhile()``, if given, runs in this process once the jobs are handed to the pool
+    (after its workers have forked, so no thread of the caller's is ever copied into them),
+    before the first result is yielded: other work of the command, done while the pool works.
     One worker (or one job) runs in this process, with no pool to start, as does a call
     from a daemonic process (a pool's worker, say), which may not start processes.
     """
@@ -99,6 +103,8 @@ def run_chunks(fn: Callable[[J], R], jobs: Sequence[J], workers: int,
         pool = _pool_context().Pool(min(workers, len(jobs)), initializer=_start_worker)
         results = pool.imap(fn, jobs)
     try:
+        if meanwhile is not None:
+            meanwhile()
         for size, result in zip(sizes, results):
             done += size
             if progress:
