@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Optional, Sequence, TypeVar
 
 from vocli.errors import VocliError
+from vocli.paths import write_error
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -82,6 +83,7 @@ def _start_worker() -> None:
 
 def run_chunks(fn: Callable[[J], R], jobs: Sequence[J], workers: int,
                sizes: Sequence[int], progress: Progress = None,
+               poll: Optional[Callable[[], None]] = None,
                meanwhile: Optional[Callable[[], None]] = None) -> Iterator[R]:
     """Yield ``fn(job)`` for every job, in order, using up to ``workers`` processes.
 
@@ -91,17 +93,19 @@ def run_chunks(fn: Callable[[J], R], jobs: Sequence[J], workers: int,
     before the first result is yielded: other work of the command, done while the pool works.
     One worker (or one job) runs in this process, with no pool to start, as does a call
     from a daemonic process (a pool's worker, say), which may not start processes.
+    ``poll`` (e.g. ``DeferredSignals.check``) is called before each job in this process,
+    and every ``POLL_SECONDS`` while waiting for the pool: it may raise to stop the run.
     """
     total = sum(sizes)
     done = 0
     if progress:
         progress(0, total)
     if workers <= 1 or len(jobs) <= 1 or multiprocessing.current_process().daemon:
-        results: Iterable[R] = map(fn, jobs)
+        results: Iterable[R] = map(fn, jobs) if poll is None else _polled(fn, jobs, poll)
         pool = None
     else:
         pool = _pool_context().Pool(min(workers, len(jobs)), initializer=_start_worker)
-        results = pool.imap(fn, jobs)
+        results = pool.imap(fn, jobs) if poll is None else _waiting(pool.imap(fn, jobs), len(jobs), poll)
     try:
         if meanwhile is not None:
             meanwhile()
@@ -114,6 +118,29 @@ def run_chunks(fn: Callable[[J], R], jobs: Sequence[J], workers: int,
         if pool is not None:
             pool.terminate()
             pool.join()
+
+
+#: How often ``run_chunks`` calls ``poll`` while it waits for the pool's next result.
+POLL_SECONDS = 0.1
+
+
+def _polled(fn: Callable[[J], R], jobs: Sequence[J], poll: Callable[[], None]) -> Iterator[R]:
+    for job in jobs:
+        poll()
+        yield fn(job)
+
+
+def _waiting(results, count: int, poll: Callable[[], None]) -> Iterator:
+    """The ``count`` results of a pool's ``imap``, calling ``poll`` every ``POLL_SECONDS`` while none is ready."""
+    for _ in range(count):
+        while True:
+            poll()
+            try:
+                item = results.next(timeout=POLL_SECONDS)
+            except multiprocessing.TimeoutError:
+                continue
+            break
+        yield item
 
 
 def image_file_name(filename: str, image_id: str) -> str:
@@ -216,10 +243,13 @@ def write_if_changed(path: str | os.PathLike, data: bytes) -> Optional[os.stat_r
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise
+        failure = write_error(path, err, creating=True)
+        if failure is None:
+            raise
+        raise failure from None
     return stat
 
 
@@ -230,11 +260,30 @@ def write_new_files(names: Sequence[str], datas: Sequence[bytes], dir_fd: int) -
     name per file is needed.
     """
     open_, write, close, flags = os.open, os.write, os.close, _NEW_FILE_FLAGS
-    for name, data in zip(names, datas):
-        fd = open_(name, flags, 0o666, dir_fd=dir_fd)
-        try:
-            done = write(fd, data)
-            if done < len(data):  # a short write: finish it the slow way
-                _write_all(fd, data[done:])
-        finally:
-            close(fd)
+    name, fd = "", -1
+    try:
+        for name, data in zip(names, datas):
+            fd = -1
+            fd = open_(name, flags, 0o666, dir_fd=dir_fd)
+            try:
+                done = write(fd, data)
+                if done < len(data):  # a short write: finish it the slow way
+                    _write_all(fd, data[done:])
+            finally:
+                close(fd)
+    except OSError as err:
+        if fd >= 0:  # created here and cut short: remove it (the staging folder goes as a whole anyway)
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=dir_fd)
+        failure = write_error(_folder_name(dir_fd, name), err, creating=True)
+        if failure is None:
+            raise
+        raise failure from None
+
+
+def _folder_name(dir_fd: int, name: str) -> str:
+    """``name`` inside the folder open as ``dir_fd``, as a path for messages."""
+    try:
+        return os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), name)
+    except OSError:
+        return name

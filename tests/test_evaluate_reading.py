@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import write_voc_xml
+from helpers import write_voc_xml
 from vocli.datasets.voc import VOC_CLASSES, parse_annotation
 from vocli.datasets.voc_bulk import read_annotations
 from vocli.detection_files import DetectionFileError, read_comp4, read_jsonl

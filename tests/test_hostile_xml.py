@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import write_voc_xml
+from helpers import write_voc_xml
 from vocli.cli.app import main
 from vocli.datasets.voc import MAX_OBJECTS, parse_annotation
 from vocli.datasets.voc_bulk import read_annotation_bytes, read_annotations

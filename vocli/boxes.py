@@ -63,6 +63,27 @@ def box_area(boxes, plus_one: bool = False):
     return _clip0(boxes[..., 2] - boxes[..., 0] + d) * _clip0(boxes[..., 3] - boxes[..., 1] + d)
 
 
+def voc_to_coco(boxes):
+    """(..., 4) VOC corners -> (..., 4) COCO ``[x, y, w, h]``: the one place the two frames meet.
+
+    VOC corners are 1-based inclusive pixel indices: pixel column ``i`` covers the continuous
+    interval ``[i - 1, i]``. COCO boxes are 0-based continuous pixels. So::
+
+        x = xmin - 1,  y = ymin - 1,  w = xmax - xmin + 1,  h = ymax - ymin + 1
+        inverse (``coco_to_voc``): xmin = x + 1,  ymin = y + 1,  xmax = x + w,  ymax = y + h
+
+    Integer corners go there and back exactly (every step is exact in float64).
+    """
+    x1, y1, x2, y2 = boxes[..., 0], boxes[..., 1], boxes[..., 2], boxes[..., 3]
+    return _stack([x1 - 1, y1 - 1, x2 - x1 + 1, y2 - y1 + 1])
+
+
+def coco_to_voc(boxes):
+    """(..., 4) COCO ``[x, y, w, h]`` -> (..., 4) VOC corners (unrounded); the inverse of ``voc_to_coco``."""
+    x, y, w, h = boxes[..., 0], boxes[..., 1], boxes[..., 2], boxes[..., 3]
+    return _stack([x + 1, y + 1, x + w, y + h])
+
+
 # --------------------------------------------------------------------------- pairwise IoU
 
 
@@ -87,6 +108,27 @@ def box_iou_paired(a, b, plus_one: bool = False):
     wh = _clip0(bottom_right - top_left + d)
     inter = wh[..., 0] * wh[..., 1]
     return inter / (box_area(a, plus_one) + box_area(b, plus_one) - inter)
+
+
+def coco_iou_paired(dt, gt, crowd):
+    """IoU of corresponding COCO ``[x, y, w, h]`` boxes as pycocotools' ``maskUtils.iou`` (``bbIou``).
+
+    dt: (..., 4), gt: (..., 4), crowd: (...,) bool -> (...,) float64. The same float64 steps
+    in the same order as the C code, so thresholds meet the same numbers: no overlap is 0;
+    a crowd ground truth divides by the detection's area only (``inter / area(dt)``).
+    """
+    dt = np.asarray(dt, np.float64)
+    gt = np.asarray(gt, np.float64)
+    dx, dy, dw, dh = dt[..., 0], dt[..., 1], dt[..., 2], dt[..., 3]
+    gx, gy, gw, gh = gt[..., 0], gt[..., 1], gt[..., 2], gt[..., 3]
+    w = np.minimum(dw + dx, gw + gx) - np.maximum(dx, gx)
+    h = np.minimum(dh + dy, gh + gy) - np.maximum(dy, gy)
+    inter = w * h
+    dt_area = dw * dh
+    union = np.where(crowd, dt_area, dt_area + gw * gh - inter)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = inter / union
+    return np.where((w > 0) & (h > 0), iou, 0.0)
 
 
 def box_iou_columns(a, b, plus_one: bool = False):

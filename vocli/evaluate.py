@@ -21,7 +21,6 @@ from vocli.datasets.voc_bulk import read_annotations
 from vocli.detection_files import load_detections, to_voc_pixels
 from vocli.errors import VocliError
 from vocli.metrics import Detections, EvalResult, GroundTruth, default_metric, evaluate_detections
-from vocli.predict import SkippedImage, load_model, predict_images
 
 Progress = Optional[Callable[[int], None]]
 
@@ -141,6 +140,8 @@ def evaluate_model(model, image_paths: Sequence[Union[str, os.PathLike]], ground
     ``ground_truth_for_images`` (pass it in when calling every epoch to skip re-reading).
     ``metric=None``: ``voc07`` for exactly VOC2007 test, else ``voc12``.
     """
+    from vocli.predict import SkippedImage, predict_images
+
     if len(classes) != int(model.num_classes):
         raise VocliError(f"{len(classes)} class names for a model with {model.num_classes} classes",
                          hint="use the .names file the model was trained with")
@@ -221,10 +222,14 @@ def evaluate(weights=None, data=None, detections=None, root=None, sets=None, cfg
         metric = default_metric([vs.name for vs in voc_sets])
 
     if detections is not None:
-        loaded = []  # the detection files are parsed here while the workers read the XML
+        coco = _is_coco_results(detections)
+        loaded = []  # comp4 / JSON-lines files are parsed here while the workers read the XML
         gt = voc_ground_truth(voc_sets, names, progress, workers=workers,
-                              meanwhile=lambda: loaded.append(load_detections(detections, names)))
-        found, files = loaded[0]
+                              meanwhile=None if coco else lambda: loaded.append(load_detections(detections, names)))
+        if coco:  # COCO results name images by number: read against the ground truth's ids
+            found, files = coco_detections(detections, gt, names), [Path(detections)]
+        else:
+            found, files = loaded[0]
         if gt.invalid_ids:  # their images are left out: so are their detections
             kept = ~np.isin(found.image_ids, np.array(gt.invalid_ids, dtype=object))
             found = Detections(found.image_ids[kept], found.boxes[kept], found.scores[kept], found.labels[kept])
@@ -244,6 +249,8 @@ def evaluate(weights=None, data=None, detections=None, root=None, sets=None, cfg
             gt = ground_truth_for_images(images, names, workers=workers)
             left_out = set(gt.invalid_ids)
             images = [p for p in images if str(p) not in left_out]
+        from vocli.predict import load_model
+
         loaded = load_model(weights, cfg=cfg, device=device)
         result = evaluate_model(loaded.model, images, gt, classes=names, img_size=img_size, conf=conf, iou=iou,
                                 batch_size=batch_size, device=device, metric=metric, nms=nms,
@@ -253,6 +260,29 @@ def evaluate(weights=None, data=None, detections=None, root=None, sets=None, cfg
     if plots is not None:
         write_plots(result, plots)
     return result
+
+
+def _is_coco_results(path) -> bool:
+    """A ``.json`` file holding a JSON list (COCO results), not vocli's JSON lines."""
+    path = Path(path).expanduser()
+    if path.suffix != ".json" or not path.is_file():
+        return False
+    with open(path, "rb") as f:
+        return f.read(256).lstrip()[:1] == b"["
+
+
+def coco_detections(path, gt: GroundTruth, classes: Sequence[str]) -> Detections:
+    """A COCO results file as ``Detections`` on ``gt``'s images (ids by ``vocli.coco.coco_image_ids``).
+
+    The file's own ``[x, y, w, h]`` boxes are kept for the ``coco`` metric; ``boxes`` holds them
+    as VOC corners (``vocli.boxes.coco_to_voc``) for the VOC metrics.
+    """
+    from vocli.boxes import coco_to_voc
+    from vocli.coco import coco_image_ids, read_results
+
+    index, xywh, scores, labels = read_results(path, classes, coco_image_ids(list(gt.image_ids)))
+    return Detections(np.asarray(gt.image_ids, dtype=object)[index], coco_to_voc(xywh), scores, labels,
+                      coco_boxes=xywh)
 
 
 def write_plots(result: EvalResult, folder: Union[str, os.PathLike], max_points: int = 400) -> list[Path]:

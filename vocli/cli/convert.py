@@ -1,4 +1,4 @@
-"""`vocli convert yolo|voc|ssd`: VOC XML to darknet labels, back, and to SSD targets."""
+"""`vocli convert yolo|coco|voc|ssd`: VOC XML to darknet labels or COCO JSON, back, and to SSD targets."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from vocli.cli.common import (JSON_OPTION, ROOT_OPTION, SETS_OPTION, SKIP_INVALI
 from vocli.clock import process_seconds
 
 convert_app = typer.Typer(
-    help="Convert annotations: VOC to YOLO labels, YOLO back to VOC, VOC to SSD targets.\n\n"
+    help="Convert annotations: VOC to YOLO labels or COCO JSON, YOLO or COCO back to VOC, VOC to SSD targets.\n\n"
          "\b\nExample: vocli convert yolo --sets 2007/train,2007/val,2007/test",
     no_args_is_help=True,
 )
@@ -108,9 +108,54 @@ def yolo(
     _finish(result, json_out, skip_invalid)
 
 
+@convert_app.command("coco")
+def coco(
+    root: Optional[Path] = ROOT_OPTION,
+    sets: Optional[str] = SETS_OPTION,
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for instances_<year>_<split>.json "
+                                                           "(default: annotations/ beside VOCdevkit)."),
+    classes: Optional[Path] = DATASET_CLASSES_OPTION,
+    workers: Optional[int] = WORKERS_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Write one COCO instances JSON per VOC set (images, annotations, categories).
+
+    \b
+    Boxes: x = xmin - 1, y = ymin - 1, w = xmax - xmin + 1, h = ymax - ymin + 1
+    (VOC's 1-based inclusive corners to 0-based continuous pixels; back:
+    xmin = x + 1, xmax = x + w). Difficult objects are kept with iscrowd 1, so
+    pycocotools leaves them out of the count. Image ids: the VOC id as a number
+    (2008_000008 -> 2008000008); category ids 1..C in class-list order.
+
+    \b
+    Example: vocli convert coco --sets 2007/trainval,2007/test
+    """
+    from converters.voc_to_coco import convert_coco
+
+    with _progress("annotations", not json_out) as report:
+        result = convert_coco(resolve_root(root), sets=sets, out=out, classes=classes, workers=workers,
+                              progress=report)
+    if json_out:
+        emit_json(result)
+        return
+    table = Table(title=f"COCO instances ({len(result.classes)} categories) in {escape(str(result.out))}",
+                  title_justify="left")
+    for column in ("set", "images", "objects", "difficult (iscrowd)", "file"):
+        table.add_column(column, justify="left" if column in ("set", "file") else "right")
+    for f in result.files:
+        table.add_row(f.set, str(f.images), str(f.objects), str(f.difficult), escape(str(f.path)))
+    console = err_console()
+    console.print(table)
+    console.print(f"done in {result.seconds:.2f} s")
+
+
 @convert_app.command("voc")
 def voc(
-    images: Path = typer.Argument(..., help="Image folder, or a list file of image paths."),
+    images: Optional[Path] = typer.Argument(None, help="Image folder, or a list file of image paths."),
+    from_coco: Optional[Path] = typer.Option(None, "--from-coco", exists=True, dir_okay=False,
+                                             help="Read this COCO instances JSON instead of YOLO labels."),
+    coco_images: Optional[Path] = typer.Option(None, "--images", help="With --from-coco: the folder its "
+                                                                      "file_name entries are in (or give IMAGES)."),
     out: Optional[Path] = typer.Option(None, "--out", help="The VOC<name> folder to write (default: the folder "
                                                            "holding IMAGES when that is a JPEGImages folder)."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Folder of <stem>.txt labels (default: swap "
@@ -126,12 +171,20 @@ def voc(
     workers: Optional[int] = WORKERS_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
-    """Write VOC XML annotations from YOLO label files and images (sizes read from image headers).
+    """Write VOC XML annotations from YOLO label files and images (sizes read from image headers),
+    or from a COCO instances JSON (--from-coco; iscrowd objects come back difficult).
 
     \b
     Example: vocli convert voc mydata/images --out data/VOCdevkit/VOCmine --classes mine.names
+    Example: vocli convert voc --from-coco instances_val.json --images val2017 --out data/VOCdevkit/VOCval
     """
     from converters.yolo_to_voc import convert_voc
+
+    if from_coco is not None:
+        _voc_from_coco(from_coco, coco_images or images, out, split, copy_images, overwrite, json_out)
+        return
+    if images is None:
+        raise typer.BadParameter("give the IMAGES folder (or --from-coco FILE --images DIR)", param_hint="IMAGES")
 
     with _progress("annotations", not json_out) as report:
         result = convert_voc(images, out=out, classes=classes, split=split, labels=labels,
@@ -144,6 +197,27 @@ def voc(
             f"({result.annotations_written} written, {result.annotations_unchanged} unchanged; "
             f"list {escape(str(result.split_file))}) in {result.seconds:.2f} s")
     _finish(result, json_out, skip_invalid)
+
+
+def _voc_from_coco(instances: Path, images: Optional[Path], out, split, copy_images, overwrite, json_out) -> None:
+    from converters.coco_to_voc import convert_voc_from_coco
+
+    if images is None:
+        raise typer.BadParameter("--from-coco needs --images DIR (the folder of its file_name entries)",
+                                 param_hint="--images")
+    with _progress("annotations", not json_out) as report:
+        result = convert_voc_from_coco(instances, images, out=out, split=split, copy_images=copy_images,
+                                       overwrite=overwrite, progress=report)
+    if json_out:
+        emit_json(result)
+        return
+    err_console().print(
+        f"{result.images} images, {result.objects} objects ({result.difficult} difficult) -> "
+        f"{escape(str(result.out))} ({result.annotations_written} written, {result.annotations_unchanged} "
+        f"unchanged; list {escape(str(result.split_file))}) in {result.seconds:.2f} s")
+    if result.missing_images:
+        err_console().print(f"[yellow]note:[/] {len(result.missing_images)} image(s) not found, annotations "
+                            f"written without them, e.g. {escape(result.missing_images[0])}")
 
 
 @convert_app.command("ssd")

@@ -113,8 +113,10 @@ def hdf5_shapes(path, include_difficult: bool = False) -> BoxShapes:
             boxes = np.asarray(f["gt_boxes"], dtype=np.float64).reshape(-1, 4)
             difficult = np.asarray(f["gt_difficult"], dtype=bool) if "gt_difficult" in f else np.zeros(len(boxes), bool)
             images = len(f["image_ids"]) if "image_ids" in f else 0
-    except (OSError, KeyError) as err:
-        raise AnnotationError(path, f"not a `vocli convert ssd` targets file ({err})",
+    except (OSError, KeyError, ValueError) as err:
+        from vocli.hdf5_errors import hdf5_failure_reason
+
+        raise AnnotationError(path, f"not a `vocli convert ssd` targets file: {hdf5_failure_reason(err)}",
                           hint="expected HDF5 with gt_boxes and gt_difficult") from None
     if not include_difficult:
         boxes = boxes[~difficult]

@@ -284,5 +284,5 @@ def read_annotations(paths: Sequence[str | os.PathLike], classes: Optional[Seque
 
     jobs = [(tuple(chunk), names) for chunk in chunks]
     tables = [sent.unpack() for sent in run_chunks(_read_chunk, jobs, workers, [len(c) for c in chunks], report,
-                                                         meanwhile)]
+                                                         meanwhile=meanwhile)]
     return join_tables(tables, names)

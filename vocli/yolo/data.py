@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 import numpy as np
 import torch
 
-from vocli.errors import DatasetNotFoundError, VocliError
+from vocli.errors import DatasetNotFoundError, ImageReadError, VocliError
 from vocli.images import letterbox, load_image
 
 FILL = 114  # grey used for letterbox padding and affine borders
@@ -280,8 +280,52 @@ class YoloDataset(torch.utils.data.Dataset):
         return tensor, torch.from_numpy(targets)
 
 
+@dataclass(frozen=True)
+class UnreadableSample:
+    """In place of a sample whose image could not be read. A DataLoader worker sends this
+    instead of raising: a worker's exception reaches the main process as a many-line
+    RuntimeError; ``make_loader``'s loader raises the ``ImageReadError`` there instead."""
+
+    path: str
+    reason: str
+
+
+class _Guarded(torch.utils.data.Dataset):
+    """``dataset`` with ``ImageReadError`` turned into an ``UnreadableSample``."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        try:
+            return self.dataset[index]
+        except ImageReadError as err:
+            return UnreadableSample(err.path, err.reason)
+
+
+class _Loader(torch.utils.data.DataLoader):
+    """A DataLoader whose iteration raises ``ImageReadError`` (one line naming the file) for an
+    ``UnreadableSample`` batch, in the main process, whatever the number of workers."""
+
+    def __iter__(self) -> Iterator:
+        for batch in super().__iter__():
+            if isinstance(batch, UnreadableSample):
+                raise ImageReadError(batch.path, f"training image: {batch.reason}",
+                                     hint="fix it or remove it from the training list")
+            yield batch
+
+
 def collate(batch: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Samples -> images (B, 3, S, S) uint8 and targets (M, 6) ``[batch_index, class, cx, cy, w, h]``."""
+    """Samples -> images (B, 3, S, S) uint8 and targets (M, 6) ``[batch_index, class, cx, cy, w, h]``.
+
+    A batch holding an ``UnreadableSample`` comes out as that sample.
+    """
+    for sample in batch:
+        if isinstance(sample, UnreadableSample):
+            return sample
     images = torch.stack([b[0] for b in batch])
     rows = []
     for i, (_, t) in enumerate(batch):
@@ -332,12 +376,13 @@ def make_loader(dataset: YoloDataset, batch_size: int, workers: int, seed: int, 
                 rank: int = 0, world_size: int = 1) -> torch.utils.data.DataLoader:
     """A DataLoader over ``dataset`` with a ``DistributedSampler`` (also for one process: it
     makes the shuffle a pure function of ``(seed, epoch)``; call ``loader.sampler.set_epoch``,
-    and ``loader.sampler.start_at`` to resume part way through an epoch)."""
+    and ``loader.sampler.start_at`` to resume part way through an epoch). An unreadable image
+    stops the iteration with one ``ImageReadError`` naming it, with or without workers."""
     sampler = EpochSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=False)
     generator = torch.Generator()
     generator.manual_seed(seed)
-    return torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate,
+    return _Loader(
+        _Guarded(dataset), batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate,
         worker_init_fn=worker_init, generator=generator, pin_memory=False, drop_last=False,
         persistent_workers=False,
     )
