@@ -71,7 +71,21 @@ with DeferredSignals() as signals:
     signals.check()
     assert seen == [signal.SIGTERM]
 
-# 6. an ignored signal stays ignored inside
+# 6. a child forked inside (a pool worker before it sets its own handlers) dies of SIGTERM as by default
+with DeferredSignals() as signals:
+    child = os.fork()
+    if child == 0:
+        import time
+        time.sleep(60)
+        os._exit(0)
+    import time
+    time.sleep(0.2)  # the child is asleep with the inherited handler
+    os.kill(child, signal.SIGTERM)
+    _, status = os.waitpid(child, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM, status
+    assert signals.pending == []
+
+# 7. an ignored signal stays ignored inside
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 with DeferredSignals() as signals:
     send(signal.SIGINT)

@@ -17,6 +17,7 @@ Usage::
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 
@@ -33,17 +34,20 @@ class DeferredSignals:
     so ``finally`` blocks still clean up, with the exit status the signal would have given.
     Ignored signals stay ignored. Outside the main thread (where Python handles no signals)
     it does nothing. On leaving with an exception, signals still pending are dropped: the
-    run is already stopping.
+    run is already stopping. A process forked inside the block (a pool's worker) that gets a
+    signal before it sets its own handlers dies of it, as by default, instead of recording it.
     """
 
     def __init__(self, signals: tuple[int, ...] = STOP_SIGNALS):
         self.signals = signals
         self.pending: list[int] = []
         self._previous: dict[int, object] = {}
+        self._pid = os.getpid()
 
     def __enter__(self) -> "DeferredSignals":
         if threading.current_thread() is not threading.main_thread():
             return self
+        self._pid = os.getpid()
         for signum in self.signals:
             handler = signal.getsignal(signum)
             if handler is None or handler == signal.SIG_IGN:  # set outside Python, or ignored: left alone
@@ -53,6 +57,10 @@ class DeferredSignals:
         return self
 
     def _record(self, signum: int, frame) -> None:
+        if os.getpid() != self._pid:  # a forked child that inherited the handler: die of it
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         self.pending.append(signum)
 
     def check(self) -> None:
