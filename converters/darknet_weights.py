@@ -374,6 +374,13 @@ class _Loaded:
     seen: int = 0
     cutoff: Optional[int] = None
     trailing: Optional[bytes] = None
+    names: Optional[tuple[str, ...]] = None  # class names (train checkpoints)
+
+
+def _class_names(value) -> Optional[tuple[str, ...]]:
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    return None
 
 
 def _strip_prefix(state: dict) -> dict:
@@ -393,13 +400,16 @@ def _from_dict(obj, source: str) -> _Loaded:
                        int(obj.get("seen", 0)), obj.get("cutoff"),
                        bytes(trailing.numpy().tobytes()) if trailing is not None else None)
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):  # a `vocli train` checkpoint
-        config = obj.get("config") or {}
-        cfg_text = config.get("cfg_text") if isinstance(config, dict) else None
-        cfg_ref = config.get("cfg") if isinstance(config, dict) else None
-        if cfg_text is None and isinstance(cfg_ref, str) and "[net]" in cfg_ref:
-            cfg_text, cfg_ref = cfg_ref, None
+        # `vocli train` writes the model's own cfg text (re-classed, with fitted anchors) at the
+        # top level as ``cfg_text`` and the cfg it started from in ``config["cfg"]``.
+        config = obj.get("config") if isinstance(obj.get("config"), dict) else {}
+        cfg_ref = config.get("cfg")
+        texts = [obj.get("cfg_text"), config.get("cfg_text"), cfg_ref]
+        cfg_text = next((t for t in texts if isinstance(t, str) and "[net]" in t), None)
+        cfg_name = cfg_ref if isinstance(cfg_ref, str) and "[net]" not in cfg_ref else None
         header = obj.get("header") or (0, 2, 0)
-        return _Loaded(_strip_prefix(obj["model"]), cfg_text, cfg_ref, tuple(header), int(obj.get("seen", 0) or 0))
+        return _Loaded(_strip_prefix(obj["model"]), cfg_text, cfg_name, tuple(header), int(obj.get("seen", 0) or 0),
+                       names=_class_names(obj.get("classes", config.get("classes"))))
     if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         return _Loaded(_strip_prefix(obj))
     raise DarknetFormatError(f"{source}: not a vocli weights file, train checkpoint or state dict",

@@ -40,17 +40,16 @@ import torch
 from converters._common import (InvalidFile, ListsInvalid, Progress, chunked, image_file_name, invalid_annotation,
                                 resolve_workers, run_chunks)
 from vocli.boxes import box_iou_columns, cxcywh_to_xyxy
-from vocli.datasets.voc import VOC_CLASSES, dataset_classes, devkit_dir, parse_annotation, read_classes, resolve_sets
-from vocli.errors import AnnotationError, DatasetNotFoundError, VocliError
+from vocli.datasets.voc import VOC_CLASSES, dataset_classes, devkit_dir, read_classes, resolve_sets
+from vocli.errors import DatasetNotFoundError, VocliError
 from vocli.paths import atomic_path, data_root
 
 VARIANCES = (0.1, 0.2)
 #: Ground truths matched against all priors at once: bounds ``match``'s memory to
 #: MATCH_BLOCK x priors IoUs (8 MB for SSD300, 25 MB for SSD512).
 MATCH_BLOCK = 256
-#: Objects one annotation may hold: matching costs objects x priors IoUs (10,000 objects:
-#: about 2 s for SSD300). Real VOC has at most 56 in an image; more is an invalid file, skipped.
-MAX_OBJECTS = 10_000
+# Matching costs objects x priors IoUs: the readers' cap (vocli.datasets.voc.MAX_OBJECTS, 10,000
+# objects, about 2 s for SSD300) makes a larger annotation an invalid file, named and skipped.
 #: Smallest normalised width/height used in log(): a one-pixel VOC box has zero
 #: width after the (x - 1) / W normalisation, and log(0) would be -inf.
 MIN_SIZE = 1e-6
@@ -260,22 +259,25 @@ class _Chunk:
     invalid: list[InvalidFile]
 
 
+def _read_in_process(paths: list[str], classes):
+    """The chunk's annotations by the bulk reading, in this (worker) process."""
+    from vocli.datasets.voc_bulk import read_annotations
+
+    return read_annotations(paths, classes=classes, workers=1)
+
+
 def _match_chunk(job: _Job) -> _Chunk:
     priors, corners = _priors(job.size)
     ids, names, counts, boxes, labels, difficult, confs, positive, positive_loc, invalid = (
         [], [], [], [], [], [], [], [], [], [])
-    for image_id in job.ids:
-        xml = Path(job.voc_dir) / "Annotations" / f"{image_id}.xml"
-        try:
-            ann = parse_annotation(xml, classes=job.classes)
-            class_ids = ann.labels(job.classes, job.include_difficult)
-        except AnnotationError as err:
-            invalid.append(invalid_annotation(err))
+    annotations = os.path.join(job.voc_dir, "Annotations")
+    table = _read_in_process([os.path.join(annotations, f"{i}.xml") for i in job.ids], job.classes)
+    invalid.extend(invalid_annotation(err) for err in table.invalid)
+    for row, image_id in enumerate(job.ids):
+        if row in table.errors:
             continue
-        if len(ann.objects) > MAX_OBJECTS:
-            invalid.append(InvalidFile(str(xml), f"{len(ann.objects):,} objects, over the limit of "
-                                                 f"{MAX_OBJECTS:,} per image (matching them would take too long)"))
-            continue
+        ann = table.annotation(row)
+        class_ids = ann.labels(job.classes, job.include_difficult)
         truths = normalise_voc_boxes(ann.boxes(job.include_difficult), ann.width, ann.height)
         loc, conf = match(truths, class_ids, priors, job.threshold, prior_corners=corners)
         rows = np.flatnonzero(conf)

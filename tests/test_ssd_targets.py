@@ -7,7 +7,6 @@ import itertools
 import json
 import math
 import shutil
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import h5py
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_voc_xml
+from helpers import read_voc_plain, write_voc_xml
 from converters.ssd_targets import (SSD300, SSD512, build_ssd_targets, decode, encode, match,
                                     normalise_voc_boxes, open_targets, prior_boxes)
 from vocli.cli.app import main
@@ -197,7 +196,7 @@ def test_match_memory_does_not_grow_with_objects():
 
 
 def test_convert_ssd_skips_an_annotation_over_the_object_cap(tiny_voc, tmp_path, capsys):
-    from converters.ssd_targets import MAX_OBJECTS
+    from vocli.datasets.voc import MAX_OBJECTS
 
     voc = tiny_voc / "VOCdevkit" / "VOC2007"
     crowded = voc / "Annotations" / "000001.xml"
@@ -209,8 +208,8 @@ def test_convert_ssd_skips_an_annotation_over_the_object_cap(tiny_voc, tmp_path,
     doc = json.loads(capsys.readouterr().out)
     assert rc == 1
     assert doc["invalid"] == [{"path": str(crowded),
-                               "reason": "10,001 objects, over the limit of 10,000 per image "
-                                         "(matching them would take too long)"}]
+                               "reason": "more than 10,000 objects (real VOC images hold at most 56; "
+                                         "split the annotation)"}]
     with open_targets(out / "2007_trainval.h5") as targets:  # the other image is converted
         assert len(targets) == 1 and targets[0]["image_id"] == "000002"
 
@@ -242,17 +241,15 @@ def test_encode_decode_round_trip():
 
 def reference_image(xml: Path, include_difficult: bool):
     """Ground truth read with ElementTree and normalised as ssd.pytorch's VOC transform."""
-    root = ET.parse(xml).getroot()
-    w, h = int(root.find("size/width").text), int(root.find("size/height").text)
+    doc = read_voc_plain(xml)
+    w, h = doc["width"], doc["height"]
     boxes, labels, difficult = [], [], []
-    for obj in root.iter("object"):
-        d = int(obj.find("difficult").text) == 1
+    for obj in doc["objects"]:
+        d = int(obj["difficult"]) == 1
         if d and not include_difficult:
             continue
-        bb = obj.find("bndbox")
-        boxes.append([(float(bb.find(t).text) - 1) / s for t, s in
-                      (("xmin", w), ("ymin", h), ("xmax", w), ("ymax", h))])
-        labels.append(VOC_CLASSES.index(obj.find("name").text))
+        boxes.append([(float(v) - 1) / s for v, s in zip(obj["box"], (w, h, w, h))])
+        labels.append(VOC_CLASSES.index(obj["name"]))
         difficult.append(d)
     return np.array(boxes, np.float32).reshape(-1, 4), np.array(labels, np.int64), np.array(difficult, bool)
 

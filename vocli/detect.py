@@ -7,7 +7,8 @@ Outputs under ``out`` (each written atomically):
 - ``Annotations/<stem>.xml`` (``save_xml``): VOC XML, whole 1-based pixels clipped into the image,
   which ``vocli.datasets.voc.parse_annotation`` and ``vocli convert`` read back;
 - ``detections.jsonl`` (``save_json``): one vocli JSON line per image (VOC 1-based pixels),
-  the format ``vocli evaluate --detections`` reads.
+  the format ``vocli evaluate --detections`` reads; with ``json_format="coco"``, ``detections.json``,
+  a COCO results list (``image_id, category_id, bbox, score``, see ``coco_results``).
 
 Boxes go from original 0-based continuous pixels to normalised YOLO and VOC corners
 with the darknet convention of ``converters.voc_to_yolo`` (VOC corner = pixel + 1).
@@ -16,6 +17,7 @@ with the darknet convention of ``converters.voc_to_yolo`` (VOC corner = pixel + 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -133,10 +135,25 @@ def class_names_for(loaded_names, num_classes: int, names: Optional[Sequence[str
     return tuple(chosen)
 
 
+def coco_results(parts: Sequence[tuple]) -> list[dict]:
+    """COCO results entries from ``(stem, boxes VOC pixels (n, 4), scores (n,), class ids (n,))`` per image.
+
+    Image ids from the stems by ``vocli.coco.coco_image_ids`` (as ``vocli convert coco`` numbers the
+    same VOC ids); boxes through the same VOC -> COCO rule as the ground truth, so scoring this
+    file with pycocotools gives what ``vocli evaluate --metric coco`` gives for the model.
+    """
+    from vocli.coco import coco_image_ids, results_list
+
+    out: list[dict] = []
+    for image_id, (_, boxes, scores, labels) in zip(coco_image_ids([p[0] for p in parts]), parts):
+        out += results_list([image_id] * len(scores), boxes, scores, labels)
+    return out
+
+
 def detect(sources: Sequence[Union[str, os.PathLike]], weights: Union[str, os.PathLike], cfg=None,
            conf: float = 0.25, iou: float = 0.45, nms: str = "standard", img_size: int = 416,
            out: Union[str, os.PathLike] = "runs/detect/exp", save_txt: bool = False, save_xml: bool = False,
-           save_json: bool = False, draw: bool = True, device: str = "cpu",
+           save_json: bool = False, draw: bool = True, device: str = "cpu", json_format: str = "vocli",
            classes: Optional[Sequence[str]] = None, names: Optional[Sequence[str]] = None,
            batch_size: int = 8, max_det: int = 300,
            progress: Optional[Callable[[int], None]] = None, model=None) -> DetectResult:
@@ -152,6 +169,8 @@ def detect(sources: Sequence[Union[str, os.PathLike]], weights: Union[str, os.Pa
 
     if nms not in ("standard", "diou"):
         raise VocliError(f"unknown --nms {nms!r}", hint="use standard or diou")
+    if json_format not in ("vocli", "coco"):
+        raise VocliError(f"unknown --json-format {json_format!r}", hint="use vocli or coco")
     if model is None:
         loaded = load_model(weights, cfg=cfg, device=device)
         model, model_names = loaded.model, loaded.names
@@ -173,6 +192,7 @@ def detect(sources: Sequence[Union[str, os.PathLike]], weights: Union[str, os.Pa
     counts = {n: 0 for n in names}
     written = {"images": 0, "txt": 0, "xml": 0}
     json_lines: list[str] = []
+    coco_parts: list[tuple] = []
     used: set[str] = set()
     done = 0
     start = time.perf_counter()
@@ -202,12 +222,17 @@ def detect(sources: Sequence[Union[str, os.PathLike]], weights: Union[str, os.Pa
         if save_xml:
             atomic_write_text(out / "Annotations" / f"{stem}.xml", voc_xml(pred, names))
             written["xml"] += 1
-        if save_json:
+        if save_json and json_format == "coco":
+            coco_parts.append((stem, to_voc_pixels(pred.boxes), pred.scores, pred.class_ids))
+        elif save_json:
             json_lines.append(detection_json_line(stem, to_voc_pixels(pred.boxes), pred.scores, pred.class_ids,
                                                   names, width=pred.width, height=pred.height))
     seconds = time.perf_counter() - start
     json_path = None
-    if save_json:
+    if save_json and json_format == "coco":
+        json_path = out / "detections.json"
+        atomic_write_text(json_path, json.dumps(coco_results(coco_parts)))
+    elif save_json:
         json_path = out / "detections.jsonl"
         atomic_write_text(json_path, "".join(json_lines))
     return DetectResult(out=out, images=done, num_detections=sum(counts.values()), counts=counts,

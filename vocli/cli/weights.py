@@ -81,7 +81,7 @@ def models_cmd(
     Example: vocli models
     Example: vocli models --img-size 608 --json
     """
-    from vocli.darknet.model import models
+    from vocli.darknet.summary import models
 
     infos = models(img_size)
     if json_out:

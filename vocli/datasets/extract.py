@@ -51,8 +51,48 @@ def _escapes(path: str) -> bool:
     return path == ".." or path.startswith("../")
 
 
+#: Symlink hops followed when resolving one path (Linux gives up at 40 too).
+_MAX_HOPS = 40
+
+
+def _resolve(path: str, symlinks: dict[str, str]) -> str | None:
+    """Where an archive-relative path lands once the archive's symlinks are followed.
+
+    Resolves one component at a time, as the OS does, so ``up/..`` with ``up -> ..`` climbs
+    twice. None when the path leaves the root, meets an absolute link, or loops.
+    """
+    parts: list[str] = []
+    pending = path.split("/")
+    hops = 0
+    while pending:
+        part = pending.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                return None
+            parts.pop()
+            continue
+        parts.append(part)
+        target = symlinks.get("/".join(parts))
+        if target is None:
+            continue
+        hops += 1
+        if hops > _MAX_HOPS or target.startswith(("/", "\\")) or _DRIVE.match(target):
+            return None
+        parts.pop()  # a link's target is relative to the folder holding it
+        pending = target.split("/") + pending
+    return "/".join(parts)
+
+
 def check_members(tar_path: Path, members: list[tarfile.TarInfo]) -> None:
-    """Raise ``UnsafeArchiveError`` for the first member that could write outside the target."""
+    """Raise ``UnsafeArchiveError`` for the first member that could write outside the target.
+
+    Complete on its own (Pythons before 3.9.17 / 3.10.12 / 3.11.4 have no ``data`` filter):
+    every link target is resolved through all of the archive's symlinks, wherever in the
+    archive they come, so a chain such as ``a/up -> ..`` then ``a/y -> up/..`` is caught.
+    """
+    symlinks = {posixpath.normpath(m.name): m.linkname for m in members if m.issym()}
     links: set[str] = set()
     for m in members:
         name = m.name
@@ -65,18 +105,19 @@ def check_members(tar_path: Path, members: list[tarfile.TarInfo]) -> None:
             raise _unsafe(tar_path, name, "path leaves the target folder")
         parents = norm.split("/")
         for i in range(1, len(parents)):
-            if "/".join(parents[:i]) in links:
+            if "/".join(parents[:i]) in links or "/".join(parents[:i]) in symlinks:
                 raise _unsafe(tar_path, name, f"writes through the link {'/'.join(parents[:i])!r}")
         if m.issym():
             target = m.linkname
             if target.startswith(("/", "\\")) or _DRIVE.match(target):
                 raise _unsafe(tar_path, name, f"symlink to the absolute path {target!r}")
-            if _escapes(posixpath.normpath(posixpath.join(posixpath.dirname(norm), target))):
+            if _resolve(posixpath.join(posixpath.dirname(norm), target), symlinks) is None:
                 raise _unsafe(tar_path, name, f"symlink to {target!r} points outside the target folder")
             links.add(norm)
         elif m.islnk():
             target = m.linkname
-            if target.startswith(("/", "\\")) or _DRIVE.match(target) or _escapes(posixpath.normpath(target)):
+            if (target.startswith(("/", "\\")) or _DRIVE.match(target) or _escapes(posixpath.normpath(target))
+                    or _resolve(target, symlinks) is None):
                 raise _unsafe(tar_path, name, f"hard link to {target!r} outside the target folder")
             links.add(norm)
         elif not (m.isfile() or m.isdir()):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
@@ -49,6 +49,7 @@ class LabelledImages:
 
     paths: list[Path]
     labels: list[np.ndarray]
+    invalid: list = field(default_factory=list)  # InvalidFile of each annotation left out
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -111,28 +112,37 @@ def darknet_images(list_path: str | os.PathLike, num_classes: int) -> LabelledIm
 
 
 def voc_images(root: str | os.PathLike, sets: str | Sequence[str], classes: Sequence[str],
-               include_difficult: bool = False) -> LabelledImages:
+               include_difficult: bool = False, workers: Optional[int] = 1) -> LabelledImages:
     """Images of VOC sets with labels computed from their XML (difficult objects left out by default).
 
     VOC corners are 1-based inclusive, so pixel ``xmin`` starts at continuous ``xmin - 1``
     and ``xmax`` ends at ``xmax``; the normalised box spans ``[(xmin - 1) / W, xmax / W]``
-    (``converters.voc_to_yolo.yolo_boxes`` with ``exact_pixels=True``).
+    (``converters.voc_to_yolo.yolo_boxes`` with ``exact_pixels=True``). The XML files are read by
+    ``voc_bulk.read_annotations`` (in one process by default: training runs it with torch loaded,
+    and the batch reader takes VOC07+12 trainval in well under a second anyway); an image whose
+    annotation is invalid is left out and its file listed in ``invalid`` (``InvalidFile``), as
+    ``convert`` does.
     """
+    from converters._common import invalid_annotation
     from converters.voc_to_yolo import yolo_boxes
-    from vocli.datasets.voc import parse_annotation, resolve_sets
+    from vocli.datasets.voc import resolve_sets
+    from vocli.datasets.voc_bulk import read_annotations
 
+    listed = [(vs, image_id) for vs in resolve_sets(root, sets) for image_id in vs.ids()]
+    table = read_annotations([vs.annotation_files([i])[0] for vs, i in listed], classes=classes, workers=workers)
+    keep = np.ones(len(table.boxes), dtype=bool) if include_difficult else ~table.difficult
+    image = table.object_file()
+    cxcywh = yolo_boxes(table.boxes[keep], table.width[image[keep]], table.height[image[keep]], exact_pixels=True)
+    rows = np.concatenate([table.class_ids[keep, None].astype(np.float64), cxcywh], axis=1).astype(np.float32)
+    per_image = np.bincount(image[keep], minlength=len(listed))
+    ends = np.cumsum(per_image).tolist()
     paths, labels = [], []
-    for vs in resolve_sets(root, sets):
-        for image_id in vs.ids():
-            ann = parse_annotation(vs.annotation_path(image_id), classes=classes)
-            boxes = ann.boxes(include_difficult)
-            cls = ann.labels(classes, include_difficult)
-            n = len(boxes)
-            cxcywh = yolo_boxes(boxes, np.full(n, ann.width), np.full(n, ann.height), exact_pixels=True)
-            rows = np.concatenate([cls[:, None].astype(np.float64), cxcywh], axis=1)
-            paths.append(vs.dir / "JPEGImages" / ann.filename)
-            labels.append(rows.astype(np.float32).reshape(-1, 5))
-    return LabelledImages(paths, labels)
+    for i, ((vs, _), end, n) in enumerate(zip(listed, ends, per_image.tolist())):
+        if i in table.errors:
+            continue
+        paths.append(vs.dir / "JPEGImages" / table.filenames[i])
+        labels.append(rows[end - n:end].reshape(-1, 5))
+    return LabelledImages(paths, labels, [invalid_annotation(err) for err in table.invalid])
 
 
 # --------------------------------------------------------------------------- augmentation

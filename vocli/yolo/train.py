@@ -186,6 +186,8 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
     config = dataclasses.replace(config, out=str(out))
 
     train_data, valid_data, classes = load_datasets(config)
+    for bad in [*train_data.invalid, *valid_data.data.invalid]:  # left out, as convert does
+        report(TrainEvent("info", message=f"invalid annotation left out: {bad.path}: {bad.reason}"))
     config = dataclasses.replace(config, classes=list(classes))
     if isinstance(config.anchors, str):
         if config.anchors.strip().lower() != "auto":
