@@ -7,13 +7,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.hostile import error_line, tree_state
+from hostile import error_line, tree_state
 from vocli.cli.app import main
 
 
 def _tiny_h5(path):
     from converters.darknet_weights import DarknetWeights, save_h5
-    from tests.test_detect import TINY_CFG
+    from test_detect import TINY_CFG
     from vocli.darknet.cfg import parse_cfg
     from vocli.darknet.model import Darknet
 

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.conftest import write_voc_xml
-from tests.hostile import CTRL_C_DEFAULT, REPO, run_child, tree_state
+from helpers import python_child, run_python, write_voc_xml
+from hostile import tree_state
 
-SEMANTICS = CTRL_C_DEFAULT + r"""
+SEMANTICS = r"""
 import os, signal
 from vocli.interrupts import DeferredSignals
 
@@ -95,11 +94,11 @@ print("ok")
 
 
 def test_deferred_signals_semantics():
-    done = run_child(SEMANTICS, timeout=120)
+    done = run_python(SEMANTICS, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
 
-CLI = CTRL_C_DEFAULT + "import sys\nfrom vocli.cli.app import main\nsys.exit(main(sys.argv[1:]))\n"
+CLI = "import sys\nfrom vocli.cli.app import main\nsys.exit(main(sys.argv[1:]))\n"
 
 
 def _many_images(root, n: int) -> None:
@@ -124,9 +123,8 @@ def test_convert_ssd_stops_on_every_signal_in_the_hdf5_phase(tmp_path):
              (signal.SIGTERM, 2, 0.0), (signal.SIGINT, 2, 0.15), (signal.SIGTERM, 2, 0.3)]
     for k, (signum, workers, delay) in enumerate(tries):
         out = tmp_path / f"out{k}"
-        child = subprocess.Popen([sys.executable, "-c", CLI, "convert", "ssd", "--root", str(data), "--out", str(out),
-                                  "--workers", str(workers)], cwd=REPO, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)
+        child = python_child(CLI, "convert", "ssd", "--root", str(data), "--out", str(out), "--workers", str(workers),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             deadline = time.monotonic() + 300
             while not (out.is_dir() and any(p.name.endswith(".tmp") for p in out.iterdir())):
