@@ -84,7 +84,42 @@ with DeferredSignals() as signals:
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM, status
     assert signals.pending == []
 
-# 7. an ignored signal stays ignored inside
+# 7. a job run in this process by run_chunks is stopped at once, not after it ends
+import threading, time
+from converters._common import run_chunks
+
+signal.signal(signal.SIGINT, signal.default_int_handler)
+finished = []
+
+def long_job(job):
+    time.sleep(60)  # a chunk of crowded annotations, say
+    finished.append(job)
+
+with DeferredSignals() as signals:
+    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+    try:
+        list(run_chunks(long_job, [1, 2], 1, [1, 1], interrupts=signals))
+        raise AssertionError("not interrupted")
+    except KeyboardInterrupt:
+        assert finished == [] and signals.pending == [], (finished, signals.pending)
+
+# 8. ... and a delivery Python loses inside the job (raised in a __del__) comes again after it
+class Swallows:
+    def __del__(self):
+        send(signal.SIGINT)  # the handler runs here: its KeyboardInterrupt is "ignored"
+
+def job_that_swallows(job):
+    Swallows()
+    finished.append(job)
+
+with DeferredSignals() as signals:
+    try:
+        list(run_chunks(job_that_swallows, [1, 2], 1, [1, 1], interrupts=signals))
+        raise AssertionError("lost")
+    except KeyboardInterrupt:
+        assert finished == [1], finished  # stopped after the first job, before the second
+
+# 9. an ignored signal stays ignored inside
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 with DeferredSignals() as signals:
     send(signal.SIGINT)
@@ -96,6 +131,7 @@ print("ok")
 def test_deferred_signals_semantics():
     done = run_python(SEMANTICS, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+    assert "Exception ignored in" in done.stderr  # case 8 did lose a delivery in __del__
 
 
 CLI = "import sys\nfrom vocli.cli.app import main\nsys.exit(main(sys.argv[1:]))\n"

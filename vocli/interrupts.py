@@ -17,9 +17,11 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
+from typing import Iterator
 
 #: The signals deferred by default: Ctrl-C and ``kill``'s default.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -36,6 +38,10 @@ class DeferredSignals:
     it does nothing. On leaving with an exception, signals still pending are dropped: the
     run is already stopping. A process forked inside the block (a pool's worker) that gets a
     signal before it sets its own handlers dies of it, as by default, instead of recording it.
+
+    ``released()`` opens a window for long work that touches no h5py (matching a chunk of
+    annotations in this process): there a signal is delivered at once, and stays pending for
+    the next ``check()`` in case Python lost that delivery in a callback.
     """
 
     def __init__(self, signals: tuple[int, ...] = STOP_SIGNALS):
@@ -43,6 +49,7 @@ class DeferredSignals:
         self.pending: list[int] = []
         self._previous: dict[int, object] = {}
         self._pid = os.getpid()
+        self._eager = False
 
     def __enter__(self) -> "DeferredSignals":
         if threading.current_thread() is not threading.main_thread():
@@ -62,6 +69,25 @@ class DeferredSignals:
             os.kill(os.getpid(), signum)
             return
         self.pending.append(signum)
+        if self._eager:
+            self._deliver(signum)
+
+    @contextlib.contextmanager
+    def released(self) -> Iterator[None]:
+        """Inside, signals are delivered as they arrive (those pending first), as without the block.
+
+        A delivery that Python loses (raised inside a weakref callback or ``__del__``, "Exception
+        ignored in ...") stays pending, so the ``check()`` after the window delivers it again.
+        """
+        self.check()
+        self._eager = True
+        try:
+            yield
+        except BaseException:
+            self.pending.clear()  # delivered, or the work failed anyway
+            raise
+        finally:
+            self._eager = False
 
     def check(self) -> None:
         """Deliver a signal that arrived since the last check (normally: raise ``KeyboardInterrupt``)."""
