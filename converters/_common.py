@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Optional, Sequence, TypeVar
 
 from vocli.errors import VocliError
+from vocli.paths import write_error
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -240,10 +241,13 @@ def write_if_changed(path: str | os.PathLike, data: bytes) -> Optional[os.stat_r
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise
+        failure = write_error(path, err, creating=True)
+        if failure is None:
+            raise
+        raise failure from None
     return stat
 
 
@@ -254,11 +258,30 @@ def write_new_files(names: Sequence[str], datas: Sequence[bytes], dir_fd: int) -
     name per file is needed.
     """
     open_, write, close, flags = os.open, os.write, os.close, _NEW_FILE_FLAGS
-    for name, data in zip(names, datas):
-        fd = open_(name, flags, 0o666, dir_fd=dir_fd)
-        try:
-            done = write(fd, data)
-            if done < len(data):  # a short write: finish it the slow way
-                _write_all(fd, data[done:])
-        finally:
-            close(fd)
+    name, fd = "", -1
+    try:
+        for name, data in zip(names, datas):
+            fd = -1
+            fd = open_(name, flags, 0o666, dir_fd=dir_fd)
+            try:
+                done = write(fd, data)
+                if done < len(data):  # a short write: finish it the slow way
+                    _write_all(fd, data[done:])
+            finally:
+                close(fd)
+    except OSError as err:
+        if fd >= 0:  # created here and cut short: remove it (the staging folder goes as a whole anyway)
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=dir_fd)
+        failure = write_error(_folder_name(dir_fd, name), err, creating=True)
+        if failure is None:
+            raise
+        raise failure from None
+
+
+def _folder_name(dir_fd: int, name: str) -> str:
+    """``name`` inside the folder open as ``dir_fd``, as a path for messages."""
+    try:
+        return os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), name)
+    except OSError:
+        return name

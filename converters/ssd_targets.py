@@ -40,9 +40,10 @@ import torch
 from converters._common import (InvalidFile, ListsInvalid, Progress, chunked, image_file_name, invalid_annotation,
                                 resolve_workers, run_chunks)
 from vocli.boxes import box_iou_columns, cxcywh_to_xyxy
-from vocli.datasets.voc import VOC_CLASSES, dataset_classes, devkit_dir, read_classes, resolve_sets
+from vocli.datasets.voc import (VOC_CLASSES, dataset_classes, devkit_dir, read_classes, resolve_sets,
+                                split_entries)
 from vocli.errors import DatasetNotFoundError, VocliError
-from vocli.paths import atomic_path, data_root
+from vocli.paths import atomic_h5, data_root, remove_stale_temps
 
 VARIANCES = (0.1, 0.2)
 #: Ground truths matched against all priors at once: bounds ``match``'s memory to
@@ -329,7 +330,7 @@ def _write_set(path: Path, set_name: str, voc_dir: Path, jobs: list[_Job], sizes
     per_image = _compression(compression)
     strings = h5py.string_dtype("utf-8")
     ids, names, counts, boxes, labels, difficult, positives = [], [], [], [], [], [], 0
-    with DeferredSignals() as signals, atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as h5:
+    with DeferredSignals() as signals, atomic_h5(path) as h5:  # built in memory: a full disk is one clear error
         loc_ds = h5.create_dataset("loc", (num, len(priors), 4), np.float32, maxshape=(None, len(priors), 4),
                                    chunks=(1, len(priors), 4), **per_image)
         conf_ds = h5.create_dataset("conf", (num, len(priors)), np.int16, maxshape=(None, len(priors)),
@@ -409,9 +410,11 @@ def build_ssd_targets(
         if progress:
             progress(done_before + done, total)
 
+    remove_stale_temps(out_dir)  # .<set>.h5.<pid>....tmp of a run that was killed
     files, invalid = [], []
     for vs in voc_sets:
-        ids = vs.ids()
+        ids, bad = split_entries(vs.split_file)
+        invalid += [InvalidFile(str(vs.split_file), f"entry {entry!r} {reason}") for entry, reason in bad]
         chunks = chunked(ids, workers, smallest=8, largest=64)
         jobs = [_Job(str(vs.dir), tuple(c), class_names, include_difficult, size, threshold) for c in chunks]
         path = out_dir / f"{vs.year}_{vs.split}.h5"

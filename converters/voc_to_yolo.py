@@ -44,10 +44,12 @@ from converters.label_cache import (CACHE_NAME, CLOCK_SLACK_NS, COLUMNS, LabelRe
 from converters._common import (InvalidFile, ListsInvalid, Progress, chunked, image_file_name, invalid_annotation,
                                 open_folder, read_files, resolve_workers, run_chunks, write_if_changed,
                                 write_new_files)
-from vocli.datasets.voc import VOC_CLASSES, VocSet, dataset_classes, devkit_dir, read_classes, resolve_sets
+from vocli.datasets.voc import (VOC_CLASSES, VocSet, dataset_classes, devkit_dir, read_classes, resolve_sets,
+                                split_entries)
 from vocli.datasets.voc_bulk import read_annotation_bytes
 from vocli.errors import DatasetNotFoundError, VocliError
-from vocli.paths import atomic_write_text, data_root, staged_folder
+from vocli.outputs import check_output_dir
+from vocli.paths import atomic_write_text, data_root, remove_stale_temps, staged_folder
 
 
 
@@ -403,18 +405,28 @@ def convert_yolo(
         class_names, default_name = tuple(classes), "custom"
     name = name or default_name
     out_dir = Path(out).expanduser().resolve() if out is not None else devkit.parent.resolve()
+    # The lists, .names and .data are ours to replace on every run, but never over an input
+    # (``--out VOCdevkit/VOC2007/ImageSets/Main`` would write train.txt over the split list).
+    planned = [out_dir / f"{vs.year}_{vs.split}.txt" for vs in voc_sets] + [
+        out_dir / n for n in ("train.txt", "train.all.txt", "test.txt", f"{name}.names", f"{name}.data")]
+    # (--classes X.names may be the .names it writes: the same names back, so it is no clash.)
+    check_output_dir(out_dir, [vs.split_file for vs in voc_sets], planned, overwrite=True)
     workers = resolve_workers(workers)
     options = cache_options(class_names, exact_pixels, include_difficult)
 
     # Each VOC folder once, each id once, whatever the overlap between sets.
     folders: dict[Path, dict] = {}
     set_ids: list[tuple[VocSet, Path, list[str]]] = []
+    bad_entries: list[InvalidFile] = []
     for vs in voc_sets:
-        ids = vs.ids()
+        ids, bad = split_entries(vs.split_file)
+        bad_entries += [InvalidFile(str(vs.split_file), f"entry {entry!r} {reason}") for entry, reason in bad]
         voc_dir = vs.dir.resolve()
         set_ids.append((vs, voc_dir, ids))
         if voc_dir not in folders:
             images, labels = _image_dir_for_lists(voc_dir, None if out is None else out_dir)
+            for folder in (labels, labels.parent):  # a killed run's .<id>.txt.<pid>.tmp and staging folder
+                remove_stale_temps(folder)
             folders[voc_dir] = {"images": images, "labels": labels, "ids": {},
                                 "cache": load_cache(labels, options), "done": []}
         folders[voc_dir]["ids"].update(dict.fromkeys(ids))
@@ -447,7 +459,7 @@ def convert_yolo(
                 sizes.append(len(chunk))
 
         written = unchanged = 0
-        invalid: list[InvalidFile] = []
+        invalid: list[InvalidFile] = bad_entries
         for job, done in zip(jobs, run_chunks(_convert_chunk, jobs, workers, sizes, progress)):
             folders[Path(job.voc_dir)]["done"].append(done.records)
             written += done.written

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from hostile import error_line, training_set, tree_state
+from hostile_common import error_line, training_set, tree_state
 from vocli.cli.app import main
 from vocli.darknet.cfg import MAX_LAYER_OUTPUT, MAX_WEIGHTS, parse_cfg
 from vocli.errors import DarknetFormatError

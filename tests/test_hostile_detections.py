@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from hostile import error_line, tree_state
+from hostile_common import error_line, tree_state
 from vocli.cli.app import main
 from vocli.datasets.voc import VOC_CLASSES
 from vocli.detection_files import DetectionFileError, read_comp4, read_jsonl

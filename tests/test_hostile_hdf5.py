@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hostile import error_line, tree_state
+from hostile_common import error_line, tree_state
 from vocli.cli.app import main
 
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 import vocli.images as images_module
 from helpers import write_voc_xml
-from hostile import error_line, training_set, tree_state
+from hostile_common import error_line, training_set, tree_state
 from test_detect import tiny_weights  # noqa: F401 - a fixture
 from vocli.cli.app import main
 from vocli.datasets.voc import image_size_from_file

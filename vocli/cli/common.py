@@ -17,6 +17,8 @@ JSON_OPTION = typer.Option(False, "--json", help="Print one JSON document with t
 ROOT_OPTION = typer.Option(
     None, "--root", help="Folder holding VOCdevkit/ (default: $VOCLI_HOME/data).", show_default=False
 )
+OVERWRITE_OPTION = typer.Option(False, "--overwrite", "--exist-ok",
+                                help="Replace an existing output file (never an input).")
 SETS_OPTION = typer.Option(None, "--sets", help="Comma-separated <year>/<split> sets, e.g. 2007/trainval,2012/trainval.")
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from lxml import etree
 
 from vocli.errors import AnnotationError, DatasetNotFoundError, UnknownClassError, VocliError
+from vocli.paths import entry_name_problem
 
 VOC_CLASSES: tuple[str, ...] = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -198,6 +199,10 @@ def _parse_annotation_checked(data: bytes, path: Path, classes: Sequence[str] | 
 
     top = _children(root)
     filename = _text(top, "filename", path, "annotation", required=False, default=f"{path.stem}.jpg")
+    problem = entry_name_problem(filename)
+    if problem is not None:
+        raise AnnotationError(path, f"<filename> {filename!r} {problem}",
+                              hint="give the image's file name only; images live in JPEGImages/")
     size = top.get("size")
     if size is None:
         raise AnnotationError(path, "missing <size>")
@@ -338,8 +343,12 @@ class VocSet:
         return self.dir / "ImageSets" / "Main" / f"{self.split}.txt"
 
     def ids(self) -> list[str]:
-        """Image ids listed in ``ImageSets/Main/<split>.txt``, in file order."""
+        """Image ids listed in ``ImageSets/Main/<split>.txt``, in file order (invalid entries left out)."""
         return read_split(self.split_file)
+
+    def invalid_ids(self) -> list[tuple[str, str]]:
+        """(entry, reason) for the list's entries that are not plain names (see ``split_entries``)."""
+        return split_entries(self.split_file)[1]
 
     def annotation_path(self, image_id: str) -> Path:
         return self.dir / "Annotations" / f"{image_id}.xml"
@@ -353,16 +362,33 @@ class VocSet:
         return self.dir / "JPEGImages" / f"{image_id}.jpg"
 
 
-def read_split(path: str | os.PathLike) -> list[str]:
-    """Ids from a VOC split list (first column; blank lines ignored)."""
+def split_entries(path: str | os.PathLike) -> tuple[list[str], list[tuple[str, str]]]:
+    """(ids, invalid) of a VOC split list: first column, blank lines ignored.
+
+    ``invalid``: (entry, reason) for every entry that is not a plain name (``../x``, ``/abs``,
+    ``a/b``; ``vocli.paths.entry_name_problem``); those are left out of ``ids``.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DatasetNotFoundError(f"{path}: split list not found", hint="check --sets and --root") from None
     if text.isascii() and " " not in text and "\t" not in text and "\x1f" not in text:
-        return text.split()  # one column: the only whitespace left breaks lines (and blank ones vanish)
-    return [line.split()[0] for line in text.splitlines() if line.strip()]
+        ids = text.split()  # one column: the only whitespace left breaks lines (and blank ones vanish)
+    else:
+        ids = [line.split()[0] for line in text.splitlines() if line.strip()]
+    if "/" not in text and "\\" not in text and "." not in text and ":" not in text and "\0" not in text:
+        return ids, []  # the usual list: nothing there can make an id a path
+    invalid = [(i, reason) for i in ids if (reason := entry_name_problem(i)) is not None]
+    if invalid:
+        bad = {i for i, _ in invalid}
+        ids = [i for i in ids if i not in bad]
+    return ids, invalid
+
+
+def read_split(path: str | os.PathLike) -> list[str]:
+    """The valid ids of a VOC split list (see ``split_entries``; invalid entries are left out)."""
+    return split_entries(path)[0]
 
 
 def discover_sets(root: str | os.PathLike) -> list[VocSet]:

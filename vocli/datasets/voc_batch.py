@@ -42,6 +42,7 @@ import numpy as np
 from vocli.datasets.byte_spans import (LOW_MASK, blank_spans, byte_set, span_decimals, span_texts,
                                        words_at_every_offset)
 from vocli.datasets.voc import MAX_ANNOTATION_BYTES, MAX_IMAGE_SIDE, MAX_OBJECTS
+from vocli.paths import entry_name_problem
 
 
 def _quoted(values: bytes) -> bytes:
@@ -158,7 +159,23 @@ def read_plain_batch(datas: Sequence[bytes], classes: Sequence[str] | None) -> P
     Objects whose class is not in ``classes`` make their file not plain (the checked
     reading names the class). ``classes=None``: any name is read, and ``classes`` of the
     result lists the names found, in order of first appearance.
+    A ``<filename>`` that is not a plain name (``vocli.paths.entry_name_problem``) makes its
+    file not plain too: the checked reading rejects it.
     """
+    batch = _read_plain_batch(datas, classes)
+    joined = "".join(batch.filenames)
+    if not any(c in joined for c in "/\\:\0") and "." not in batch.filenames and ".." not in batch.filenames:
+        return batch  # the usual case, in C: no name can be a path
+    bad = [i for i, name in enumerate(batch.filenames) if name and entry_name_problem(name) is not None]
+    if not bad:
+        return batch
+    left_out = list(datas)
+    for i in bad:
+        left_out[i] = b""  # not a VOC file: left to the checked reading, which reads the real bytes
+    return _read_plain_batch(left_out, classes)
+
+
+def _read_plain_batch(datas: Sequence[bytes], classes: Sequence[str]) -> PlainBatch:
     count = len(datas)
     # Files here are ASCII and names are read stripped: no other class name can match.
     index = None if classes is None else {
