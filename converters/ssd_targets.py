@@ -330,7 +330,9 @@ def _write_set(path: Path, set_name: str, voc_dir: Path, jobs: list[_Job], sizes
     per_image = _compression(compression)
     strings = h5py.string_dtype("utf-8")
     ids, names, counts, boxes, labels, difficult, positives = [], [], [], [], [], [], 0
-    with DeferredSignals() as signals, atomic_h5(path) as h5:  # built in memory: a full disk is one clear error
+    signals = DeferredSignals()
+    # Built in memory (a full disk is one clear error); a signal during the final write stops it before the rename.
+    with signals, atomic_h5(path, before_rename=signals.check) as h5:
         loc_ds = h5.create_dataset("loc", (num, len(priors), 4), np.float32, maxshape=(None, len(priors), 4),
                                    chunks=(1, len(priors), 4), **per_image)
         conf_ds = h5.create_dataset("conf", (num, len(priors)), np.int16, maxshape=(None, len(priors)),

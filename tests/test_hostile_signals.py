@@ -143,8 +143,8 @@ import converters.ssd_targets as ssd
 real_atomic_h5 = ssd.atomic_h5
 
 @contextlib.contextmanager
-def announced(path):
-    with real_atomic_h5(path) as h5:
+def announced(path, **options):
+    with real_atomic_h5(path, **options) as h5:
         print("hdf5 open", flush=True)
         yield h5
 
