@@ -82,10 +82,14 @@ def _start_worker() -> None:
 
 
 def run_chunks(fn: Callable[[J], R], jobs: Sequence[J], workers: int,
-               sizes: Sequence[int], progress: Progress = None, interrupts=None) -> Iterator[R]:
+               sizes: Sequence[int], progress: Progress = None, interrupts=None,
+               meanwhile: Optional[Callable[[], None]] = None) -> Iterator[R]:
     """Yield ``fn(job)`` for every job, in order, using up to ``workers`` processes.
 
     ``sizes[i]`` is the number of files in ``jobs[i]``, reported to ``progress``.
+    ``meanwhile()``, if given, runs in this process once the jobs are handed to the pool
+    (after its workers have forked, so no thread of the caller's is ever copied into them),
+    before the first result is yielded: other work of the command, done while the pool works.
     One worker (or one job) runs in this process, with no pool to start, as does a call
     from a daemonic process (a pool's worker, say), which may not start processes.
     ``interrupts`` (a ``vocli.interrupts.DeferredSignals`` the caller holds): a job run in
@@ -105,6 +109,8 @@ def run_chunks(fn: Callable[[J], R], jobs: Sequence[J], workers: int,
         results = (pool.imap(fn, jobs) if interrupts is None
                    else _waiting(pool.imap(fn, jobs), len(jobs), interrupts.check))
     try:
+        if meanwhile is not None:
+            meanwhile()
         for size, result in zip(sizes, results):
             done += size
             if progress:
