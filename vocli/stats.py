@@ -28,6 +28,7 @@ DUPLICATE_IOU = 0.95
 KNOWN_CLASS_LISTS: tuple[tuple[str, ...], ...] = (VOC_CLASSES, SHAPES_CLASSES)
 _MAX_SCATTER_POINTS = 6000
 
+MISSING_LISTED = 5  # missing images named in a result (the count covers them all)
 ANOMALY_KINDS = ("missing_annotation", "invalid_annotation", "box_outside_image", "inverted_box",
                  "zero_size_box", "duplicate_box", "no_objects", "unknown_class")
 
@@ -108,6 +109,7 @@ class StatsResult:
     splits: list[SplitStats]
     total: SplitStats
     plots: list[Path] = field(default_factory=list)
+    missing_image_files: list[str] = field(default_factory=list)  # the first few listed images without a file
 
 
 def _classify(err: AnnotationError) -> str:
@@ -253,7 +255,9 @@ def dataset_stats(root: str | os.PathLike, sets: str | Sequence[str] | None = No
         for ann_path, img_path in pairs:
             everything.setdefault(ann_path, (ann_path, parsed[ann_path], image_present[img_path]))
     total = _split_stats("all", list(everything.values()), class_names)
-    result = StatsResult(root=root, classes=class_names, classes_source=source, splits=splits, total=total)
+    missing = [str(p) for p, present in image_present.items() if not present][:MISSING_LISTED]
+    result = StatsResult(root=root, classes=class_names, classes_source=source, splits=splits, total=total,
+                         missing_image_files=missing)
     if plots is not None:
         result.plots = write_plots(Path(plots), [a for a in parsed.values() if isinstance(a, Annotation)],
                                    total, class_names)

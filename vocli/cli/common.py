@@ -8,7 +8,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import typer
 from rich.console import Console
@@ -73,3 +73,91 @@ def resolve_root(root: Optional[Path]) -> Path:
     from vocli.paths import data_root
 
     return Path(root).expanduser() if root is not None else data_root()
+
+
+# --------------------------------------------------------------------------- tables that never cut
+
+
+@dataclasses.dataclass(frozen=True)
+class Col:
+    """A table column. ``kind``: ``key`` (set or class names, ids: never cut or wrapped),
+    ``num`` (right-aligned numbers: never cut or wrapped), ``path`` (shown relative to the
+    table's root when inside it; never cut: the column moves below the table when it does
+    not fit) or ``text`` (free text, folded onto more lines when narrow).
+    A header may hold ``\\n`` to take two short lines instead of one long one."""
+
+    header: str
+    kind: str = "text"
+
+
+def short_path(path: Any, root: Optional[Path] = None) -> str:
+    """``path`` relative to ``root`` when it lies inside it, else as given."""
+    if path is None:
+        return "-"
+    text = str(path)
+    if root is not None:
+        try:
+            return str(Path(text).relative_to(Path(root)))
+        except ValueError:
+            pass
+    return text
+
+
+def print_table(title: str, columns: Sequence[Col], rows: Sequence[Sequence[Any]], *,
+                root: Optional[Path] = None, root_label: str = "in", row_styles: Optional[Sequence[Any]] = None,
+                console: Optional[Console] = None) -> None:
+    """Print a table on stderr that never cuts a name, number or path at the console width.
+
+    The title (and ``root``, once) is a line of its own that the terminal wraps, never rich.
+    Path cells are shown relative to ``root``. Key and number columns never wrap. When the
+    table does not fit with its path columns, those move below it as ``<first cell>: <path>``
+    lines, whole. Cells are plain text (no markup).
+    """
+    from rich import box
+    from rich.markup import escape
+    from rich.measure import Measurement
+    from rich.table import Table
+
+    console = console or err_console()
+    cells = [[("-" if v is None else short_path(v, root) if c.kind == "path" else str(v))
+              for c, v in zip(columns, row)] for row in rows]
+    heading = title + (f" {root_label} {root}" if root is not None else "")
+    console.print(escape(heading), soft_wrap=True, style="bold")
+
+    def build(keep: Sequence[int]) -> Table:
+        table = Table(box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
+        for i in keep:
+            col = columns[i]
+            table.add_column(escape(col.header), justify="right" if col.kind == "num" else "left",
+                             no_wrap=col.kind != "text", overflow="fold")
+        for r, row in enumerate(cells):
+            style = row_styles[r] if row_styles is not None else None
+            table.add_row(*(escape(row[i]) for i in keep), style=style)
+        return table
+
+    everything = list(range(len(columns)))
+    table = build(everything)
+    below: list[int] = []
+    if Measurement.get(console, console.options, table).minimum > console.width:
+        below = [i for i, c in enumerate(columns) if c.kind == "path"]
+        table = build([i for i in everything if i not in below])
+    console.print(table)
+    for i in below:
+        header = columns[i].header.replace("\n", " ")
+        for row in cells:
+            console.print(escape(f"  {row[0]}: {header} {row[i]}"), soft_wrap=True, highlight=False)
+
+
+def print_missing_images(count: int, first: Sequence[Any], consequence: str = "") -> None:
+    """A warning naming how many listed images have no file, and the first few, whole."""
+    if not count:
+        return
+    from rich.markup import escape
+
+    console = err_console()
+    tail = f" ({consequence})" if consequence else ""
+    console.print(f"[yellow]warning:[/] {count} listed image(s) missing{escape(tail)}; the first:", soft_wrap=True)
+    for path in first:
+        console.print(escape(f"  {path}"), soft_wrap=True, highlight=False)
+    if count > len(first):
+        console.print(f"  ... and {count - len(first)} more (--json lists the first {len(first)})", soft_wrap=True)

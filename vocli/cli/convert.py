@@ -8,10 +8,9 @@ from typing import Callable, Iterator, Optional
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from vocli.cli.common import (JSON_OPTION, ROOT_OPTION, SETS_OPTION, emit_json, err_console, progress_bar,
-                              resolve_root)
+from vocli.cli.common import (JSON_OPTION, ROOT_OPTION, SETS_OPTION, Col, emit_json, err_console, print_missing_images,
+                              print_table, progress_bar, resolve_root)
 
 convert_app = typer.Typer(
     help="Convert annotations: VOC to YOLO labels, YOLO back to VOC, VOC to SSD targets.\n\n"
@@ -53,31 +52,29 @@ def _progress(description: str, enabled: bool) -> Iterator[Callable[[int, int], 
 
 
 def _render_invalid(invalid, skip_invalid: bool) -> None:
+    """One line per file (or per reason, with its first file, when there are many): paths whole."""
     if not invalid:
         return
     console = err_console()
+
+    def line(text: str) -> None:
+        console.print(escape(text), soft_wrap=True, highlight=False)
+
     if len(invalid) <= MAX_LISTED:
-        table = Table(title=f"{len(invalid)} invalid file(s), left out", title_justify="left")
-        table.add_column("file", overflow="fold")
-        table.add_column("reason", overflow="fold")
+        console.print(f"[bold]{len(invalid)} invalid file(s), left out[/]")
         for item in invalid:
-            table.add_row(escape(item.path), escape(item.reason))
+            line(f"  {item.path}: {item.reason}")
     else:
-        # Many files usually share a few reasons (a class missing from the list): one row per reason.
+        # Many files usually share a few reasons (a class missing from the list): one line per reason.
         by_reason: dict[str, list[str]] = {}
         for item in invalid:
             by_reason.setdefault(item.reason, []).append(item.path)
-        table = Table(title=f"{len(invalid)} invalid file(s), left out, for {len(by_reason)} reason(s)",
-                      title_justify="left")
-        table.add_column("files", justify="right")
-        table.add_column("reason", overflow="fold")
-        table.add_column("first file", overflow="fold")
+        console.print(f"[bold]{len(invalid)} invalid file(s), left out, for {len(by_reason)} reason(s)[/]")
         ranked = sorted(by_reason.items(), key=lambda kv: -len(kv[1]))
         for reason, paths in ranked[:MAX_LISTED]:
-            table.add_row(str(len(paths)), escape(reason), escape(paths[0]))
-    console.print(table)
-    if len(invalid) > MAX_LISTED and len(by_reason) > MAX_LISTED:
-        console.print(f"... and {len(by_reason) - MAX_LISTED} more reasons (every file is in --json output)")
+            line(f"  {len(paths)} file(s): {reason} (first: {paths[0]})")
+        if len(by_reason) > MAX_LISTED:
+            console.print(f"... and {len(by_reason) - MAX_LISTED} more reasons (every file is in --json output)")
     if not skip_invalid:
         console.print("[bold red]error:[/] invalid annotations above; fix them or pass --skip-invalid")
 
@@ -124,18 +121,18 @@ def yolo(
                               workers=workers, progress=report)
     if not json_out:
         console = err_console()
-        table = Table(title=f"YOLO labels ({result.convention} convention) in {escape(str(result.out))}",
-                      title_justify="left")
-        for column in ("set", "images", "objects", "list"):
-            table.add_column(column, justify="right" if column in ("images", "objects") else "left")
-        for s in result.sets:
-            table.add_row(s.name, str(s.images), str(s.objects), escape(str(s.list_file)))
-        console.print(table)
+        print_table(f"YOLO labels ({result.convention} convention), lists",
+                    [Col("set", "key"), Col("images", "num"), Col("objects", "num"), Col("no\nimage", "num"),
+                     Col("list", "path")],
+                    [(s.name, s.images, s.objects, s.missing_images, s.list_file) for s in result.sets],
+                    root=result.out)
         console.print(f"labels: {result.labels_written} written, {result.labels_unchanged} unchanged, "
                       f"{result.labels_cached} up to date (cached) in {result.seconds:.2f} s")
         console.print(f"data file: {escape(str(result.data_file))}")
         for note in result.notes:
             console.print(f"[yellow]note:[/] {escape(note)}")
+        print_missing_images(result.missing_images, result.missing_image_files,
+                             "kept in the lists; `vocli train` needs them")
     _finish(result, json_out, skip_invalid)
 
 
@@ -208,13 +205,10 @@ def ssd(
                                    compression=compression, workers=workers, progress=report)
     if not json_out:
         console = err_console()
-        table = Table(title=f"SSD{result.size} targets ({result.num_priors} priors) in {escape(str(result.out))}",
-                      title_justify="left")
-        for column in ("set", "images", "objects", "positives/image", "KB/image", "file"):
-            table.add_column(column, justify="left" if column in ("set", "file") else "right")
-        for f in result.files:
-            table.add_row(f.set, str(f.images), str(f.objects), f"{f.positives_per_image:.1f}",
-                          f"{f.bytes_per_image / 1024:.1f}", escape(str(f.path)))
-        console.print(table)
+        print_table(f"SSD{result.size} targets ({result.num_priors} priors)",
+                    [Col("set", "key"), Col("images", "num"), Col("objects", "num"), Col("positives\n/image", "num"),
+                     Col("KB\n/image", "num"), Col("file", "path")],
+                    [(f.set, f.images, f.objects, f"{f.positives_per_image:.1f}", f"{f.bytes_per_image / 1024:.1f}",
+                      f.path) for f in result.files], root=result.out)
         console.print(f"done in {result.seconds:.2f} s")
     _finish(result, json_out, skip_invalid)
