@@ -156,20 +156,27 @@ def test_detect_writes_every_output(tmp_path, tiny_weights, capsys):
     for rec in lines:
         stem, w, h = rec["image_id"], rec["width"], rec["height"]
         dets = rec["detections"]
-        # YOLO lines agree with the JSON boxes (darknet convention: VOC corner - 1 = pixel)
+        # YOLO lines agree with the JSON boxes (darknet convention: VOC corner - 1 = pixel; VOC corners
+        # clipped to 1 <= x <= w, 1 <= y <= h)
         rows = [list(map(float, line.split())) for line in (out / "labels" / f"{stem}.txt").read_text().splitlines()]
         assert len(rows) == len(dets) > 0
-        for row, det in zip(rows, dets):
-            x1, y1, x2, y2 = (v - 1 for v in det["bbox"])
-            assert row == pytest.approx([0, (x1 + x2) / 2 / w, (y1 + y2) / 2 / h, (x2 - x1) / w, (y2 - y1) / h], abs=2e-6)
+        for (cls, cx, cy, bw, bh), det in zip(rows, dets):
+            pixels = np.array([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h])
+            assert cls == 0 and det["bbox"] == pytest.approx(np.clip(pixels + 1, 1, [w, h, w, h]), abs=2e-4)
         # the VOC parser reads the XML back: same objects, whole pixels inside the image
         ann = parse_annotation(out / "Annotations" / f"{stem}.xml", classes=("alpha", "beta"))
         assert (ann.width, ann.height) == (w, h) and len(ann.objects) == len(dets)
         for obj, det in zip(ann.objects, dets):
             assert 1 <= obj.xmin <= obj.xmax <= w and 1 <= obj.ymin <= obj.ymax <= h
             assert obj.bbox == pytest.approx(np.clip(np.floor(np.array(det["bbox"]) + 0.5), 1, [w, h, w, h]))
-    # the wide image's boxes lie in its 128 x 64 frame (VOC corners up to size + 1), none left in the padding
-    assert all(d["bbox"][3] <= 65 and d["bbox"][3] > d["bbox"][1] for d in lines[1]["detections"])
+    # the wide image's boxes lie in its 128 x 64 frame, none left in the padding
+    assert all(d["bbox"][3] > d["bbox"][1] for d in lines[1]["detections"])
+    # JSON boxes are clipped into the image as the XML ones are: the cells at the right edge of the
+    # 64 x 64 image predict boxes reaching past it (to 67), which end exactly at its last pixel, 64.
+    for rec in lines:
+        boxes = np.array([d["bbox"] for d in rec["detections"]])
+        assert boxes.min() >= 1 and boxes[:, [0, 2]].max() <= rec["width"] and boxes[:, [1, 3]].max() <= rec["height"]
+    assert max(d["bbox"][2] for d in lines[0]["detections"]) == 64
 
 
 @pytest.mark.slow
@@ -222,3 +229,12 @@ def test_model_evaluation_equals_scoring_its_detection_file(tmp_path, tiny_weigh
     assert by_model["map"] > 0  # the (1,1,6,6) alpha in each image is found exactly
     assert by_file["map"] == pytest.approx(by_model["map"], abs=1e-12)
     assert [c["ap"] for c in by_file["per_class"]] == pytest.approx([c["ap"] for c in by_model["per_class"]])
+
+
+def test_json_boxes_are_clipped_into_the_image_like_the_xml():
+    from vocli.detection_files import to_voc_pixels
+
+    # 0-based continuous pixels of a 335 x 200 image; + 1 makes VOC corners, then 1 <= x <= 335, 1 <= y <= 200.
+    boxes = np.array([[0.0, 2.5, 335.0, 100.0], [334.5, 199.0, 335.0, 200.0], [-0.0, 0.0, 10.25, 20.0]])
+    np.testing.assert_array_equal(to_voc_pixels(boxes, 335, 200),
+                                  [[1.0, 3.5, 335.0, 101.0], [335.0, 200.0, 335.0, 200.0], [1.0, 1.0, 11.25, 21.0]])

@@ -203,7 +203,7 @@ def detect(sources: Sequence[Union[str, os.PathLike]], weights: Union[str, os.Pa
             atomic_write_text(out / "Annotations" / f"{stem}.xml", voc_xml(pred, names))
             written["xml"] += 1
         if save_json:
-            json_lines.append(detection_json_line(stem, to_voc_pixels(pred.boxes), pred.scores, pred.class_ids,
+            json_lines.append(detection_json_line(stem, to_voc_pixels(pred.boxes, pred.width, pred.height), pred.scores, pred.class_ids,
                                                   names, width=pred.width, height=pred.height))
     seconds = time.perf_counter() - start
     json_path = None

@@ -135,7 +135,7 @@ def evaluate_model(model, image_paths: Sequence[Union[str, os.PathLike]], ground
         if isinstance(pred, SkippedImage):
             raise VocliError(f"{pred.path}: {pred.reason}", hint="fix or remove it from the image list")
         ids.extend([str(raw)] * len(pred.scores))
-        boxes.append(to_voc_pixels(pred.boxes))
+        boxes.append(to_voc_pixels(pred.boxes, pred.width, pred.height))
         scores.append(pred.scores)
         labels.append(pred.class_ids)
     detections = Detections(np.array(ids, dtype=object), np.concatenate(boxes) if boxes else np.zeros((0, 4)),

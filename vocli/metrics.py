@@ -158,16 +158,23 @@ def voc_ap(recall: np.ndarray, precision: np.ndarray, use_07_metric: bool) -> fl
     recall = np.asarray(recall, np.float64)
     precision = np.asarray(precision, np.float64)
     if use_07_metric:
-        ap = 0.0
+        # Summed, then divided once: eleven precisions of 1 give exactly 1 (adding 1/11 eleven
+        # times, as voc_eval.py does, gives 1.0000000000000002).
+        total = 0.0
         for t in np.arange(0.0, 1.1, 0.1):
             reached = recall >= t
-            ap += (float(precision[reached].max()) if reached.any() else 0.0) / 11.0
-        return ap
+            total += float(precision[reached].max()) if reached.any() else 0.0
+        return _unit(total / 11.0)
     mrec = np.concatenate(([0.0], recall, [1.0]))
     mpre = np.concatenate(([0.0], precision, [0.0]))
     mpre = np.maximum.accumulate(mpre[::-1])[::-1]
     steps = np.nonzero(mrec[1:] != mrec[:-1])[0]
-    return float(np.sum((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1]))
+    return _unit(float(np.sum((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1])))
+
+
+def _unit(ap: float) -> float:
+    """An AP in [0, 1]: rounding in the sums can leave it a few ulps outside (NaN stays NaN)."""
+    return ap if ap != ap else min(max(ap, 0.0), 1.0)
 
 
 def coco_ap(recall: np.ndarray, precision: np.ndarray) -> float:
@@ -178,7 +185,7 @@ def coco_ap(recall: np.ndarray, precision: np.ndarray) -> float:
     envelope = np.maximum.accumulate(np.asarray(precision, np.float64)[::-1])[::-1]
     at = np.searchsorted(recall, np.linspace(0.0, 1.0, 101), side="left")
     values = np.where(at < len(recall), envelope[np.minimum(at, len(recall) - 1)], 0.0)
-    return float(values.mean())
+    return _unit(float(values.sum()) / 101.0)
 
 
 # --------------------------------------------------------------------------- matching
@@ -300,13 +307,13 @@ def evaluate_detections(detections: Detections, ground_truth: GroundTruth, class
             if metric == "coco":
                 aps = [coco_ap(*pr_curve(*match_sorted(best, overlap, gt_difficult, t), npos))
                        for t in COCO_IOU_THRESHOLDS]
-                result.ap_50_95 = float(np.mean(aps))
+                result.ap_50_95 = _unit(float(np.mean(aps)))
         per_class.append(result)
         if progress is not None:
             progress(1)
     scored = [r for r in per_class if r.num_gt > 0]
-    mean = float(np.mean([r.ap for r in scored])) if scored else float("nan")
-    map_50_95 = float(np.mean([r.ap_50_95 for r in scored])) if metric == "coco" and scored else None
+    mean = _unit(float(np.mean([r.ap for r in scored]))) if scored else float("nan")
+    map_50_95 = _unit(float(np.mean([r.ap_50_95 for r in scored]))) if metric == "coco" and scored else None
     return EvalResult(metric=metric, iou_threshold=iou_threshold, map=mean, per_class=per_class,
                       num_images=num_images, num_detections=len(det_scores),
                       excluded=[r.name for r in per_class if r.num_gt == 0], map_50_95=map_50_95)
