@@ -217,10 +217,16 @@ def _check_size(path: Path, cfg: DarknetCfg, specs, hsize: int, allow_trailing: 
     extra = payload - 4 * needed
     if extra and not allow_trailing:
         raise DarknetFormatError(
-            f"{path}: {extra:,} bytes ({extra / 4:,.2f} floats) left after the last layer of {what}, "
+            f"{path}: {extra:,} bytes ({_floats_in(extra)}) left after the last layer of {what}, "
             f"which needs {needed:,} floats",
             hint=hint or "wrong cfg? pass the right --cfg, or --allow-trailing to keep the extra bytes")
     return extra
+
+
+def _floats_in(nbytes: int) -> str:
+    """``"138,600 floats"``, or ``"2 floats and 3 bytes"`` when ``nbytes`` is not whole floats."""
+    floats, rest = divmod(nbytes, 4)
+    return f"{floats:,} float{'' if floats == 1 else 's'}" + (f" and {rest} byte{'' if rest == 1 else 's'}" if rest else "")
 
 
 # --------------------------------------------------------------------- read / write

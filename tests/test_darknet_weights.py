@@ -136,13 +136,18 @@ def test_one_float_extra_is_an_error_unless_allowed(tmp_path):
     cfg.write_text(SMALL_CFG)
     path = tmp_path / "extra.weights"
     layout, floats = write_weights(path, SMALL_CONVS, extra_floats=1, seed=2)
-    with pytest.raises(DarknetFormatError, match=r"4 bytes \(1.00 floats\) left after the last layer"):
+    with pytest.raises(DarknetFormatError, match=r"4 bytes \(1 float\) left after the last layer"):
         convert_weights(path, cfg=cfg, out=tmp_path / "x.pt")
     report = convert_weights(path, cfg=cfg, out=tmp_path / "x.pt", allow_trailing=True)
     assert report.trailing_bytes == 4
     assert_slices(torch.load(tmp_path / "x.pt", weights_only=True)["state_dict"], layout, floats)
     export_weights(tmp_path / "x.pt", tmp_path / "back.weights")
     assert filecmp.cmp(path, tmp_path / "back.weights", shallow=False)
+    # Whole numbers of floats, and the odd bytes beside them, never "554,400.00 floats".
+    with open(path, "ab") as f:
+        f.write(b"\0" * (4 * 138_599 + 2))
+    with pytest.raises(DarknetFormatError, match=r"554,402 bytes \(138,600 floats and 2 bytes\) left after"):
+        convert_weights(path, cfg=cfg, out=tmp_path / "x.pt")
 
 
 def test_html_page_is_recognised(tmp_path):

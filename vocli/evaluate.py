@@ -235,7 +235,9 @@ def write_plots(result: EvalResult, folder: Union[str, os.PathLike], max_points:
         rec = np.concatenate((c.recall[::step], c.recall[-1:]))
         prec = np.concatenate((c.precision[::step], c.precision[-1:]))
         panels.append((f"{c.name}  AP {c.ap:.3f}", {"precision": (rec.tolist(), prec.tolist())}))
-    curves = multi_line_grid(folder / "pr_curves.png", panels, xlabel="recall", cols=4)
+    # The same 0..1 axes in every panel, so curves of different classes compare at a glance.
+    curves = multi_line_grid(folder / "pr_curves.png", panels, xlabel="recall", cols=4, xlim=(0.0, 1.0),
+                             ylim=(0.0, 1.0))
     scored = [c for c in result.per_class if c.num_gt > 0]
     bars = bar_chart(folder / "ap_per_class.png", [c.name for c in scored] + ["mAP"],
                      [c.ap for c in scored] + [result.map],
