@@ -305,6 +305,18 @@ def _pick_cfg(src: Path, cfg, cutoff: Optional[int], hsize: int) -> tuple[Darkne
     return load_cfg(matches[0]), True
 
 
+def cfg_for_weights(src, cfg=None, cutoff: Optional[int] = None) -> tuple[DarknetCfg, bool]:
+    """The cfg of a darknet ``.weights`` file: ``cfg`` (a shipped name or a path) when given, else the
+    shipped cfg whose float count equals the file's (its first ``cutoff`` layers; default: N of a
+    ``.conv.N`` name). Returns (cfg, picked by size). The one resolver ``convert-weights``,
+    ``detect`` and ``evaluate`` use."""
+    src = find_weights_file(src)
+    if cutoff is None:
+        cutoff = cutoff_from_name(src)
+    _, _, hsize = read_header(src)
+    return _pick_cfg(src, cfg, cutoff, hsize)
+
+
 def _default_out(src: Path) -> Path:
     stem = src.name[: -len(".weights")] if src.name.endswith(".weights") else src.name
     return src.with_name(stem + ".pt")

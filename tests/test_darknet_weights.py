@@ -230,3 +230,12 @@ def test_cli_json_and_errors(tiny_file, tmp_path, capsys):
     assert main(["convert-weights", str(bad)]) == 1
     captured = capsys.readouterr()
     assert "HTML" in captured.err and captured.out == ""
+
+
+def test_detect_loads_a_weights_file_with_the_cfg_its_size_fits(tiny_file):
+    from vocli.predict import load_model
+
+    path, layout, floats = tiny_file
+    loaded = load_model(path)  # no --cfg: yolov3-tiny by size, as convert-weights picks it
+    assert loaded.cfg.name == "yolov3-tiny" and loaded.img_size is None
+    assert_slices({k: v for k, v in loaded.model.state_dict().items() if k in layout}, layout, floats)

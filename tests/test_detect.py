@@ -238,3 +238,38 @@ def test_json_boxes_are_clipped_into_the_image_like_the_xml():
     boxes = np.array([[0.0, 2.5, 335.0, 100.0], [334.5, 199.0, 335.0, 200.0], [-0.0, 0.0, 10.25, 20.0]])
     np.testing.assert_array_equal(to_voc_pixels(boxes, 335, 200),
                                   [[1.0, 3.5, 335.0, 101.0], [335.0, 200.0, 335.0, 200.0], [1.0, 1.0, 11.25, 21.0]])
+
+
+def test_detect_and_evaluate_default_to_the_size_the_checkpoint_was_trained_at(tmp_path, tiny_weights, capsys):
+    from tests.conftest import write_voc_xml
+    from vocli.detect import detect
+
+    weights, names = tiny_weights
+    trained = tmp_path / "trained.pt"
+    torch.save({**torch.load(weights, weights_only=True), "config": {"img_size": 64}}, trained)
+    Image.new("RGB", (64, 64), (90, 120, 30)).save(tmp_path / "a.jpg")
+    common = dict(names=["alpha", "beta"], draw=False, save_json=True)
+    own = detect([tmp_path / "a.jpg"], trained, out=tmp_path / "own", **common)
+    # At 64 px the 64 x 64 image is not scaled: cell (0, 0) predicts (-3, -3, 5, 5) -> VOC (1, 1, 6, 6).
+    first = json.loads((tmp_path / "own" / "detections.jsonl").read_text())["detections"][0]
+    assert own.img_size == 64 and first["bbox"] == pytest.approx([1, 1, 6, 6])
+    # A flag overrides it; weights that do not say (no config) get 416.
+    assert detect([tmp_path / "a.jpg"], trained, img_size=32, out=tmp_path / "o", **common).img_size == 32
+    assert detect([tmp_path / "a.jpg"], weights, out=tmp_path / "o", **common).img_size == 416
+    # evaluate: the same default, said in the source line
+    voc = tmp_path / "VOCdevkit" / "VOC2007"
+    (voc / "JPEGImages").mkdir(parents=True)
+    Image.new("RGB", (64, 64), (90, 120, 30)).save(voc / "JPEGImages" / "000001.jpg")
+    write_voc_xml(voc / "Annotations" / "000001.xml", "000001.jpg", 64, 64, [("alpha", 1, 1, 6, 6, 0)])
+    (voc / "ImageSets" / "Main").mkdir(parents=True)
+    (voc / "ImageSets" / "Main" / "test.txt").write_text("000001\n")
+    assert main(["evaluate", "--weights", str(trained), "--root", str(tmp_path), "--sets", "2007/test",
+                 "--classes", str(names), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["source"].endswith("on 1 images at 64 px")
+
+
+def test_missing_weights_hint_names_commands_that_exist(tmp_path, capsys):
+    assert main(["detect", str(tmp_path), "--weights", str(tmp_path / "none.pt")]) == 1
+    err = capsys.readouterr().err
+    assert "weights file not found" in err and "`vocli fetch yolov3.weights`" in err
+    assert "vocli weights" not in err

@@ -28,7 +28,8 @@ from vocli.detection_files import detection_json_line, to_voc_pixels
 from vocli.errors import VocliError
 from vocli.images import IMAGE_SUFFIXES
 from vocli.paths import atomic_path, atomic_write_text
-from vocli.predict import ImagePrediction, SkippedImage, load_model, predict_images
+from vocli.predict import (DEFAULT_IMG_SIZE, ImagePrediction, SkippedImage, device_name, load_model,
+                           predict_images)
 
 LIST_SUFFIXES = (".txt", ".list")
 
@@ -46,6 +47,7 @@ class DetectResult:
     seconds: float = 0.0
     images_per_second: float = 0.0
     json_path: Optional[Path] = None
+    img_size: int = 0  # the network input size used
 
 
 def resolve_sources(sources: Sequence[Union[str, os.PathLike]]) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -134,9 +136,9 @@ def class_names_for(loaded_names, num_classes: int, names: Optional[Sequence[str
 
 
 def detect(sources: Sequence[Union[str, os.PathLike]], weights: Union[str, os.PathLike], cfg=None,
-           conf: float = 0.25, iou: float = 0.45, nms: str = "standard", img_size: int = 416,
+           conf: float = 0.25, iou: float = 0.45, nms: str = "standard", img_size: Optional[int] = None,
            out: Union[str, os.PathLike] = "runs/detect/exp", save_txt: bool = False, save_xml: bool = False,
-           save_json: bool = False, draw: bool = True, device: str = "cpu",
+           save_json: bool = False, draw: bool = True, device: str = "auto",
            classes: Optional[Sequence[str]] = None, names: Optional[Sequence[str]] = None,
            batch_size: int = 8, max_det: int = 300,
            progress: Optional[Callable[[int], None]] = None, model=None) -> DetectResult:
@@ -152,11 +154,14 @@ def detect(sources: Sequence[Union[str, os.PathLike]], weights: Union[str, os.Pa
 
     if nms not in ("standard", "diou"):
         raise VocliError(f"unknown --nms {nms!r}", hint="use standard or diou")
+    device = device_name(device)
     if model is None:
         loaded = load_model(weights, cfg=cfg, device=device)
-        model, model_names = loaded.model, loaded.names
+        model, model_names, trained_size = loaded.model, loaded.names, loaded.img_size
     else:
-        model_names = None
+        model_names, trained_size = None, None
+    if img_size is None:  # the size the model was trained at, when its checkpoint says
+        img_size = trained_size or DEFAULT_IMG_SIZE
     names = class_names_for(model_names, int(model.num_classes), names)
     keep = None
     if classes:
@@ -212,4 +217,5 @@ def detect(sources: Sequence[Union[str, os.PathLike]], weights: Union[str, os.Pa
         atomic_write_text(json_path, "".join(json_lines))
     return DetectResult(out=out, images=done, num_detections=sum(counts.values()), counts=counts,
                         skipped=skipped, written=written, seconds=seconds,
-                        images_per_second=done / seconds if seconds > 0 else 0.0, json_path=json_path)
+                        images_per_second=done / seconds if seconds > 0 else 0.0, json_path=json_path,
+                        img_size=img_size)

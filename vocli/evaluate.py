@@ -21,7 +21,7 @@ from vocli.datasets.voc import (VOC_CLASSES, VocSet, image_size_from_file, parse
 from vocli.detection_files import load_detections, to_voc_pixels
 from vocli.errors import VocliError
 from vocli.metrics import Detections, EvalResult, GroundTruth, default_metric, evaluate_detections
-from vocli.predict import SkippedImage, load_model, predict_images
+from vocli.predict import DEFAULT_IMG_SIZE, SkippedImage, device_name, load_model, predict_images
 
 Progress = Optional[Callable[[int], None]]
 
@@ -173,9 +173,9 @@ def _image_list(data, split: str) -> tuple[list[Path], tuple[str, ...]]:
 
 
 def evaluate(weights=None, data=None, detections=None, root=None, sets=None, cfg=None, split: str = "valid",
-             classes: Optional[Sequence[str]] = None, img_size: int = 416, conf: float = 0.005, iou: float = 0.45,
-             metric: Optional[str] = None, iou_threshold: float = 0.5, plots=None, batch_size: int = 16,
-             device: str = "cpu", nms: str = "standard", workers: Optional[int] = None,
+             classes: Optional[Sequence[str]] = None, img_size: Optional[int] = None, conf: float = 0.005,
+             iou: float = 0.45, metric: Optional[str] = None, iou_threshold: float = 0.5, plots=None,
+             batch_size: int = 16, device: str = "auto", nms: str = "standard", workers: Optional[int] = None,
              progress: Progress = None) -> EvalResult:
     """Score ``detections`` (comp4 files / vocli JSON lines) or a model (``weights``) on VOC ground truth.
 
@@ -212,11 +212,14 @@ def evaluate(weights=None, data=None, detections=None, root=None, sets=None, cfg
             images, data_names = _image_list(data, split)
             names = tuple(classes) if classes else data_names
             gt = ground_truth_for_images(images, names)
+        device = device_name(device)
         loaded = load_model(weights, cfg=cfg, device=device)
+        if img_size is None:  # the size the model was trained at, when its checkpoint says
+            img_size = loaded.img_size or DEFAULT_IMG_SIZE
         result = evaluate_model(loaded.model, images, gt, classes=names, img_size=img_size, conf=conf, iou=iou,
                                 batch_size=batch_size, device=device, metric=metric, nms=nms,
                                 iou_threshold=iou_threshold, progress=progress)
-        result.source = f"{weights} on {len(images)} images"
+        result.source = f"{weights} on {len(images)} images at {img_size} px"
     if plots is not None:
         write_plots(result, plots)
     return result

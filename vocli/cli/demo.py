@@ -13,7 +13,7 @@ def demo(
     out: Path = typer.Option(Path("vocli-demo"), "--out", help="Folder for the data and every output."),
     minutes: float = typer.Option(5.0, "--minutes", min=0.05,
                                   help="Time budget for the whole demo; training gets what the other steps leave."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N."),
     images: int = typer.Option(1000, "--images", min=10,
                                help="Shapes images to generate (50 % train, 10 % val, 40 % test)."),
     img_size: int = typer.Option(160, "--img-size", help="Network input size (multiple of 32)."),

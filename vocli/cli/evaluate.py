@@ -29,12 +29,14 @@ def evaluate(
     classes: Optional[Path] = typer.Option(None, "--classes", help="Class list file (.names); default VOC's 20."),
     metric: Optional[str] = typer.Option(None, "--metric", help="voc07, voc12 or coco (default: voc07 for 2007/test, else voc12)."),
     iou_threshold: float = typer.Option(0.5, "--iou-threshold", help="A match needs IoU strictly above this."),
-    img_size: int = typer.Option(416, "--img-size", help="Network input size (multiple of 32)."),
+    img_size: Optional[int] = typer.Option(
+        None, "--img-size", help="Network input size, a multiple of 32 (default: the size a vocli checkpoint was "
+                                 "trained at, else 416).", show_default=False),
     conf: float = typer.Option(0.005, "--conf", help="Detections scoring at most this are dropped."),
     iou: float = typer.Option(0.45, "--iou", help="NMS IoU threshold."),
     nms: str = typer.Option("standard", "--nms", help="standard or diou."),
     batch_size: int = typer.Option(16, "--batch-size", help="Images per forward pass."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Folder for pr_curves.png and ap_per_class.png."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Processes reading VOC XML (default: all cores)."),
     json_out: bool = JSON_OPTION,

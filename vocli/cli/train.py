@@ -40,7 +40,7 @@ def train(
     ema: bool = typer.Option(True, "--ema/--no-ema", help="Evaluate and keep an exponential moving average of the weights."),
     amp: bool = typer.Option(False, "--amp", help="Mixed precision (CUDA only; ignored on CPU)."),
     sync_bn: bool = typer.Option(False, "--sync-bn", help="Synchronised batch norm under torchrun."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N."),
     workers: int = typer.Option(2, "--workers", help="DataLoader worker processes."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice)."),
     cache: bool = typer.Option(False, "--cache", help="Keep decoded training images in RAM."),

@@ -21,8 +21,11 @@ from vocli.yolo.data import LabelledImages, darknet_images, voc_images
 
 
 def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
-    """``cpu``, ``cuda`` or ``cuda:N`` -> a device; ``cuda`` under torchrun means ``cuda:LOCAL_RANK``."""
-    spec = (spec or "cpu").strip().lower()
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` -> a device; ``auto`` is ``cuda`` when CUDA is
+    available, else ``cpu``; ``cuda`` under torchrun means ``cuda:LOCAL_RANK``."""
+    spec = (spec or "auto").strip().lower()
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
     if spec == "cpu":
         return torch.device("cpu")
     if spec == "cuda" or spec.startswith("cuda:"):
@@ -33,7 +36,7 @@ def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
         if index >= torch.cuda.device_count():
             raise VocliError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s)")
         return torch.device("cuda", index)
-    raise VocliError(f"--device {spec!r} is not known", hint="use cpu, cuda or cuda:N")
+    raise VocliError(f"--device {spec!r} is not known", hint="use auto, cpu, cuda or cuda:N")
 
 
 @dataclass

@@ -77,7 +77,7 @@ class TrainConfig:
     ema: bool = True
     amp: bool = False
     sync_bn: bool = False
-    device: str = "cpu"
+    device: str = "auto"               # CUDA when present, else CPU
     workers: int = 2
     seed: int = 0
     cache: bool = False
