@@ -66,7 +66,7 @@ def train(
     Example: vocli train --resume runs/train/exp/last.pt
     """
     from vocli.datasets.voc import read_classes
-    from vocli.yolo.train import TrainConfig
+    from vocli.yolo.train import TrainConfig, TrainingInterrupted
     from vocli.yolo.train import train as run_train
 
     anchor_list = None
@@ -99,8 +99,13 @@ def train(
 
             config.root = str(resolve_root(root))
     main_rank = int(os.environ.get("RANK", "0")) == 0
-    with _epoch_progress(enabled=main_rank) as report:
-        result = run_train(config, progress=report)
+    try:
+        with _epoch_progress(enabled=main_rank) as report:
+            result = run_train(config, progress=report)
+    except TrainingInterrupted as stop:
+        if main_rank:
+            _say_how_to_resume(stop.last)
+        raise
     if not main_rank:
         return
     if json_out:
@@ -147,6 +152,18 @@ def _epoch_progress(enabled: bool):
                 bar.update(tasks[event.epoch], description=f"epoch {event.epoch + 1}/{event.epochs} "
                                                            f"mAP@0.5 {event.map:.4f}")
         yield report
+
+
+def _say_how_to_resume(last: Optional[Path]) -> None:
+    """Where the interrupted run's state is and the command that goes on from it."""
+    import shlex
+
+    console = err_console()
+    if last is None:
+        console.print("nothing saved yet (interrupted before the first optimizer step)", soft_wrap=True)
+        return
+    console.print(f"saved {last}\nresume: vocli train --resume {shlex.quote(str(last))}",
+                  soft_wrap=True, markup=False, highlight=False)
 
 
 def render(result) -> None:
