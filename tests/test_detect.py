@@ -273,3 +273,17 @@ def test_missing_weights_hint_names_commands_that_exist(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "weights file not found" in err and "`vocli fetch yolov3.weights`" in err
     assert "vocli weights" not in err
+
+
+def test_detect_fails_when_no_input_could_be_read(tmp_path, tiny_weights, capsys):
+    weights, _ = tiny_weights
+    (tmp_path / "a.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (tmp_path / "b.png").write_bytes(b"")
+    rc = main(["detect", str(tmp_path / "a.jpg"), str(tmp_path / "b.png"), "--weights", str(weights),
+               "--img-size", "64", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "none of the 2 image(s) could be read" in err
+    # one readable image among them is a success
+    Image.new("RGB", (64, 64)).save(tmp_path / "c.jpg")
+    assert main(["detect", str(tmp_path / "a.jpg"), str(tmp_path / "c.jpg"), "--weights", str(weights),
+                 "--img-size", "64", "--out", str(tmp_path / "out"), "--no-draw"]) == 0

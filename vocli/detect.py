@@ -211,6 +211,10 @@ def detect(sources: Sequence[Union[str, os.PathLike]], weights: Union[str, os.Pa
             json_lines.append(detection_json_line(stem, to_voc_pixels(pred.boxes, pred.width, pred.height), pred.scores, pred.class_ids,
                                                   names, width=pred.width, height=pred.height))
     seconds = time.perf_counter() - start
+    if not done:  # every input was unreadable: nothing was detected, which is no success
+        path, reason = skipped[-1]
+        raise VocliError(f"none of the {len(images)} image(s) could be read (e.g. {path}: {reason})",
+                         hint="pass readable JPEG or PNG files")
     json_path = None
     if save_json:
         json_path = out / "detections.jsonl"

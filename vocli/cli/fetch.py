@@ -131,6 +131,8 @@ def fetch(
     print_table("fetched", [Col("name", "key"), Col("file", "key"), Col("size", "num"), Col("status"),
                             Col("where", "path")], rows, root=result.root, root_label="into")
     for item in result.items:
+        if item.replaced:
+            err_console().print(f"[yellow]note:[/] {escape(item.replaced)}", soft_wrap=True)
         if item.splits:
             err_console().print(f"{item.name}: " + ", ".join(f"{k} {v}" for k, v in item.splits.items()),
                                 soft_wrap=True)
