@@ -2,6 +2,7 @@
 
 import filecmp
 import json
+from pathlib import Path
 import struct
 
 import numpy as np
@@ -239,3 +240,24 @@ def test_detect_loads_a_weights_file_with_the_cfg_its_size_fits(tiny_file):
     loaded = load_model(path)  # no --cfg: yolov3-tiny by size, as convert-weights picks it
     assert loaded.cfg.name == "yolov3-tiny" and loaded.img_size is None
     assert_slices({k: v for k, v in loaded.model.state_dict().items() if k in layout}, layout, floats)
+
+
+def test_models_export_a_shipped_cfg_and_say_where_each_is(tmp_path, capsys):
+    from vocli.darknet.cfg import shipped_cfg_names
+
+    assert main(["models", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == shipped_cfg_names()
+    for r in rows:
+        assert Path(r["cfg_path"]).name == f"{r['name']}.cfg" and Path(r["cfg_path"]).is_file()
+    mine = tmp_path / "my.cfg"
+    assert main(["models", "--export", "yolov3-tiny-voc", str(mine)]) == 0
+    tiny = next(r for r in rows if r["name"] == "yolov3-tiny-voc")
+    assert mine.read_bytes() == Path(tiny["cfg_path"]).read_bytes()
+    mine.write_text("mine")
+    assert main(["models", "--export", "yolov3-tiny-voc", str(mine)]) == 1  # kept without --force
+    assert "exists" in capsys.readouterr().err and mine.read_text() == "mine"
+    assert main(["models", "--export", "yolov3-tiny-voc", str(mine), "--force"]) == 0
+    assert mine.read_bytes() == Path(tiny["cfg_path"]).read_bytes()
+    assert main(["models", "--export", "yolov9", str(tmp_path / "x.cfg")]) == 1
+    assert "not a shipped cfg" in capsys.readouterr().err and not (tmp_path / "x.cfg").exists()
