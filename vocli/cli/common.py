@@ -138,7 +138,8 @@ def print_table(title: str, columns: Sequence[Col], rows: Sequence[Sequence[Any]
     everything = list(range(len(columns)))
     table = build(everything)
     below: list[int] = []
-    if Measurement.get(console, console.options, table).minimum > console.width:
+    # Measured without the console's limit (which would cap the answer at the width itself).
+    if Measurement.get(console, console.options.update_width(100_000), table).minimum > console.width:
         below = [i for i, c in enumerate(columns) if c.kind == "path"]
         table = build([i for i in everything if i not in below])
     console.print(table)
