@@ -8,7 +8,8 @@ from typing import Optional
 
 import typer
 
-from vocli.cli.common import JSON_OPTION, ROOT_OPTION, SETS_OPTION, emit_json, err_console, progress_bar
+from vocli.cli.common import (JSON_OPTION, ROOT_OPTION, SETS_OPTION, Col, emit_json, err_console, print_table,
+                              progress_bar)
 
 METRIC_NAMES = {
     "voc07": "VOC2007 11-point interpolated AP",
@@ -79,21 +80,20 @@ def _fmt(value) -> str:
 
 def render(result, plots: Optional[Path] = None) -> None:
     """Per-class table and the mAP line on stderr."""
-    from rich.table import Table
-
     console = err_console()
     coco = result.metric == "coco"
-    table = Table(title=f"AP per class: {result.metric} ({METRIC_NAMES[result.metric]}), "
-                        f"IoU > {result.iou_threshold:g}", title_justify="left")
-    for col in ("class", "AP") + (("AP@[.5:.95]",) if coco else ()) + ("gt", "difficult", "detections", "recall"):
-        table.add_column(col, justify="left" if col == "class" else "right")
+    columns = [Col("class", "key"), Col("AP", "num")] + ([Col("AP@\n[.5:.95]", "num")] if coco else []) + [
+        Col("gt", "num"), Col("diffi-\ncult", "num"), Col("detec-\ntions", "num"), Col("recall", "num")]
+    rows = []
     for c in result.per_class:
-        recall = float(c.recall[-1]) if len(c.recall) and c.num_gt else float("nan")
-        row = [c.name, _fmt(c.ap)] + ([_fmt(c.ap_50_95)] if coco else [])
-        table.add_row(*row, str(c.num_gt), str(c.num_difficult), str(c.num_det), _fmt(recall))
-    console.print(table)
+        # No detections of a class with ground truth: recall 0, not "n/a" (that is for no ground truth).
+        recall = (float(c.recall[-1]) if len(c.recall) else 0.0) if c.num_gt else float("nan")
+        rows.append([c.name, _fmt(c.ap)] + ([_fmt(c.ap_50_95)] if coco else []) +
+                    [c.num_gt, c.num_difficult, c.num_det, _fmt(recall)])
+    print_table(f"AP per class: {result.metric} ({METRIC_NAMES[result.metric]}), IoU > {result.iou_threshold:g}",
+                columns, rows)
     console.print(f"{result.source}; {result.num_images} images, {result.num_detections} detections; "
-                  f"scores sorted {result.sort}")
+                  f"scores sorted {result.sort}", soft_wrap=True)
     if result.excluded:
         console.print(f"[yellow]no ground truth, left out of the mAP:[/] {', '.join(result.excluded)}")
     extra = f"   mAP@[.5:.95] = {_fmt(result.map_50_95)}" if coco else ""
