@@ -161,4 +161,4 @@ def print_missing_images(count: int, first: Sequence[Any], consequence: str = ""
     for path in first:
         console.print(escape(f"  {path}"), soft_wrap=True, highlight=False)
     if count > len(first):
-        console.print(f"  ... and {count - len(first)} more (--json lists the first {len(first)})", soft_wrap=True)
+        console.print(f"  ... and {count - len(first)} more", soft_wrap=True)
