@@ -56,7 +56,11 @@ def test_block_extraction_skips_marked_blocks_and_console_output():
 
 @pytest.mark.slow
 def test_readme_shell_blocks_run_as_written(tmp_path):
-    blocks = shell_blocks(README.read_text(encoding="utf-8"))
+    text = README.read_text(encoding="utf-8")
+    if not re.search(r"^```(?:bash|sh|shell|console)[ \t]*\n#\s*needs\b", text, re.M | re.I):
+        # Until the README marks its network blocks (issue 17's rewrite), it cannot say which to run.
+        pytest.skip(f"{README}: no block is marked '# needs ...'; the README predates this test")
+    blocks = shell_blocks(text)
     assert blocks, f"{README}: no shell blocks found"
     images = os.environ.get("VOCLI_README_IMAGES", "40")
     env = {**os.environ, "VOCLI_HOME": str(tmp_path / "home"), "COLUMNS": "80",
