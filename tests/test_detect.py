@@ -201,7 +201,7 @@ def test_detect_class_filter_no_draw_and_diou(tmp_path, tiny_weights, capsys):
 
 @pytest.mark.slow
 def test_model_evaluation_equals_scoring_its_detection_file(tmp_path, tiny_weights, capsys):
-    from tests.conftest import write_voc_xml
+    from helpers import write_voc_xml
 
     weights, names = tiny_weights
     voc = tmp_path / "VOCdevkit" / "VOC2007"
@@ -254,8 +254,8 @@ def test_detect_and_evaluate_default_to_the_size_the_checkpoint_was_trained_at(t
     first = json.loads((tmp_path / "own" / "detections.jsonl").read_text())["detections"][0]
     assert own.img_size == 64 and first["bbox"] == pytest.approx([1, 1, 6, 6])
     # A flag overrides it; weights that do not say (no config) get 416.
-    assert detect([tmp_path / "a.jpg"], trained, img_size=32, out=tmp_path / "o", **common).img_size == 32
-    assert detect([tmp_path / "a.jpg"], weights, out=tmp_path / "o", **common).img_size == 416
+    assert detect([tmp_path / "a.jpg"], trained, img_size=32, out=tmp_path / "o32", **common).img_size == 32
+    assert detect([tmp_path / "a.jpg"], weights, out=tmp_path / "o416", **common).img_size == 416
     # evaluate: the same default, said in the source line
     voc = tmp_path / "VOCdevkit" / "VOC2007"
     (voc / "JPEGImages").mkdir(parents=True)
@@ -269,7 +269,9 @@ def test_detect_and_evaluate_default_to_the_size_the_checkpoint_was_trained_at(t
 
 
 def test_missing_weights_hint_names_commands_that_exist(tmp_path, capsys):
-    assert main(["detect", str(tmp_path), "--weights", str(tmp_path / "none.pt")]) == 1
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.jpg")
+    assert main(["detect", str(tmp_path / "a.jpg"), "--weights", str(tmp_path / "none.pt"),
+                 "--out", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
     assert "weights file not found" in err and "`vocli fetch yolov3.weights`" in err
     assert "vocli weights" not in err
@@ -286,4 +288,4 @@ def test_detect_fails_when_no_input_could_be_read(tmp_path, tiny_weights, capsys
     # one readable image among them is a success
     Image.new("RGB", (64, 64)).save(tmp_path / "c.jpg")
     assert main(["detect", str(tmp_path / "a.jpg"), str(tmp_path / "c.jpg"), "--weights", str(weights),
-                 "--img-size", "64", "--out", str(tmp_path / "out"), "--no-draw"]) == 0
+                 "--img-size", "64", "--out", str(tmp_path / "out2"), "--no-draw"]) == 0

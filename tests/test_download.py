@@ -9,6 +9,7 @@ import threading
 
 import pytest
 from fetch_server import Fault, FileServer, closed_port_url
+from helpers import md5
 
 from vocli.datasets import download as dl
 from vocli.datasets.download import DownloadConfig, ProgressEvent, check_file, download_file, sidecar_path
@@ -27,10 +28,6 @@ def payload() -> bytes:
 def server(payload):
     with FileServer({"/f.tar": payload}, chunk=16 * 1024) as srv:
         yield srv
-
-
-def md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
 
 
 def fetch(server, tmp_path, payload, urls=None, config=FAST, **kw):
@@ -168,9 +165,8 @@ def test_stale_bad_part_is_redone_once_on_mismatch(server, tmp_path, payload):
 
 
 def test_all_mirrors_failing_lists_each_one(server, tmp_path, payload):
-    refused = closed_port_url("/f.tar")
-    urls = [refused, server.url("/gone.tar")]
-    with pytest.raises(DownloadError) as err:
+    with closed_port_url("/f.tar") as refused, pytest.raises(DownloadError) as err:
+        urls = [refused, server.url("/gone.tar")]
         fetch(server, tmp_path, payload, urls=urls, config=DownloadConfig(connect_timeout=1, retries=0, backoff=0))
     text = str(err.value)
     assert refused in text and "connection refused" in text

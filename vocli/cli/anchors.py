@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from vocli.cli.common import JSON_OPTION, ROOT_OPTION, SETS_OPTION, emit_json, err_console, progress_bar
+from vocli.cli.common import (JSON_OPTION, ROOT_OPTION, SETS_OPTION, SKIP_INVALID_OPTION, emit_json, err_console,
+                              exit_if_invalid, progress_bar, render_invalid)
 
 
 def anchors(
@@ -28,6 +29,8 @@ def anchors(
     cfg: Optional[str] = typer.Option(
         None, "--cfg", help="With --write-cfg FILE: start FILE from this shipped cfg (`vocli models`) or cfg path."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG scatter of box shapes and anchors."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Processes reading VOC XML (default: all cores)."),
+    skip_invalid: bool = SKIP_INVALID_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Cluster box shapes into K anchors with IoU k-means (seeded, reproducible).
@@ -51,12 +54,14 @@ def anchors(
         result = compute_anchors(
             k=k, root=root, sets=sets, labels=labels, img_size=img_size, include_difficult=include_difficult,
             restarts=restarts, iters=iters, evolve=evolve, seed=seed, write_cfg=write_cfg, plot=plot,
-            progress=advance, cfg=cfg,
+            progress=advance, workers=workers, cfg=cfg,
         )
     if json_out:
         emit_json(result)
     else:
         render(result)
+    render_invalid(result.invalid, skip_invalid)
+    exit_if_invalid(result.invalid, skip_invalid)
 
 
 def render(result) -> None:

@@ -17,6 +17,8 @@ JSON_OPTION = typer.Option(False, "--json", help="Print one JSON document with t
 ROOT_OPTION = typer.Option(
     None, "--root", help="Folder holding VOCdevkit/ (default: $VOCLI_HOME/data).", show_default=False
 )
+OVERWRITE_OPTION = typer.Option(False, "--overwrite", "--exist-ok",
+                                help="Replace an existing output file (never an input).")
 SETS_OPTION = typer.Option(None, "--sets", help="Comma-separated <year>/<split> sets, e.g. 2007/trainval,2012/trainval.")
 
 
@@ -73,6 +75,49 @@ def resolve_root(root: Optional[Path]) -> Path:
     from vocli.paths import data_root
 
     return Path(root).expanduser() if root is not None else data_root()
+
+
+SKIP_INVALID_OPTION = typer.Option(False, "--skip-invalid",
+                                   help="Exit 0 even when some annotations are invalid (they are still listed).")
+MAX_LISTED = 20
+
+
+def render_invalid(invalid, skip_invalid: bool) -> None:
+    """The invalid input files (``.path``, ``.reason``) a command left out, on stderr: one whole line
+    per file (or per reason, with its first file, when there are many), never a cut path. One
+    behaviour for every command that reads many annotations (``--skip-invalid`` turns the error off)."""
+    from rich.markup import escape
+
+    if not invalid:
+        return
+    console = err_console()
+
+    def line(text: str) -> None:
+        console.print(escape(text), soft_wrap=True, highlight=False)
+
+    if len(invalid) <= MAX_LISTED:
+        console.print(f"[bold]{len(invalid)} invalid file(s), left out[/]")
+        for item in invalid:
+            line(f"  {item.path}: {item.reason}")
+    else:
+        # Many files usually share a few reasons (a class missing from the list): one line per reason.
+        by_reason: dict[str, list[str]] = {}
+        for item in invalid:
+            by_reason.setdefault(item.reason, []).append(item.path)
+        console.print(f"[bold]{len(invalid)} invalid file(s), left out, for {len(by_reason)} reason(s)[/]")
+        ranked = sorted(by_reason.items(), key=lambda kv: -len(kv[1]))
+        for reason, paths in ranked[:MAX_LISTED]:
+            line(f"  {len(paths)} file(s): {reason} (first: {paths[0]})")
+        if len(by_reason) > MAX_LISTED:
+            console.print(f"... and {len(by_reason) - MAX_LISTED} more reasons (every file is in --json output)")
+    if not skip_invalid:
+        console.print("[bold red]error:[/] invalid annotations above; fix them or pass --skip-invalid")
+
+
+def exit_if_invalid(invalid, skip_invalid: bool) -> None:
+    """Exit 1 after the output when some inputs were invalid, unless ``--skip-invalid``."""
+    if invalid and not skip_invalid:
+        raise typer.Exit(1)
 
 
 # --------------------------------------------------------------------------- tables that never cut
