@@ -16,7 +16,8 @@ from typing import Optional, Sequence
 
 from converters._common import Progress
 from vocli.coco import instances_document
-from vocli.datasets.voc import VOC_CLASSES, dataset_classes, devkit_dir, parse_annotations, read_classes, resolve_sets
+from vocli.datasets.voc import VOC_CLASSES, dataset_classes, devkit_dir, read_classes, resolve_sets
+from vocli.datasets.voc_bulk import read_annotations
 from vocli.paths import atomic_write_text
 
 
@@ -72,8 +73,11 @@ def convert_coco(root: str | os.PathLike, sets: Optional[str] = None, out: Optio
         if progress is not None:
             progress(done, len(listed))
 
-    annotations = parse_annotations([vs.annotation_path(i) for vs, i in listed], classes=names,
-                                    workers=workers, progress=report)
+    table = read_annotations([vs.annotation_path(i) for vs, i in listed], classes=names,
+                             workers=workers, progress=report)
+    if table.errors:  # a COCO file lists every image of its set: an invalid annotation stops the run
+        raise table.invalid[0]
+    annotations = [table.annotation(row) for row in range(len(table))]
     at = 0
     for vs, ids in zip(voc_sets, set_ids):
         part = annotations[at:at + len(ids)]
