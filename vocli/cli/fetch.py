@@ -131,11 +131,16 @@ def fetch(
                 if len(f.attempts) > 1:
                     status += f" via mirror {len(f.attempts)}"
             where = item.tree if (f.extracted and item.tree) else f.path
+            if f.extracted and not item.tree and item.extracted_to:  # a tar vocli does not know
+                where = ", ".join(str(p) for p in item.extracted_to)
             table.add_row(item.name, f.filename, _size(f.size), status, str(where or "-"))
     err_console().print(table)
     for item in result.items:
         if item.splits:
             err_console().print(f"{item.name}: " + ", ".join(f"{k} {v}" for k, v in item.splits.items()))
+        elif item.extracted_to and not item.tree:
+            err_console().print(f"{item.name}: extracted to " + ", ".join(str(p) for p in item.extracted_to),
+                                soft_wrap=True, markup=False, highlight=False)
 
 
 def verify(
