@@ -61,8 +61,13 @@ IMAGES_NEEDED = 5000
 #: Evaluating on val after every epoch (to stop at TARGET_VAL_MAP) pays only when this many times
 #: IMAGES_NEEDED fit in the time; below it training runs to the time limit without evaluations.
 EVAL_WHEN = 1.5
-#: Real training runs at about this share of the probe's bare step rate (loss assignment, EMA, evaluations).
-TRAIN_EFFICIENCY = 0.75
+#: Real training runs at about this share of the probe's bare step rate (loss assignment, EMA, evaluations;
+#: measured 0.82 and 0.86 on the shared machine).
+TRAIN_EFFICIENCY = 0.8
+#: Shapes images generated: on a machine that cannot train IMAGES_NEEDED in the budget, fewer.
+IMAGES_FULL, IMAGES_SLOW = 1000, 600
+#: A rough allowance for everything but training (generation, conversions, evaluation), for sizing the set.
+FIXED_ESTIMATE_S = 60.0
 
 # Training recipe for a from-scratch tiny model in a few minutes. Measured on 300 shapes images
 # at 160 px: after 10 epochs AdamW 1e-3, batch 8, no augmentation reached mAP 0.29 where the
@@ -210,7 +215,7 @@ def demo_cfg_text(num_classes: int, width: float = WIDTH) -> str:
     return re.sub(r"^(\s*filters\s*=\s*)(\d+)", scale, cfg.text, flags=re.M)
 
 
-def probe_speed(cfg_text: str, img_size: int, device: str, batch: int = 8, rounds: int = 2) -> SpeedProbe:
+def probe_speed(cfg_text: str, img_size: int, device: str, batch: int = 4, rounds: int = 2) -> SpeedProbe:
     """Time training steps (forward, backward, AdamW) of the model on random input, per thread count.
 
     On CPU it tries 1 thread and every usable core, ``rounds`` times each, alternating
@@ -273,11 +278,22 @@ def _split_ids(root: Path, split: str) -> list[str]:
     return read_split(root / "VOCdevkit" / "VOCshapes" / "ImageSets" / "Main" / f"{split}.txt")
 
 
-def demo(out: str | os.PathLike = DEFAULT_OUT, minutes: float = 5.0, device: str = "cpu", images: int = 1000,
+def dataset_images(budget_s: float, probe: SpeedProbe) -> int:
+    """How many shapes images to generate: ``IMAGES_FULL``, or ``IMAGES_SLOW`` on a machine too slow to train
+    ``IMAGES_NEEDED`` images in the budget less ``FIXED_ESTIMATE_S`` (it would never see the extra images
+    more than a few times, and generating and scoring them costs training time)."""
+    fits = predicted_images(max(0.0, budget_s - FIXED_ESTIMATE_S), probe)
+    return IMAGES_FULL if fits >= IMAGES_NEEDED else IMAGES_SLOW
+
+
+def demo(out: str | os.PathLike = DEFAULT_OUT, minutes: float = 5.0, device: str = "cpu",
+         images: Optional[int] = None,
          img_size: int = 160, seed: int = 0, on_step: Optional[Callable[[StepInfo], None]] = None,
          on_done: Optional[Callable[[StepResult, Any], None]] = None,
          train_progress: Optional[Callable[[Any], None]] = None) -> DemoResult:
     """Run the pipeline on ``images`` generated shapes images under ``out`` within ``minutes``.
+
+    ``images=None`` sizes the set to the machine (``dataset_images``).
 
     ``on_step(StepInfo)`` is called before each step (the CLI prints the command);
     ``on_done(StepResult, library_result)`` after it; ``train_progress`` receives the
@@ -289,7 +305,7 @@ def demo(out: str | os.PathLike = DEFAULT_OUT, minutes: float = 5.0, device: str
         raise VocliError(f"--minutes must be positive, got {minutes}")
     if img_size < 32 or img_size % 32:
         raise VocliError(f"--img-size {img_size} is not a positive multiple of 32", hint="e.g. 160")
-    if images < 10:
+    if images is not None and images < 10:
         raise VocliError(f"--images {images} is too few to split into train, val and test", hint="use 10 or more")
     started = time.perf_counter()
     budget_s = minutes * 60.0
@@ -319,6 +335,8 @@ def demo(out: str | os.PathLike = DEFAULT_OUT, minutes: float = 5.0, device: str
 
     cfg_text = demo_cfg_text(len(SHAPES_CLASSES))
     probe = probe_speed(cfg_text, img_size, device)
+    if images is None:
+        images = dataset_images(budget_s, probe)
 
     # 1. fetch: generate, pack, verify and extract like a downloaded VOC tar
     from vocli.fetch import fetch

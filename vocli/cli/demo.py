@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -14,8 +15,8 @@ def demo(
     minutes: float = typer.Option(5.0, "--minutes", min=0.05,
                                   help="Time budget for the whole demo; training gets what the other steps leave."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
-    images: int = typer.Option(1000, "--images", min=10,
-                               help="Shapes images to generate (50 % train, 10 % val, 40 % test)."),
+    images: Optional[int] = typer.Option(None, "--images", min=10, show_default="1000, or 600 on a slow machine",
+                                         help="Shapes images to generate (50 % train, 10 % val, 40 % test)."),
     img_size: int = typer.Option(160, "--img-size", help="Network input size (multiple of 32)."),
     seed: int = typer.Option(0, "--seed", help="Seed for the data, anchors and training."),
     json_out: bool = JSON_OPTION,
