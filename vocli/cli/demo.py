@@ -28,7 +28,8 @@ def demo(
     call as the command printed before it ("$ vocli ..."), so you can re-run
     or change any step by hand, or run the same steps on real VOC. It times a
     few training steps first and trains with the faster thread count for the
-    time left, stopping once the val mAP@0.5 reaches 0.65. Ends with the mAP,
+    time left (where that is ample, only until the val mAP@0.5 reaches 0.65),
+    on 1,000 images (600 on a slow machine). Ends with the mAP,
     the time of each step and where everything is: YOLO labels and .data, SSD
     targets, the cfg with fitted anchors, the weights, PR curves
     (eval/pr_curves.png) and annotated test images (detect/).
