@@ -2,35 +2,42 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-SAMPLE_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "voc-sample"
+from helpers import write_voc_xml
+
+
+def _sample_root() -> Path:
+    """VOCLI_TEST_VOC when set (a folder holding VOCdevkit/), else ../shared/data/voc-sample."""
+    named = os.environ.get("VOCLI_TEST_VOC")
+    if named:
+        return Path(named).expanduser().resolve()
+    return Path(__file__).resolve().parents[2] / "shared" / "data" / "voc-sample"
+
+
+SAMPLE_ROOT = _sample_root()
 
 
 @pytest.fixture
 def voc_sample() -> Path:
     """Folder holding the real VOCdevkit sample; skips when ../shared is absent (users' clones)."""
     if not (SAMPLE_ROOT / "VOCdevkit").is_dir():
-        pytest.skip("real VOC sample (../shared/data/voc-sample) not available")
+        pytest.skip(f"real VOC sample not available at {SAMPLE_ROOT} (set VOCLI_TEST_VOC to a folder holding VOCdevkit/)")
     return SAMPLE_ROOT
 
 
-def write_voc_xml(path: Path, filename: str, width: int, height: int, objects, depth: int = 3) -> Path:
-    """Write a minimal VOC annotation. objects: iterable of (name, xmin, ymin, xmax, ymax, difficult)."""
-    parts = [f"<annotation><folder>VOCtest</folder><filename>{filename}</filename>",
-             f"<size><width>{width}</width><height>{height}</height><depth>{depth}</depth></size>",
-             "<segmented>0</segmented>"]
-    for name, x1, y1, x2, y2, difficult in objects:
-        parts.append(
-            f"<object><name>{name}</name><pose>Unspecified</pose><truncated>0</truncated>"
-            f"<difficult>{int(difficult)}</difficult><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin>"
-            f"<xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>")
-    parts.append("</annotation>")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(parts), encoding="utf-8")
-    return path
+@pytest.fixture
+def default_sigint():
+    """Ctrl-C raises KeyboardInterrupt in this process for the test, however pytest was started
+    (a background job starts with SIGINT ignored, and Python then installs no handler)."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ answers ``{"bytes_sent": ..., "requests": ...}`` (for a server in another proces
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -20,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Optional
+from typing import Iterator, Optional
 
 
 @dataclass
@@ -178,12 +179,16 @@ class FileServer:
         self.stop()
 
 
-def closed_port_url(path: str = "/x") -> str:
-    """A URL on 127.0.0.1 where nothing listens (connection refused)."""
+@contextlib.contextmanager
+def closed_port_url(path: str = "/x") -> Iterator[str]:
+    """A URL on 127.0.0.1 where nothing listens (connection refused), for the ``with`` block.
+
+    The port stays bound (never listening) until the block ends, so no other process can
+    take it in between, as it could if the socket were closed before the test connects.
+    """
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}{path}"
+        yield f"http://127.0.0.1:{s.getsockname()[1]}{path}"
 
 
 def fail_invalid_names(monkeypatch) -> None:

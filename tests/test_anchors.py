@@ -236,7 +236,8 @@ def test_data_file_stands_for_its_train_list(tmp_path, capsys):
 
 
 def test_hdf5_shapes(tmp_path):
-    h5py = pytest.importorskip("h5py")
+    import h5py
+
     path = tmp_path / "train.h5"
     with h5py.File(path, "w") as f:
         f["image_ids"] = np.array(["000001", "000002"], dtype=h5py.string_dtype())
@@ -286,7 +287,6 @@ def test_compute_anchors_errors(tmp_path, tiny_voc):
 
 
 def test_plot_is_written(tmp_path, tiny_voc):
-    pytest.importorskip("vocli.plotting")
     from PIL import Image
 
     result = compute_anchors(k=2, root=tiny_voc, plot=tmp_path / "anchors.png")
@@ -412,3 +412,44 @@ def test_real_sample_beats_stock_anchors(voc_sample):
     assert result.masks == [[6, 7, 8], [3, 4, 5], [0, 1, 2]]
     areas = [w * h for w, h in result.anchors]
     assert areas == sorted(areas)
+
+
+def _mean_best_iou_by_loop(wh, anchors) -> float:
+    """Mean over boxes of the best shape IoU min(w)min(h) / (area + area - overlap), one box at a time."""
+    total = 0.0
+    for w, h in wh:
+        best = 0.0
+        for aw, ah in anchors:
+            inter = min(w, aw) * min(h, ah)
+            best = max(best, inter / (w * h + aw * ah - inter))
+        total += best
+    return total / len(wh)
+
+
+def test_golden_anchors_of_the_readme_sample(voc_sample):
+    """The README's sample output, pinned (seeding, Lloyd, polish and rounding all feed into it)."""
+    result = compute_anchors(k=9, root=voc_sample, sets="2007/trainval,2012/trainval")
+    assert (result.boxes, result.distinct_shapes, result.images) == (821, 818, 350)
+    assert result.anchors == [(27, 40), (22, 79), (52, 60), (57, 146), (111, 102), (97, 239), (225, 166),
+                              (187, 293), (340, 346)]
+    assert round(result.metrics.mean_iou, 4) == 0.7049
+    assert round(result.stock_metrics.mean_iou, 4) == 0.6394
+
+
+def _synthetic_shapes() -> np.ndarray:
+    rng = np.random.default_rng(7)  # three log-normal families of box shapes, 600 boxes
+    return np.concatenate([rng.lognormal([3.0, 3.4], 0.5, (300, 2)), rng.lognormal([4.8, 4.2], 0.4, (200, 2)),
+                           rng.lognormal([3.6, 4.6], 0.3, (100, 2))])
+
+
+def test_golden_anchors_of_a_seeded_synthetic_set():
+    wh = _synthetic_shapes()
+    result = kmeans_iou(wh, 6, restarts=4, seed=0)
+    golden = [[11.3295, 26.7458], [20.0118, 17.4986], [22.7644, 31.7107], [35.9406, 88.9445],
+              [93.3656, 57.4281], [160.1131, 72.6958]]
+    np.testing.assert_allclose(result.centres, golden, atol=1e-4)
+    # the k-means++ seeds decide each restart's basin: their scores pin the seeding itself
+    np.testing.assert_allclose(result.restart_mean_ious, [0.661370, 0.658503, 0.661162, 0.661162], atol=1e-6)
+    assert result.best_restart == 0
+    assert result.mean_iou == pytest.approx(0.661370, abs=1e-6)
+    assert _mean_best_iou_by_loop(wh, result.centres) == pytest.approx(result.mean_iou, abs=1e-12)

@@ -84,3 +84,20 @@ def test_batched_nms_keeps_other_classes():
     assert batched_nms(boxes, scores, torch.tensor([0, 1]), 0.5).tolist() == [0, 1]
     assert batched_nms(boxes, scores, torch.tensor([1, 1]), 0.5).tolist() == [0]
     assert nms(torch.zeros((0, 4)), torch.zeros(0), 0.5).numel() == 0
+
+
+def test_diou_nms_keeps_a_shifted_box_that_iou_nms_suppresses():
+    boxes = torch.tensor([[0, 0, 10, 10], [3, 0, 13, 10], [0, 1, 10, 11]], dtype=torch.float)
+    scores = torch.tensor([0.9, 0.8, 0.7])
+    # 0 vs 1: IoU = 70 / 130 = 0.53846; centres 3 apart: d^2 = 9, enclosing 13 x 10: diagonal^2 = 269
+    #         DIoU = 0.53846 - 9 / 269 = 0.50500
+    # 0 vs 2: IoU = 90 / 110 = 0.81818; d^2 = 1, enclosing 10 x 11: 221 -> DIoU = 0.81366
+    # 1 vs 2: IoU = 63 / 137 = 0.45985 (below either threshold)
+    assert nms(boxes, scores, 0.52).tolist() == [0]              # IoU 0.538 > 0.52: 1 goes
+    assert nms(boxes, scores, 0.52, method="diou").tolist() == [0, 1]  # DIoU 0.505 <= 0.52: 1 stays
+    assert nms(boxes, scores, 0.50, method="diou").tolist() == [0]     # 0.505 > 0.50
+    assert nms(boxes, scores, 0.815, method="diou").tolist() == [0, 1, 2]  # 0.8137 <= 0.815
+    assert nms(boxes, scores, 0.815).tolist() == [0, 1]          # IoU 0.818 > 0.815
+    # class-wise DIoU-NMS: the same rule inside a class
+    assert batched_nms(boxes, scores, torch.tensor([0, 0, 1]), 0.52, method="diou").tolist() == [0, 1, 2]
+    assert batched_nms(boxes, scores, torch.tensor([0, 0, 1]), 0.52).tolist() == [0, 2]

@@ -12,7 +12,7 @@ from PIL import Image
 
 from converters.voc_to_yolo import convert_yolo
 from converters.yolo_to_voc import convert_voc, voc_corners
-from conftest import write_voc_xml
+from helpers import write_voc_xml
 from vocli.cli.app import main
 from vocli.datasets.voc import VOC_CLASSES, parse_annotation
 from vocli.errors import VocliError

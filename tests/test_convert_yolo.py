@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from converters.voc_to_yolo import convert_yolo, label_path_for, read_data_file
-from conftest import write_voc_xml
+from helpers import read_voc_plain, write_voc_xml
 from vocli.cli.app import main
 from vocli.datasets.voc import VOC_CLASSES
 from vocli.errors import VocliError
@@ -106,19 +105,17 @@ def test_no_test_set_validates_on_val(hand_tree):
 
 def voc_label_reference(xml_path: Path, classes=VOC_CLASSES) -> str:
     """darknet's voc_label.py rule, rewritten here with ElementTree: the expected bytes."""
-    root = ET.parse(xml_path).getroot()
-    w, h = int(root.find("size/width").text), int(root.find("size/height").text)
+    doc = read_voc_plain(xml_path)
+    w, h = doc["width"], doc["height"]
     lines = []
-    for obj in root.iter("object"):
-        difficult = obj.find("difficult")
-        if obj.find("name").text not in classes or (difficult is not None and int(difficult.text) == 1):
+    for obj in doc["objects"]:
+        if obj["name"] not in classes or (obj["difficult"] is not None and int(obj["difficult"]) == 1):
             continue
-        box = obj.find("bndbox")
-        xmin, xmax, ymin, ymax = (float(box.find(t).text) for t in ("xmin", "xmax", "ymin", "ymax"))
+        xmin, ymin, xmax, ymax = (float(v) for v in obj["box"])
         dw, dh = 1.0 / w, 1.0 / h
         values = (((xmin + xmax) / 2.0 - 1) * dw, ((ymin + ymax) / 2.0 - 1) * dh, (xmax - xmin) * dw,
                   (ymax - ymin) * dh)
-        lines.append(str(classes.index(obj.find("name").text)) + " " + " ".join(str(v) for v in values) + "\n")
+        lines.append(str(classes.index(obj["name"])) + " " + " ".join(str(v) for v in values) + "\n")
     return "".join(lines)
 
 

@@ -199,7 +199,10 @@ def test_train_checkpoint_exports(tmp_path):
         for p in model.parameters():
             p.normal_()
     ckpt = tmp_path / "last.pt"
-    torch.save({"model": model.state_dict(), "config": {"cfg": cfg_text}, "epoch": 3}, ckpt)
+    # as `vocli train` writes it: the model's own cfg text at the top level, the cfg it started
+    # from (a shipped name whose head does not fit the re-classed model) in config["cfg"]
+    torch.save({"model": model.state_dict(), "config": {"cfg": "yolov3-tiny-voc"}, "cfg_text": cfg_text,
+                "epoch": 3}, ckpt)
     report = export_weights(ckpt, tmp_path / "out.weights")
     assert report.header == (0, 2, 0) and report.bytes_out == 20 + 4 * (4 * 4 + 4 * 3 * 9 + 12 + 12 * 4)
     data = np.frombuffer((tmp_path / "out.weights").read_bytes()[20:], dtype="<f4")
@@ -225,3 +228,48 @@ def test_cli_json_and_errors(tiny_file, tmp_path, capsys):
     assert main(["convert-weights", str(bad)]) == 1
     captured = capsys.readouterr()
     assert "HTML" in captured.err and captured.out == ""
+
+
+def test_darknet_header_rule_for_versions_from_1000():
+    """darknet's parser.c: ``seen`` is 8 bytes when major*10+minor >= 2 and major < 1000 and minor < 1000."""
+    from converters.darknet_weights import header_size
+
+    table = {(0, 1): 16, (0, 2): 20, (1, 0): 20, (0, 999): 20, (999, 999): 20,
+             (1000, 0): 16, (1000, 2): 16, (0, 1000): 16, (2, 1000): 16}
+    assert {k: header_size(*k) for k in table} == table
+
+
+@pytest.mark.parametrize("header", [(1000, 2, 0), (0, 1000, 5)])
+def test_version_1000_files_have_an_int32_seen_and_round_trip(tmp_path, header):
+    cfg = tmp_path / "small.cfg"
+    cfg.write_text(SMALL_CFG)
+    path = tmp_path / "v.weights"
+    _, floats = write_weights(path, SMALL_CONVS)  # 20-byte header: replaced below by a 16-byte one
+    path.write_bytes(struct.pack("<3ii", *header, 4242) + floats.tobytes())
+    report = convert_weights(path, cfg=cfg, out=tmp_path / "v.pt")
+    assert report.header == header and report.seen == 4242
+    export_weights(tmp_path / "v.pt", tmp_path / "back.weights")
+    assert (tmp_path / "back.weights").read_bytes() == path.read_bytes()
+
+
+def test_gflops_by_hand_and_against_darknet():
+    from vocli.darknet.model import model_summary, models
+
+    # conv 0: 3x3, 3 -> 4 channels at 32x32: 2 * (4*3*9) * 1024 = 221,184
+    # maxpool to 16x16; conv 2: 1x1, 4 -> 12 at 16x16: 2 * (12*4) * 256 = 24,576
+    small = parse_cfg(SMALL_CFG)
+    assert model_summary(small, 32)["gflops"] == pytest.approx(245_760 / 1e9, rel=1e-12)
+    assert model_summary(small, 64)["gflops"] == pytest.approx(4 * 245_760 / 1e9, rel=1e-12)
+    # darknet's own figures (its README table): yolov3-416 65.86, yolov3-tiny 5.56, yolov3-608 140.69 Bn
+    rows = {m.name: m.gflops for m in models(416)}
+    assert rows["yolov3"] == pytest.approx(65.86, abs=0.01) and rows["yolov3-tiny"] == pytest.approx(5.56, abs=0.01)
+    assert {m.name: m.gflops for m in models(608)}["yolov3"] == pytest.approx(140.69, abs=0.01)
+
+
+def test_models_cli_prints_the_gflops_column(capsys):
+    assert main(["models", "--img-size", "608", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["yolov3"]["gflops"] == pytest.approx(140.69, abs=0.01)
+    assert main(["models", "--img-size", "608"]) == 0
+    table = capsys.readouterr().err
+    assert "GFLOPs at 608x608" in table and "140.69" in table

@@ -194,7 +194,7 @@ def test_detect_class_filter_no_draw_and_diou(tmp_path, tiny_weights, capsys):
 
 @pytest.mark.slow
 def test_model_evaluation_equals_scoring_its_detection_file(tmp_path, tiny_weights, capsys):
-    from tests.conftest import write_voc_xml
+    from helpers import write_voc_xml
 
     weights, names = tiny_weights
     voc = tmp_path / "VOCdevkit" / "VOC2007"

@@ -9,6 +9,7 @@ import threading
 
 import pytest
 from fetch_server import Fault, FileServer, closed_port_url, fail_invalid_names
+from helpers import md5
 
 from vocli.datasets import download as dl
 from vocli.datasets.download import DownloadConfig, ProgressEvent, check_file, download_file, sidecar_path
@@ -27,10 +28,6 @@ def payload() -> bytes:
 def server(payload):
     with FileServer({"/f.tar": payload}, chunk=16 * 1024) as srv:
         yield srv
-
-
-def md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
 
 
 def fetch(server, tmp_path, payload, urls=None, config=FAST, **kw):
@@ -161,9 +158,8 @@ def test_stale_bad_part_is_redone_once_on_mismatch(server, tmp_path, payload):
 
 
 def test_all_mirrors_failing_lists_each_one(server, tmp_path, payload):
-    refused = closed_port_url("/f.tar")
-    urls = [refused, server.url("/gone.tar")]
-    with pytest.raises(DownloadError) as err:
+    with closed_port_url("/f.tar") as refused, pytest.raises(DownloadError) as err:
+        urls = [refused, server.url("/gone.tar")]
         fetch(server, tmp_path, payload, urls=urls, config=DownloadConfig(connect_timeout=1, retries=0, backoff=0))
     text = str(err.value)
     assert refused in text and "connection refused" in text
@@ -260,10 +256,10 @@ def test_concurrent_processes_share_the_lock(server, tmp_path, payload):
 
 def test_unreachable_mirrors_get_one_retry_each_and_leave_nothing(tmp_path, payload, monkeypatch):
     fail_invalid_names(monkeypatch)
-    urls = [closed_port_url("/f.tar"), "http://vocli-mirror.invalid/f.tar"]
     events: list[ProgressEvent] = []
     config = DownloadConfig(connect_timeout=2, retries=5, backoff=0.0)  # 5 retries for drops; 1 for these
-    with pytest.raises(DownloadError) as err:
+    with closed_port_url("/f.tar") as refused, pytest.raises(DownloadError) as err:
+        urls = [refused, "http://vocli-mirror.invalid/f.tar"]
         download_file(urls, tmp_path / "f.tar", size=SIZE, md5=md5(payload), config=config, progress=events.append)
     assert [(a.tries, a.reason) for a in err.value.attempts] == [
         (2, "connection refused (gave up after 2 tries)"), (2, "host name not found (gave up after 2 tries)")]
@@ -275,9 +271,8 @@ def test_unreachable_mirrors_get_one_retry_each_and_leave_nothing(tmp_path, payl
 
 
 def test_unreachable_with_no_retries_tries_once(tmp_path, payload):
-    with pytest.raises(DownloadError) as err:
-        fetch(None, tmp_path, payload, urls=[closed_port_url("/f.tar")],
-              config=DownloadConfig(connect_timeout=2, retries=0, backoff=0.0))
+    with closed_port_url("/f.tar") as refused, pytest.raises(DownloadError) as err:
+        fetch(None, tmp_path, payload, urls=[refused], config=DownloadConfig(connect_timeout=2, retries=0, backoff=0.0))
     assert err.value.attempts[0].reason == "connection refused (gave up after 1 try)"
     assert "from its mirror" in str(err.value)
 

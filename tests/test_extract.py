@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
+import posixpath
 import tarfile
 import time
 from pathlib import Path
@@ -14,6 +14,8 @@ import pytest
 from vocli.datasets import extract as ex
 from vocli.datasets.extract import pack_tree, safe_extract
 from vocli.errors import UnsafeArchiveError, VocliError
+
+from helpers import md5
 
 
 def write_tar(path: Path, entries) -> Path:
@@ -54,11 +56,20 @@ MALICIOUS = {
     "char device": [GOOD, ("VOCdevkit/null", "chr", None)],
     "block device": [GOOD, ("VOCdevkit/sda", "blk", None)],
     "fifo": [GOOD, ("VOCdevkit/pipe", "fifo", None)],
+    # each link alone stays inside; followed on disk, y = VOCdevkit/up/.. = the target's parent
+    "two-link chain": [GOOD, ("VOCdevkit/up", "sym", ".."), ("VOCdevkit/y", "sym", "up/..")],
+    "two-link chain, links in reverse order": [("VOCdevkit/y", "sym", "up/.."), ("VOCdevkit/up", "sym", "..")],
+    "hard link through a symlink": [GOOD, ("VOCdevkit/up", "sym", ".."), ("VOCdevkit/hl", "hard", "VOCdevkit/up/../x")],
+    "symlink loop": [("VOCdevkit/a", "sym", "b"), ("VOCdevkit/b", "sym", "a")],
 }
 
 
+@pytest.mark.parametrize("data_filter", [True, False], ids=["data-filter", "no-data-filter"])
 @pytest.mark.parametrize("case", sorted(MALICIOUS))
-def test_malicious_tar_is_refused_and_nothing_is_written(tmp_path, case):
+def test_malicious_tar_is_refused_and_nothing_is_written(tmp_path, monkeypatch, case, data_filter):
+    """Refused by the member check alone too: Pythons before 3.9.17 / 3.10.12 / 3.11.4 lack the filter."""
+    if not data_filter:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
     outside = tmp_path / "outside"
     outside.mkdir()
     target = outside / "target"
@@ -71,6 +82,18 @@ def test_malicious_tar_is_refused_and_nothing_is_written(tmp_path, case):
     assert "refusing to extract" in str(err.value)
     assert snapshot(outside) == before_outside and snapshot(target) == before_target
     assert not Path("/tmp/vocli-evil.txt").exists()
+
+
+def test_two_link_chain_passes_a_per_link_check_but_not_the_member_check(tmp_path):
+    members = [("VOCdevkit/up", "sym", ".."), ("VOCdevkit/y", "sym", "up/..")]
+    tar = write_tar(tmp_path / "chain.tar", members)
+    with tarfile.open(tar) as t:
+        infos = t.getmembers()
+        # lexically, VOCdevkit/up/.. is VOCdevkit: inside; on disk it is the target's parent
+        assert posixpath.normpath("VOCdevkit/up/..") == "VOCdevkit"
+        with pytest.raises(UnsafeArchiveError, match="'VOCdevkit/y'.*outside"):
+            ex.check_members(tar, infos)
+        ex.check_members(tar, infos[:1])  # `up -> ..` alone points at the target itself: fine
 
 
 def test_links_inside_the_target_are_fine(tmp_path):
@@ -153,7 +176,7 @@ def test_pack_tree_is_reproducible_and_round_trips(tmp_path):
     time.sleep(0.01)
     os.utime(src / "VOCdevkit" / "VOCshapes" / "a.txt", (1, 1))  # mtimes on disk do not leak in
     second = pack_tree(src, "VOCdevkit", tmp_path / "two.tar")
-    digest = [hashlib.md5(p.read_bytes()).hexdigest() for p in (first, second)]
+    digest = [md5(p.read_bytes()) for p in (first, second)]
     assert digest[0] == digest[1]
     with tarfile.open(first) as tar:
         names = tar.getnames()

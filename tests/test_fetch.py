@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import tarfile
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from fetch_server import FileServer, closed_port_url, fail_invalid_names
+from helpers import md5
 
 from vocli.cli.app import main
 from vocli.datasets import registry
@@ -37,10 +37,6 @@ def voc_tar(ids: list[str], split: str, year: str = "2007") -> bytes:
 TRAINVAL = voc_tar([f"{i:06d}" for i in (1, 2, 3, 5)], "trainval")
 TEST = voc_tar([f"{i:06d}" for i in (4, 6, 7)], "test")
 WEIGHTS = bytes(range(256)) * 40
-
-
-def md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
 
 
 @pytest.fixture
@@ -164,8 +160,9 @@ def test_unknown_tar_says_where_it_went_and_a_rerun_keeps_its_facts(fake_registr
 
 def test_cli_offline_one_line_per_mirror_and_nothing_left(fake_registry, home, capsys, monkeypatch):
     fail_invalid_names(monkeypatch)
-    mirrors = [closed_port_url("/voc/"), "http://mirror-a.invalid/voc/", "http://mirror-b.invalid/voc/"]
-    rc = main(["fetch", "voc2007", *[a for m in mirrors for a in ("--mirror", m)]])
+    with closed_port_url("/voc/") as refused:
+        mirrors = [refused, "http://mirror-a.invalid/voc/", "http://mirror-b.invalid/voc/"]
+        rc = main(["fetch", "voc2007", *[a for m in mirrors for a in ("--mirror", m)]])
     err = capsys.readouterr().err
     assert rc == 1 and err.count("error:") == 1
     notes = [line for line in err.splitlines() if " failed: " in line]
@@ -215,8 +212,8 @@ def test_registry_published_facts():
 
 
 def test_cli_all_mirrors_down_is_one_error_line(fake_registry, home, capsys):
-    dead = closed_port_url("/voc/")
-    rc = main(["fetch", "voc2007", "--mirror", dead, "--retries", "0"])
+    with closed_port_url("/voc/") as dead:
+        rc = main(["fetch", "voc2007", "--mirror", dead, "--retries", "0"])
     out, err = capsys.readouterr()
     assert rc == 1 and out == ""
     assert err.count("error:") == 1 and "connection refused" in err and "--tar" in err
@@ -269,7 +266,6 @@ def test_shapes_packed_and_fetched_like_a_download(home, monkeypatch):
 
 @pytest.mark.slow
 def test_cli_fetch_shapes_json_with_the_real_generator(home, capsys):
-    pytest.importorskip("vocli.datasets.shapes")
     assert main(["fetch", "shapes", "--images", "12", "--size", "64", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     splits = doc["items"][0]["splits"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from vocli.boxes import box_iou
-from vocli.metrics import (Detections, GroundTruth, coco_ap, default_metric, evaluate_detections,
+from vocli.metrics import (Detections, GroundTruth, default_metric, evaluate_detections,
                            voc_ap)
 from vocli.errors import VocliError
 
@@ -83,23 +83,22 @@ def test_iou_uses_inclusive_plus_one_widths():
                                ["x"], metric="voc12").map == 0.0
 
 
-def test_voc_ap_and_coco_ap_by_hand():
+def test_voc_ap_by_hand():
     rec, prec = np.array([0.5, 1.0]), np.array([1.0, 0.5])
     assert voc_ap(rec, prec, use_07_metric=False) == pytest.approx(0.75)
     assert voc_ap(rec, prec, use_07_metric=True) == pytest.approx(8.5 / 11)
-    # 101 points: r = 0..0.50 (51 points) -> 1, r = 0.51..1 (50 points) -> .5
-    assert coco_ap(rec, prec) == pytest.approx(76 / 101)
     # envelope lifts a dip: precision .5 at recall .25 is raised to the later 1.0
     assert voc_ap(np.array([.25, .5]), np.array([.5, 1.0]), False) == pytest.approx(0.5)
     for use07 in (True, False):
         assert voc_ap(np.empty(0), np.empty(0), use07) == 0.0
-    assert coco_ap(np.empty(0), np.empty(0)) == 0.0
 
 
 def test_coco_view_reports_both():
     det, gt = hand_case()
     r = evaluate_detections(det, gt, CLASSES, metric="coco")
-    assert r.per_class[DOG].ap == pytest.approx(76 / 101)  # same curve as above, 101-point
+    # pycocotools order and outcomes for dog: TP, FP, on crowd (difficult) B -> ignored, FP, TP;
+    # envelope 1 up to recall .5, then .5; 101 points: r = 0..0.50 (51 points) -> 1, 50 points -> .5
+    assert r.per_class[DOG].ap == pytest.approx(76 / 101)
     # all TPs are exact boxes (IoU 1), so every threshold in .5:.95 gives the same curve
     assert r.per_class[DOG].ap_50_95 == pytest.approx(76 / 101)
     assert r.map_50_95 == pytest.approx((76 / 101 + 1 + 0) / 3)
@@ -253,3 +252,29 @@ def test_best_ground_truth_pairs_match_a_per_detection_argmax(monkeypatch, block
             assert overlap[d] == iou[j] or (np.isnan(overlap[d]) and np.isnan(iou[j])), d
     assert best[0] == 30 and overlap[0] == 1.0
     assert best[1] == 32 and np.isnan(overlap[1])
+
+
+def test_forty_tied_detections_keep_input_order():
+    """Ties are ranked in input order: 20 misses given before 20 hits at the same score.
+
+    One more hit, scoring higher and given last, makes the scores unsorted: numpy's quicksort
+    then moves tied entries around (it leaves an all-equal run alone, and runs of up to 16
+    go through a stable insertion sort, so fewer or all-equal ties cannot tell the sorts apart).
+    """
+    gt = GroundTruth.from_images([("img", [[20 * i + 1, 1, 20 * i + 10, 10] for i in range(21)], [DOG] * 21,
+                                   [False] * 21)])
+    misses = [[20 * i + 1, 101, 20 * i + 10, 110] for i in range(20)]
+    hits = [[20 * i + 1, 1, 20 * i + 10, 10] for i in range(21)]
+    det = Detections(np.array(["img"] * 41, object), np.array(misses + hits, float),
+                     np.array([0.5] * 40 + [0.9]), np.full(41, DOG))
+    dog = evaluate_detections(det, gt, CLASSES, metric="voc12").per_class[DOG]
+    # rank 1: the 0.9 hit; ranks 2..21: the misses; rank 21 + k: the k-th tied hit
+    precision = [1.0] + [1 / r for r in range(2, 22)] + [(1 + k) / (21 + k) for k in range(1, 21)]
+    recall = [1 / 21] * 21 + [(1 + k) / 21 for k in range(1, 21)]
+    np.testing.assert_allclose(dog.precision, precision)
+    np.testing.assert_allclose(dog.recall, recall)
+    # envelope: 1 up to recall 1/21, then 21/41 (the last rank's precision, the highest after rank 1)
+    assert dog.ap == pytest.approx(1 / 21 + 20 / 21 * 21 / 41)
+    # 11-point: t = 0 -> 1; t = 0.1 .. 1 -> 21/41
+    assert evaluate_detections(det, gt, CLASSES, metric="voc07").per_class[DOG].ap == pytest.approx(
+        (1 + 10 * 21 / 41) / 11)

@@ -14,6 +14,8 @@ from vocli.datasets.shapes import SHAPES_CLASSES, generate_shapes
 from vocli.errors import VocliError
 from vocli.datasets.voc import parse_annotation, resolve_sets
 
+from helpers import read_voc_plain
+
 SIZE = 128
 
 
@@ -26,17 +28,7 @@ def dataset(tmp_path_factory) -> Path:
 
 def _objects(xml_path: Path) -> list[dict]:
     """Independent reader: plain ElementTree, every field as written."""
-    root = ET.parse(xml_path).getroot()
-    out = []
-    for obj in root.iter("object"):
-        box = obj.find("bndbox")
-        out.append({
-            "name": obj.findtext("name"),
-            "difficult": obj.findtext("difficult"),
-            "truncated": obj.findtext("truncated"),
-            "box": [box.findtext(t) for t in ("xmin", "ymin", "xmax", "ymax")],
-        })
-    return out
+    return read_voc_plain(xml_path)["objects"]
 
 
 def _tree_bytes(voc: Path) -> dict[str, bytes]:
@@ -80,9 +72,9 @@ def test_every_object_inside_its_image_and_parses(dataset):
     assert len(xmls) == 160
     counts = []
     for path in xmls:
-        root = ET.parse(path).getroot()
-        w, h = int(root.findtext("size/width")), int(root.findtext("size/height"))
-        with Image.open(dataset / "JPEGImages" / root.findtext("filename")) as im:
+        doc = read_voc_plain(path)
+        w, h = doc["width"], doc["height"]
+        with Image.open(dataset / "JPEGImages" / doc["filename"]) as im:
             assert im.size == (w, h) == (SIZE, SIZE) and im.mode == "RGB"
         objs = _objects(path)
         counts.append(len(objs))

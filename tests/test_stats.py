@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 
@@ -15,6 +14,8 @@ from vocli.datasets.shapes import SHAPES_CLASSES, generate_shapes
 from vocli.datasets.voc import VOC_CLASSES
 from vocli.stats import dataset_stats
 
+from helpers import read_voc_plain
+
 
 def _independent_counts(voc_dir: Path, split: str) -> dict:
     """Count straight from the files: split list -> XML -> <object> elements (plain ElementTree)."""
@@ -22,12 +23,11 @@ def _independent_counts(voc_dir: Path, split: str) -> dict:
            if line.strip()]
     per_class, difficult, truncated, objects = Counter(), 0, 0, 0
     for image_id in ids:
-        root = ET.parse(voc_dir / "Annotations" / f"{image_id}.xml").getroot()
-        for obj in root.findall("object"):
+        for obj in read_voc_plain(voc_dir / "Annotations" / f"{image_id}.xml")["objects"]:
             objects += 1
-            per_class[obj.findtext("name").strip()] += 1
-            difficult += int(obj.findtext("difficult") or 0)
-            truncated += int(obj.findtext("truncated") or 0)
+            per_class[obj["name"].strip()] += 1
+            difficult += int(obj["difficult"] or 0)
+            truncated += int(obj["truncated"] or 0)
     return {"images": len(ids), "objects": objects, "difficult": difficult, "truncated": truncated,
             "per_class": dict(per_class)}
 

@@ -2,128 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from vocli.errors import TrainingDivergedError, VocliError
 from vocli.yolo.train import TrainConfig, train
 
-# Five convolutions, two [yolo] heads (strides 16 and 8), 4 classes: (3 * (5 + 4)) = 27 filters.
-TINY_CFG = """
-[net]
-width=64
-height=64
-channels=3
-
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=2
-pad=1
-activation=leaky
-
-[convolutional]
-batch_normalize=1
-filters=16
-size=3
-stride=2
-pad=1
-activation=leaky
-
-[convolutional]
-batch_normalize=1
-filters=16
-size=3
-stride=2
-pad=1
-activation=leaky
-
-[convolutional]
-batch_normalize=1
-filters=32
-size=3
-stride=2
-pad=1
-activation=leaky
-
-[convolutional]
-size=1
-stride=1
-pad=1
-filters=27
-activation=linear
-
-[yolo]
-mask=3,4,5
-anchors=6,8, 12,10, 14,22, 24,20, 30,40, 56,50
-classes=4
-num=6
-ignore_thresh=.7
-
-[route]
-layers=-3
-
-[convolutional]
-size=1
-stride=1
-pad=1
-filters=27
-activation=linear
-
-[yolo]
-mask=0,1,2
-anchors=6,8, 12,10, 14,22, 24,20, 30,40, 56,50
-classes=4
-num=6
-ignore_thresh=.7
-"""
-
-CLASSES = ("circle", "square", "triangle", "star")
-
-
-def make_darknet_set(root: Path, n: int = 12, size: int = 64) -> Path:
-    """Images with one coloured rectangle each, darknet labels, lists, names and a .data file."""
-    rng = np.random.default_rng(0)
-    img_dir, lab_dir = root / "JPEGImages", root / "labels"
-    img_dir.mkdir(parents=True)
-    lab_dir.mkdir()
-    paths = []
-    for i in range(n):
-        img = np.full((size, size, 3), 40, dtype=np.uint8)
-        cls = i % 4
-        w, h = rng.integers(12, 30, 2)
-        x, y = rng.integers(0, size - w), rng.integers(0, size - h)
-        img[y:y + h, x:x + w] = (60 * cls + 60, 200 - 40 * cls, 90)
-        p = img_dir / f"{i:04d}.png"
-        Image.fromarray(img).save(p)
-        (lab_dir / f"{i:04d}.txt").write_text(
-            f"{cls} {(x + w / 2) / size} {(y + h / 2) / size} {w / size} {h / size}\n")
-        paths.append(p)
-    (root / "train.txt").write_text("".join(f"{p}\n" for p in paths[:8]))
-    (root / "valid.txt").write_text("".join(f"{p}\n" for p in paths[8:]))
-    (root / "shapes.names").write_text("\n".join(CLASSES) + "\n")
-    data = root / "tiny.data"
-    data.write_text(f"classes = 4\ntrain = {root / 'train.txt'}\nvalid = {root / 'valid.txt'}\n"
-                    f"names = {root / 'shapes.names'}\nbackup = backup/\n")
-    return data
-
+from helpers import CLASSES, make_darknet_set, python_child, run_python, write_tiny_cfg
 
 @pytest.fixture
 def tiny(tmp_path):
-    cfg = tmp_path / "tiny.cfg"
-    cfg.write_text(TINY_CFG)
+    cfg = write_tiny_cfg(tmp_path / "tiny.cfg")
     data = make_darknet_set(tmp_path / "set")
     return cfg, data
 
@@ -223,26 +120,29 @@ def test_resume_mid_epoch_equals_uninterrupted_training(tiny, tmp_path, accumula
     assert [m["images"] for m in b["metrics"]] == [8, 8]
 
 
-def test_ctrl_c_during_an_optimizer_step_resumes_after_that_step(tiny, tmp_path, monkeypatch):
+def test_ctrl_c_during_an_optimizer_step_resumes_after_that_step(tiny, tmp_path):
     # The signal arrives inside the second step: the step ends, is recorded, and the run stops.
-    import vocli.yolo.train as train_module
-
     cfg, data = tiny
     settings = dict(batch_size=2)
     straight = train(base_config(cfg, data, tmp_path / "straight", **settings))
-    real_step, steps = train_module._optimizer_step, []
-
-    def signalled_step(*args):
-        steps.append(1)
-        if len(steps) == 2:
-            os.kill(os.getpid(), signal.SIGINT)
-        real_step(*args)
-
-    monkeypatch.setattr(train_module, "_optimizer_step", signalled_step)
-    with pytest.raises(KeyboardInterrupt):
-        train(base_config(cfg, data, tmp_path / "split", **settings))
+    # the interrupted run is a child process: the signal goes to it, not to pytest
+    code = ("import dataclasses, json, os, signal, sys\n"
+            "import vocli.yolo.train as train_module\n"
+            "real_step, steps = train_module._optimizer_step, []\n"
+            "def signalled_step(*args):\n"
+            "    steps.append(1)\n"
+            "    if len(steps) == 2:\n"
+            "        os.kill(os.getpid(), signal.SIGINT)\n"
+            "    real_step(*args)\n"
+            "train_module._optimizer_step = signalled_step\n"
+            "try:\n"
+            "    train_module.train(train_module.TrainConfig(**json.loads(sys.argv[1])))\n"
+            "except KeyboardInterrupt:\n"
+            "    print('interrupted')\n")
+    config = dataclasses.asdict(base_config(cfg, data, tmp_path / "split", **settings))
+    result = run_python(code, json.dumps(config))
+    assert result.stdout.strip() == "interrupted", result.stderr
     assert load(tmp_path / "split" / "last.pt")["batch"] == 2
-    monkeypatch.setattr(train_module, "_optimizer_step", real_step)
     train(TrainConfig(resume=str(tmp_path / "split" / "last.pt"), workers=0, threads=1))
     a, b = load(tmp_path / "straight" / "last.pt"), load(tmp_path / "split" / "last.pt")
     assert straight.epochs_run == 2 and b["epoch"] == 2
@@ -400,18 +300,12 @@ def test_cli_train_json(tiny, tmp_path, capsys):
     assert doc["epochs_run"] == 1 and Path(doc["last"]).exists()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_process_gloo_run(tiny, tmp_path):
     cfg, data = tiny
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(free_port()), "-m", "vocli", "train", "--data", str(data), "--cfg", str(cfg),
+    # --standalone: the rendezvous server binds a free port itself (no pick-then-bind race)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "vocli", "train", "--data", str(data), "--cfg", str(cfg),
            "--img-size", "64", "--epochs", "1", "--batch-size", "4", "--workers", "0", "--eval-every", "0",
            "--out", str(tmp_path / "ddp"), "--json"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
@@ -467,13 +361,48 @@ def test_auto_anchors_fit_the_training_boxes(tiny):
 
 
 def test_ctrl_c_inside_an_optimizer_step_takes_effect_after_it():
-    from vocli.yolo.train import _signals_held
+    # in a child process: the signal goes to it, not to pytest
+    code = ("import os, signal, time\n"
+            "from vocli.yolo.train import _signals_held\n"
+            "done, before = [], signal.getsignal(signal.SIGINT)\n"
+            "try:\n"
+            "    with _signals_held():\n"
+            "        os.kill(os.getpid(), signal.SIGINT)\n"
+            "        time.sleep(0.05)  # a Python handler would have run here\n"
+            "        done.append('step')\n"
+            "except KeyboardInterrupt:\n"
+            "    print('raised after', done, signal.getsignal(signal.SIGINT) is before)\n")
+    result = run_python(code, timeout=120)
+    assert result.stdout.strip() == "raised after ['step'] True", result.stderr
 
-    done, before = [], signal.getsignal(signal.SIGINT)
-    with pytest.raises(KeyboardInterrupt):
-        with _signals_held():
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)  # a Python handler would have run here
-            done.append("step")
-    assert done == ["step"]
-    assert signal.getsignal(signal.SIGINT) is before
+
+def test_sigterm_during_train_exits_143_with_last_pt(tiny, tmp_path):
+    """`vocli train` in a child process, terminated while it waits inside its third batch."""
+    cfg, data = tiny
+    code = ("import sys\n"
+            "import vocli.yolo.train as train_module\n"
+            "from vocli.cli.app import main\n"
+            "real, calls = train_module.yolo_loss, []\n"
+            "def loss(*args):\n"
+            "    calls.append(1)\n"
+            "    if len(calls) == 3:  # two optimizer steps done (accumulate 1)\n"
+            "        print('ready', flush=True)\n"
+            "        sys.stdin.readline()  # the parent's SIGTERM arrives here\n"
+            "    return real(*args)\n"
+            "train_module.yolo_loss = loss\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    out = tmp_path / "run"
+    child = python_child(code, "train", "--data", str(data), "--cfg", str(cfg), "--img-size", "64", "--epochs", "3",
+                         "--batch-size", "2", "--accumulate", "1", "--workers", "0", "--threads", "1",
+                         "--eval-every", "0", "--out", str(out), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=120)
+    finally:
+        child.kill()
+    assert child.returncode == 143, err
+    assert "terminated" in err and "Traceback" not in err
+    ck = load(out / "last.pt")
+    assert (ck["epoch"], ck["batch"]) == (0, 2)  # saved at the last optimizer step before the signal

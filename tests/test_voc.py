@@ -1,10 +1,9 @@
-import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import write_voc_xml
+from helpers import read_voc_plain, write_voc_xml
 from vocli.datasets.voc import (VOC_CLASSES, devkit_dir, discover_sets, parse_annotation,
                                 parse_annotation_bytes, read_classes, resolve_sets)
 from vocli.errors import AnnotationError, DatasetNotFoundError, UnknownClassError
@@ -143,13 +142,12 @@ def test_real_sample_matches_independent_reader(voc_sample):
     total = 0
     for path in files:
         ann = parse_annotation(path, classes=VOC_CLASSES)
-        root = ET.parse(path).getroot()
-        expected = [(o.find("name").text, *[float(o.find("bndbox").find(k).text) for k in ("xmin", "ymin", "xmax", "ymax")],
-                     int(o.find("difficult").text) == 1 if o.find("difficult") is not None else False)
-                    for o in root.findall("object")]
+        doc = read_voc_plain(path)
+        expected = [(o["name"], *map(float, o["box"]), o["difficult"] is not None and int(o["difficult"]) == 1)
+                    for o in doc["objects"]]
         got = [(o.name, o.xmin, o.ymin, o.xmax, o.ymax, o.difficult) for o in ann.objects]
         assert got == expected, path
-        assert ann.width == int(root.find("size/width").text)
+        assert ann.width == doc["width"]
         total += len(got)
     assert total == 1295
 

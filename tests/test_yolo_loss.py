@@ -142,3 +142,39 @@ def test_scaled_weights_by_hand():
     box, obj, cls = scaled_weights(0.05, 1.0, 0.5, 160, 4, 2)
     assert (box, obj, cls) == pytest.approx((0.075, 0.09375, 0.0375))
     assert scaled_weights(0.05, 1.0, 0.5, 640, 80, 3) == pytest.approx((0.05, 1.0, 0.5))  # nominal: unchanged
+
+
+def _offset_wide_outputs() -> list[torch.Tensor]:
+    """The perfect prediction moved 0.6 cells left and widened to 3 cells (48 px)."""
+    outs = perfect_outputs()
+    p = outs[1][0, 2, 2, 4]
+    p[0] = logit(0.2)                 # centre x 4.2 instead of 4.8 (grid units)
+    p[2] = math.log(48.0 / 37.0)      # width 48 px = 3.0 cells instead of 2.0
+    return outs
+
+
+# Hand-worked, grid units: prediction cx 4.2, cy 2.4, w 3.0, h 2.4 -> x 2.7..5.7, y 1.2..3.6;
+# truth cx 4.8, cy 2.4, w 2.0, h 2.4 -> x 3.8..5.8, y 1.2..3.6.
+# intersection 1.9 x 2.4 = 4.56; union 7.2 + 4.8 - 4.56 = 7.44; IoU = 4.56 / 7.44 = 0.6129032
+# enclosing box 3.1 x 2.4 = 7.44 = union, so GIoU = IoU (GIoU loss 0.3870968)
+# DIoU: centre distance^2 0.36 over enclosing diagonal^2 3.1^2 + 2.4^2 = 15.37 -> 0.0234223
+# CIoU: v = 4/pi^2 (atan(2/2.4) - atan(3/2.4))^2 = 0.4052847 * 0.2013171^2 = 0.0164256,
+#       alpha = v / (1 - IoU + v) = 0.0164256 / 0.4035224 = 0.0407056, alpha v = 0.0006686
+# CIoU loss = 1 - (0.6129032 - 0.0234223 - 0.0006686) = 0.4111876
+_IOU = 4.56 / 7.44
+_DIOU_TERM = 0.36 / 15.37
+_V = 4 / math.pi ** 2 * (math.atan(2 / 2.4) - math.atan(3 / 2.4)) ** 2
+_CIOU_LOSS = 1 - (_IOU - _DIOU_TERM - _V * _V / (1 - _IOU + _V))
+
+
+@pytest.mark.parametrize("box, expected", [("ciou", 0.4111876), ("diou", 1 - _IOU + _DIOU_TERM),
+                                           ("giou", 1 - _IOU)])
+def test_box_loss_kinds_on_an_imperfect_prediction_by_hand(box, expected):
+    assert _CIOU_LOSS == pytest.approx(0.4111876, abs=1e-7)  # the arithmetic in the comment above
+    parts = yolo_loss(_offset_wide_outputs(), TARGET, HEADS, LossConfig(box=box))
+    assert parts.box.item() == pytest.approx(expected, abs=2e-6)
+
+
+def test_default_box_loss_is_ciou():
+    parts = yolo_loss(_offset_wide_outputs(), TARGET, HEADS)
+    assert parts.box.item() == pytest.approx(_CIOU_LOSS, abs=2e-6)

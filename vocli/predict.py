@@ -51,29 +51,6 @@ class SkippedImage:
     reason: str
 
 
-def _cfg_text_from(ckpt: dict) -> Optional[str]:
-    """The cfg text a checkpoint carries: ``cfg`` (converted .pt), ``cfg_text`` or ``config`` (train checkpoint)."""
-    for key in ("cfg", "cfg_text", "config"):
-        value = ckpt.get(key)
-        if isinstance(value, str) and "[net]" in value:
-            return value
-        if isinstance(value, dict):
-            for inner in ("cfg_text", "cfg", "model_cfg"):
-                text = value.get(inner)
-                if isinstance(text, str) and "[net]" in text:
-                    return text
-    return None
-
-
-def _names_from(ckpt: dict) -> Optional[tuple[str, ...]]:
-    for holder in (ckpt, ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}):
-        for key in ("names", "class_names", "classes"):
-            value = holder.get(key)
-            if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
-                return tuple(value)
-    return None
-
-
 def load_model(weights: Union[str, os.PathLike], cfg=None, device: str = "cpu") -> LoadedModel:
     """Build ``Darknet`` from ``cfg`` (name, path, or the cfg stored in the file) and load ``weights``.
 
@@ -81,8 +58,6 @@ def load_model(weights: Union[str, os.PathLike], cfg=None, device: str = "cpu") 
     ``vocli train`` checkpoint. Tensors that do not fit the cfg are an error here (a detector
     with a random head is no use), unlike when initialising training.
     """
-    import torch
-
     from converters.darknet_weights import load_payload, load_weights
     from vocli.darknet.cfg import load_cfg, parse_cfg
     from vocli.darknet.model import Darknet
@@ -92,19 +67,9 @@ def load_model(weights: Union[str, os.PathLike], cfg=None, device: str = "cpu") 
         raise VocliError(f"{path}: weights file not found", hint="train one, or `vocli weights fetch`")
     state: Union[Path, dict] = path
     names, text, cfg_name = None, None, None
-    suffix = path.suffix.lower()
-    if suffix in (".h5", ".hdf5"):
+    if path.suffix.lower() != ".weights":  # converted .pt/.h5 or a train checkpoint: one reader
         payload = load_payload(path)
-        text, cfg_name = payload.cfg_text, payload.cfg_name
-    elif suffix != ".weights":
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001 - pickle/zip errors of many kinds
-            raise DarknetFormatError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__})") from None
-        if not isinstance(ckpt, dict):
-            raise DarknetFormatError(f"{path}: checkpoint is not a dict")
-        names, text, state = _names_from(ckpt), _cfg_text_from(ckpt), ckpt
-        cfg_name = ckpt.get("cfg_name") if isinstance(ckpt.get("cfg_name"), str) else None
+        names, text, cfg_name, state = payload.names, payload.cfg_text, payload.cfg_name, payload.state_dict
     if cfg is not None:
         model_cfg = load_cfg(cfg)
     elif text is not None:
