@@ -64,10 +64,6 @@ EVAL_WHEN = 1.5
 #: Real training runs at about this share of the probe's bare step rate (loss assignment, EMA, evaluations;
 #: measured 0.82 and 0.86 on the shared machine).
 TRAIN_EFFICIENCY = 0.8
-#: Shapes images generated: on a machine that cannot train IMAGES_NEEDED in the budget, fewer.
-IMAGES_FULL, IMAGES_SLOW = 1000, 600
-#: A rough allowance for everything but training (generation, conversions, evaluation), for sizing the set.
-FIXED_ESTIMATE_S = 60.0
 
 # Training recipe for a from-scratch tiny model in a few minutes. Measured on 300 shapes images
 # at 160 px: after 10 epochs AdamW 1e-3, batch 8, no augmentation reached mAP 0.29 where the
@@ -278,22 +274,11 @@ def _split_ids(root: Path, split: str) -> list[str]:
     return read_split(root / "VOCdevkit" / "VOCshapes" / "ImageSets" / "Main" / f"{split}.txt")
 
 
-def dataset_images(budget_s: float, probe: SpeedProbe) -> int:
-    """How many shapes images to generate: ``IMAGES_FULL``, or ``IMAGES_SLOW`` on a machine too slow to train
-    ``IMAGES_NEEDED`` images in the budget less ``FIXED_ESTIMATE_S`` (it would never see the extra images
-    more than a few times, and generating and scoring them costs training time)."""
-    fits = predicted_images(max(0.0, budget_s - FIXED_ESTIMATE_S), probe)
-    return IMAGES_FULL if fits >= IMAGES_NEEDED else IMAGES_SLOW
-
-
-def demo(out: str | os.PathLike = DEFAULT_OUT, minutes: float = 5.0, device: str = "cpu",
-         images: Optional[int] = None,
+def demo(out: str | os.PathLike = DEFAULT_OUT, minutes: float = 5.0, device: str = "cpu", images: int = 1000,
          img_size: int = 160, seed: int = 0, on_step: Optional[Callable[[StepInfo], None]] = None,
          on_done: Optional[Callable[[StepResult, Any], None]] = None,
          train_progress: Optional[Callable[[Any], None]] = None) -> DemoResult:
     """Run the pipeline on ``images`` generated shapes images under ``out`` within ``minutes``.
-
-    ``images=None`` sizes the set to the machine (``dataset_images``).
 
     ``on_step(StepInfo)`` is called before each step (the CLI prints the command);
     ``on_done(StepResult, library_result)`` after it; ``train_progress`` receives the
@@ -305,7 +290,7 @@ def demo(out: str | os.PathLike = DEFAULT_OUT, minutes: float = 5.0, device: str
         raise VocliError(f"--minutes must be positive, got {minutes}")
     if img_size < 32 or img_size % 32:
         raise VocliError(f"--img-size {img_size} is not a positive multiple of 32", hint="e.g. 160")
-    if images is not None and images < 10:
+    if images < 10:
         raise VocliError(f"--images {images} is too few to split into train, val and test", hint="use 10 or more")
     started = time.perf_counter()
     budget_s = minutes * 60.0
@@ -335,8 +320,6 @@ def demo(out: str | os.PathLike = DEFAULT_OUT, minutes: float = 5.0, device: str
 
     cfg_text = demo_cfg_text(len(SHAPES_CLASSES))
     probe = probe_speed(cfg_text, img_size, device)
-    if images is None:
-        images = dataset_images(budget_s, probe)
 
     # 1. fetch: generate, pack, verify and extract like a downloaded VOC tar
     from vocli.fetch import fetch
@@ -499,13 +482,16 @@ def demo(out: str | os.PathLike = DEFAULT_OUT, minutes: float = 5.0, device: str
         # What the whole run showed, not only the probe: the rate training really had.
         rate = result.images_trained / max(trained.seconds, 1e-6)
         measured = SpeedProbe(rate / TRAIN_EFFICIENCY, 0.0, probe.threads, probe.rates)
+        # At least half as much time again: a run that trained the images the recipe needs and still fell
+        # short needs more of them, not the same number.
         result.suggested_minutes = max(suggested_minutes(elapsed, measured, len(test_ids), detect_count),
-                                       math.ceil(minutes) + 1)
+                                       math.ceil(minutes * 1.5))
         shortfall = (f"mAP@0.5 {result.map:.2f} is below {MAP_GOAL:g}" if result.map < MAP_GOAL
                      else "no detections were drawn")
+        needed = (f"; the recipe needs about {IMAGES_NEEDED:,}" if result.images_trained < IMAGES_NEEDED else "")
         result.advice = (f"the model does not work yet: {shortfall} after {result.images_trained:,} training images "
                          f"({result.epochs_run} epochs, {rate:.1f} images/s with {probe.threads} thread"
-                         f"{'s' if probe.threads > 1 else ''}); the recipe needs about {IMAGES_NEEDED:,}. "
+                         f"{'s' if probe.threads > 1 else ''}){needed}. "
                          f"Give it more time: vocli demo --minutes {result.suggested_minutes}")
     return result
 

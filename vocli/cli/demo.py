@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,8 +14,8 @@ def demo(
     minutes: float = typer.Option(5.0, "--minutes", min=0.05,
                                   help="Time budget for the whole demo; training gets what the other steps leave."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
-    images: Optional[int] = typer.Option(None, "--images", min=10, show_default="1000, or 600 on a slow machine",
-                                         help="Shapes images to generate (50 % train, 10 % val, 40 % test)."),
+    images: int = typer.Option(1000, "--images", min=10,
+                               help="Shapes images to generate (50 % train, 10 % val, 40 % test)."),
     img_size: int = typer.Option(160, "--img-size", help="Network input size (multiple of 32)."),
     seed: int = typer.Option(0, "--seed", help="Seed for the data, anchors and training."),
     json_out: bool = JSON_OPTION,
@@ -28,8 +27,8 @@ def demo(
     call as the command printed before it ("$ vocli ..."), so you can re-run
     or change any step by hand, or run the same steps on real VOC. It times a
     few training steps first and trains with the faster thread count for the
-    time left (where that is ample, only until the val mAP@0.5 reaches 0.65),
-    on 1,000 images (600 on a slow machine). Ends with the mAP,
+    time left (where that is ample, only until the val mAP@0.5 reaches 0.65).
+    Ends with the mAP,
     the time of each step and where everything is: YOLO labels and .data, SSD
     targets, the cfg with fitted anchors, the weights, PR curves
     (eval/pr_curves.png) and annotated test images (detect/).
