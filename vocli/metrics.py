@@ -169,16 +169,23 @@ def voc_ap(recall: np.ndarray, precision: np.ndarray, use_07_metric: bool) -> fl
     recall = np.asarray(recall, np.float64)
     precision = np.asarray(precision, np.float64)
     if use_07_metric:
-        ap = 0.0
+        # Summed, then divided once: eleven precisions of 1 give exactly 1 (adding 1/11 eleven
+        # times, as voc_eval.py does, gives 1.0000000000000002).
+        total = 0.0
         for t in np.arange(0.0, 1.1, 0.1):
             reached = recall >= t
-            ap += (float(precision[reached].max()) if reached.any() else 0.0) / 11.0
-        return ap
+            total += float(precision[reached].max()) if reached.any() else 0.0
+        return _unit(total / 11.0)
     mrec = np.concatenate(([0.0], recall, [1.0]))
     mpre = np.concatenate(([0.0], precision, [0.0]))
     mpre = np.maximum.accumulate(mpre[::-1])[::-1]
     steps = np.nonzero(mrec[1:] != mrec[:-1])[0]
-    return float(np.sum((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1]))
+    return _unit(float(np.sum((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1])))
+
+
+def _unit(ap: float) -> float:
+    """An AP in [0, 1]: rounding in the sums can leave it a few ulps outside (NaN stays NaN)."""
+    return ap if ap != ap else min(max(ap, 0.0), 1.0)
 
 
 # --------------------------------------------------------------------------- matching
@@ -304,7 +311,7 @@ def evaluate_detections(detections: Detections, ground_truth: GroundTruth, class
         if progress is not None:
             progress(1)
     scored = [r for r in per_class if r.num_gt > 0]
-    mean = float(np.mean([r.ap for r in scored])) if scored else float("nan")
+    mean = _unit(float(np.mean([r.ap for r in scored]))) if scored else float("nan")
     return EvalResult(metric=metric, iou_threshold=iou_threshold, map=mean, per_class=per_class,
                       num_images=num_images, num_detections=len(det_scores),
                       excluded=[r.name for r in per_class if r.num_gt == 0])
