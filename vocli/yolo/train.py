@@ -427,8 +427,8 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
             if time_up:
                 stopped = "time_limit"
                 break
-            reached = current_map is not None and config.target_map is not None and current_map >= config.target_map
-            if dist.agree(reached) and epoch + 1 < config.epochs:
+            if (config.target_map is not None and epoch + 1 < config.epochs  # the same on every rank
+                    and dist.agree(current_map is not None and current_map >= config.target_map)):
                 stopped = "target_map"
                 break
     except KeyboardInterrupt:
