@@ -229,6 +229,35 @@ def test_model_evaluation_equals_scoring_its_detection_file(tmp_path, tiny_weigh
     assert by_model["map"] > 0  # the (1,1,6,6) alpha in each image is found exactly
     assert by_file["map"] == pytest.approx(by_model["map"], abs=1e-12)
     assert [c["ap"] for c in by_file["per_class"]] == pytest.approx([c["ap"] for c in by_model["per_class"]])
+    # COCO: detect writes a COCO results file; vocli scores it as it scores the model, and so does pycocotools
+    capsys.readouterr()
+    assert main(["detect", str(voc / "JPEGImages"), "--weights", str(weights), "--names", str(names), "--img-size",
+                 "64", "--conf", "0.005", "--out", str(tmp_path / "coco"), "--save-json", "--json-format", "coco",
+                 "--no-draw", "--json"]) == 0
+    capsys.readouterr()
+    results = json.loads((tmp_path / "coco" / "detections.json").read_text())
+    assert {r["image_id"] for r in results} == {1, 2, 3} and {r["category_id"] for r in results} == {1}
+    # model box (0, 0, 5, 5) -> VOC (1, 1, 6, 6) -> COCO x 0, y 0, w 6, h 6
+    assert any(r["bbox"] == pytest.approx([0, 0, 6, 6], abs=1e-5) for r in results if r["image_id"] == 1)
+    coco = ["--metric", "coco", *common]
+    assert main(["evaluate", "--weights", str(weights), "--img-size", "64", *coco]) == 0
+    model_stats = json.loads(capsys.readouterr().out)["coco_stats"]
+    assert main(["evaluate", "--detections", str(tmp_path / "coco" / "detections.json"), *coco]) == 0
+    file_stats = json.loads(capsys.readouterr().out)["coco_stats"]
+    assert model_stats["AP"] > 0 and file_stats == pytest.approx(model_stats, abs=1e-12)
+    pytest.importorskip("pycocotools")
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    assert main(["convert", "coco", "--root", str(tmp_path), "--sets", "2007/test", "--classes", str(names),
+                 "--out", str(tmp_path / "gt"), "--json"]) == 0
+    capsys.readouterr()
+    gt = COCO(str(tmp_path / "gt" / "instances_2007_test.json"))
+    ev = COCOeval(gt, gt.loadRes(str(tmp_path / "coco" / "detections.json")), "bbox")
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    assert list(file_stats.values()) == pytest.approx(list(ev.stats), abs=1e-9)
 
 
 def test_json_boxes_are_clipped_into_the_image_like_the_xml():

@@ -17,7 +17,9 @@ so the whole class is scored with one ``np.unique(..., return_index=True)``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -340,7 +342,9 @@ def evaluate_coco(detections: Detections, ground_truth: GroundTruth, classes: Se
                 else voc_to_coco(np.asarray(detections.boxes, np.float64).reshape(-1, 4)))
     dt = CocoBoxes(det_image, np.asarray(detections.labels, np.int64), det_xywh,
                    score=np.asarray(detections.scores, np.float64))
-    ids = np.asarray(coco_image_ids(list(ground_truth.image_ids)), np.int64)
+    # images scored by path (a model's run) are numbered by file stem, as `vocli detect` numbers them
+    names = [Path(i).stem if "/" in str(i) or os.sep in str(i) else str(i) for i in ground_truth.image_ids]
+    ids = np.asarray(coco_image_ids(names), np.int64)
     rank = np.empty(len(ids), np.int64)
     rank[np.argsort(ids, kind="stable")] = np.arange(len(ids))
     coco = coco_evaluate(gt, dt, len(classes), rank)
