@@ -189,3 +189,19 @@ def closed_port_url(path: str = "/x") -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         yield f"http://127.0.0.1:{s.getsockname()[1]}{path}"
+
+
+def fail_invalid_names(monkeypatch) -> None:
+    """Make names under ``.invalid`` fail to resolve here, so no resolver is ever asked.
+
+    Such names never resolve (RFC 6761), but a system resolver may still send the
+    query out; tests must not touch the network at all.
+    """
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if str(host).endswith(".invalid"):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)

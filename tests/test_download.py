@@ -8,7 +8,7 @@ import random
 import threading
 
 import pytest
-from fetch_server import Fault, FileServer, closed_port_url
+from fetch_server import Fault, FileServer, closed_port_url, fail_invalid_names
 from helpers import md5
 
 from vocli.datasets import download as dl
@@ -40,6 +40,7 @@ def test_plain_download_is_verified_and_then_skipped(server, tmp_path, payload):
     assert (tmp_path / "f.tar").read_bytes() == payload
     assert not result.skipped and result.bytes_received == SIZE and result.digests["md5"] == md5(payload)
     assert not (tmp_path / "f.tar.part").exists() and sidecar_path(tmp_path / "f.tar").is_file()
+    assert not (tmp_path / ".f.tar.lock").exists()  # the lock file goes with the lock
     requests_before = len(server.requests)
     again = fetch(server, tmp_path, payload)
     assert again.skipped and again.bytes_received == 0 and len(server.requests) == requests_before
@@ -259,3 +260,59 @@ def test_concurrent_processes_share_the_lock(server, tmp_path, payload):
         p.join(timeout=30)
     assert sorted(outcomes) == [("ok", False), ("ok", True)]
     assert (tmp_path / "f.tar").read_bytes() == payload and len(server.requests) == 1
+
+
+def test_unreachable_mirrors_get_one_retry_each_and_leave_nothing(tmp_path, payload, monkeypatch):
+    fail_invalid_names(monkeypatch)
+    events: list[ProgressEvent] = []
+    config = DownloadConfig(connect_timeout=2, retries=5, backoff=0.0)  # 5 retries for drops; 1 for these
+    with closed_port_url("/f.tar") as refused, pytest.raises(DownloadError) as err:
+        urls = [refused, "http://vocli-mirror.invalid/f.tar"]
+        download_file(urls, tmp_path / "f.tar", size=SIZE, md5=md5(payload), config=config, progress=events.append)
+    assert [(a.tries, a.reason) for a in err.value.attempts] == [
+        (2, "connection refused (gave up after 2 tries)"), (2, "host name not found (gave up after 2 tries)")]
+    assert not [e for e in events if e.stage == "retry"]  # no "retrying" line: one line per mirror
+    failed = [e.message for e in events if e.stage == "mirror" and "failed" in e.message]
+    assert len(failed) == 2 and failed[0].endswith("; trying the next mirror") and "next" not in failed[1]
+    assert "from any of 2 mirrors" in str(err.value) and "kept" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []  # no empty .part, no lock file
+
+
+def test_unreachable_with_no_retries_tries_once(tmp_path, payload):
+    with closed_port_url("/f.tar") as refused, pytest.raises(DownloadError) as err:
+        fetch(None, tmp_path, payload, urls=[refused], config=DownloadConfig(connect_timeout=2, retries=0, backoff=0.0))
+    assert err.value.attempts[0].reason == "connection refused (gave up after 1 try)"
+    assert "from its mirror" in str(err.value)
+
+
+def test_a_part_with_bytes_stays_and_the_error_says_resume(server, tmp_path, payload):
+    server.add_faults("/f.tar", Fault("drop", after=100_000), *[Fault("status", status=503)] * 3)
+    with pytest.raises(DownloadError) as err:
+        fetch(server, tmp_path, payload)  # FAST: 2 retries without progress, then give up
+    part = tmp_path / "f.tar.part"
+    kept = part.stat().st_size
+    assert 0 < kept <= 100_000 and part.read_bytes() == payload[:kept]
+    assert f"kept the {kept:,} bytes received in {part} (the same command resumes from there)" in str(err.value)
+    assert not (tmp_path / ".f.tar.lock").exists()
+    result = fetch(server, tmp_path, payload)  # the faults are used up: it resumes
+    assert result.resumed_from == kept and (tmp_path / "f.tar").read_bytes() == payload
+
+
+def test_a_waiting_process_takes_the_lock_after_its_file_was_removed(tmp_path):
+    """Two waiters on a removed lock file never both hold the lock (the inode is checked after locking)."""
+    target = tmp_path / "x.tar"
+    inside, order = threading.Lock(), []
+
+    def worker(n: int) -> None:
+        with dl.file_lock(target):
+            assert inside.acquire(blocking=False), "two holders at once"
+            order.append(n)
+            threading.Event().wait(0.05)
+            inside.release()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(order) == [0, 1, 2, 3] and not (tmp_path / ".x.tar.lock").exists()

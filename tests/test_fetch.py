@@ -8,13 +8,13 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from fetch_server import FileServer, closed_port_url
+from fetch_server import FileServer, closed_port_url, fail_invalid_names
 from helpers import md5
 
 from vocli.cli.app import main
 from vocli.datasets import registry
 from vocli.datasets.registry import DatasetSpec, FolderCount, RemoteFile, SplitCount
-from vocli.errors import DownloadError, VocliError
+from vocli.errors import ChecksumMismatch, DownloadError, VocliError
 from vocli.fetch import fetch, list_datasets, verify
 
 
@@ -126,8 +126,51 @@ def test_import_local_tar_offline(fake_registry, home, tmp_path):
     wrong = tmp_path / "other" / "VOCtrainval_06-Nov-2007.tar"
     wrong.parent.mkdir()
     wrong.write_bytes(TEST)
-    with pytest.raises(DownloadError, match="expected"):
+    with pytest.raises(ChecksumMismatch) as err:  # same size, other bytes: the md5 tells
         fetch(["voc2007"], tar=wrong, force=True)
+    text = str(err.value)
+    assert text.startswith(f"{wrong}: md5 {md5(TEST)} is wrong, expected {md5(TRAINVAL)}")
+    assert "mirror" not in text and "--tar" not in text
+
+
+def test_cli_tar_of_the_wrong_size_talks_about_the_file(fake_registry, home, tmp_path, capsys):
+    short = tmp_path / "VOCtrainval_06-Nov-2007.tar"
+    short.write_bytes(TRAINVAL[:1000])
+    rc = main(["fetch", "--tar", str(short)])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.count("error:") == 1
+    assert f"{short}: 1,000 bytes, but VOCtrainval_06-Nov-2007.tar is {len(TRAINVAL):,} bytes" in err
+    assert "mirror" not in err and "--tar" not in err  # a local file's failure is about the file
+    data = home / "data"
+    assert sorted(p.name for p in data.iterdir()) == [] if data.exists() else True  # no .part, no lock
+
+
+def test_unknown_tar_says_where_it_went_and_a_rerun_keeps_its_facts(fake_registry, home, tmp_path, capsys):
+    src = tmp_path / "custom.tar"
+    src.write_bytes(TEST)
+    root = home / "data"
+    assert main(["fetch", "--tar", str(src)]) == 0
+    assert f"custom.tar: extracted to {root / 'VOCdevkit'}" in capsys.readouterr().err
+    assert main(["fetch", "--tar", str(src), "--json"]) == 0  # already extracted: skipped
+    again = json.loads(capsys.readouterr().out)["items"][0]
+    assert again["files"][0]["skipped"] and again["files"][0]["size"] == len(TEST)
+    assert again["files"][0]["md5"] == md5(TEST)
+    assert again["extracted_to"] == [str(root / "VOCdevkit")]
+
+
+def test_cli_offline_one_line_per_mirror_and_nothing_left(fake_registry, home, capsys, monkeypatch):
+    fail_invalid_names(monkeypatch)
+    with closed_port_url("/voc/") as refused:
+        mirrors = [refused, "http://mirror-a.invalid/voc/", "http://mirror-b.invalid/voc/"]
+        rc = main(["fetch", "voc2007", *[a for m in mirrors for a in ("--mirror", m)]])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.count("error:") == 1
+    notes = [line for line in err.splitlines() if " failed: " in line]
+    assert len(notes) == 3 and "retrying" not in err  # one line per mirror, then the error
+    assert "connection refused (gave up after 2 tries)" in notes[0]
+    assert all("host name not found (gave up after 2 tries)" in line for line in notes[1:])
+    assert "from any of 3 mirrors" in err.splitlines()[-1]
+    assert not (home / "data").exists()  # nothing was created: no .part, no lock, no empty folder
 
 
 def test_url_with_md5_and_unknown_url_without(fake_registry, home, server):

@@ -108,7 +108,8 @@ def test_demo_summary_names_every_path_whole(tmp_path, narrow, capsys):
              "ap_per_class": out / "eval/ap_per_class.png", "detect": out / "detect",
              "detect_images": [out / "detect/a.jpg"] * 8}
     render(SimpleNamespace(seconds=200.0, budget_seconds=300.0, steps=[step], paths=paths, out=out, metric="voc12",
-                           map=0.81234, train_stopped="time_limit", epochs_run=7, img_size=160))
+                           map=0.81234, train_stopped="time_limit", epochs_run=7, img_size=160, reached=True,
+                           detections=12))
     err = capsys.readouterr().err
     no_cuts(err)
     assert re.search(r"^convert-yolo\s+1\.2\s+shapes/train 500 images / 1201", err, re.M)

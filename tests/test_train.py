@@ -224,6 +224,15 @@ def test_best_is_last_when_never_evaluated(tiny, tmp_path):
     assert best["epoch"] == last["epoch"] == 2
 
 
+def test_target_map_stops_after_the_first_evaluation_reaching_it(tiny, tmp_path):
+    cfg, data = tiny
+    reached = train(base_config(cfg, data, tmp_path / "a", epochs=3, eval_every=1, target_map=0.0))
+    assert reached.stopped == "target_map" and reached.epochs_run == 1  # any mAP is >= 0
+    assert load(reached.last)["epoch"] == 1
+    never = train(base_config(cfg, data, tmp_path / "b", epochs=2, eval_every=1, target_map=1.0))
+    assert never.stopped == "completed" and never.epochs_run == 2  # an untrained model never reaches 1.0
+
+
 def test_checkpoint_contents_and_outputs(tiny, tmp_path):
     cfg, data = tiny
     result = train(base_config(cfg, data, tmp_path / "run", epochs=1))

@@ -127,6 +127,8 @@ def fetch(
                 if len(f.attempts) > 1:
                     status += f" via mirror {len(f.attempts)}"
             where = item.tree if (f.extracted and item.tree) else f.path
+            if f.extracted and not item.tree and item.extracted_to:  # a tar vocli does not know
+                where = item.extracted_to[0] if len(item.extracted_to) == 1 else result.root
             rows.append((item.name, f.filename, _size(f.size), status, where))
     print_table("fetched", [Col("name", "key"), Col("file", "key"), Col("size", "num"), Col("status"),
                             Col("where", "path")], rows, root=result.root, root_label="into")
@@ -136,6 +138,9 @@ def fetch(
         if item.splits:
             err_console().print(f"{item.name}: " + ", ".join(f"{k} {v}" for k, v in item.splits.items()),
                                 soft_wrap=True)
+        elif item.extracted_to and not item.tree:
+            err_console().print(f"{item.name}: extracted to " + ", ".join(str(p) for p in item.extracted_to),
+                                soft_wrap=True, markup=False, highlight=False)
 
 
 def verify(

@@ -48,6 +48,7 @@ def train(
     eval_every: int = typer.Option(1, "--eval-every", help="Evaluate every N epochs (and at the end); 0: never."),
     metric: Optional[str] = typer.Option(None, "--metric", help="voc07 or voc12 (default: voc07 for 2007/test)."),
     time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Stop cleanly after this many minutes, evaluating at the end."),
+    target_map: Optional[float] = typer.Option(None, "--target-map", min=0.0, max=1.0, help="Stop after the first evaluation whose mAP@0.5 reaches this (e.g. 0.6)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/train/exp, exp2, ...)."),
     name: str = typer.Option("exp", "--name", help="Run name under runs/train when --out is not given."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run of this last.pt (other options come from it)."),
@@ -90,7 +91,7 @@ def train(
             box_loss=box_loss, box_weight=box_weight, obj_weight=obj_weight, cls_weight=cls_weight,
             augment=augment, multi_scale=multi_scale, ema=ema, amp=amp, sync_bn=sync_bn, device=device,
             workers=workers, threads=threads, cache=cache, seed=seed, eval_every=eval_every, metric=metric,
-            time_limit=time_limit, out=str(out) if out else None, name=name)
+            time_limit=time_limit, target_map=target_map, out=str(out) if out else None, name=name)
         if data is None and sets is None:
             raise typer.BadParameter("give --data FILE, or --sets (with --root) for VOC-layout data",
                                      param_hint="--data/--sets")

@@ -3,9 +3,12 @@
 A file is streamed to ``<name>.part`` beside its destination, hashed while it
 streams (after a resume the bytes already on disk are hashed first, never
 fetched again), checked for size and checksum, then renamed into place. Each
-mirror gets a few retries with backoff for drops, timeouts and 5xx answers; a
-wrong checksum moves on to the next mirror. A lock file keeps two processes
-from writing the same ``.part``. Once a file has been verified its digests are
+mirror gets a few retries with backoff for drops, timeouts and 5xx answers, but
+at most one retry when its host name does not resolve or it refuses the
+connection (offline, every mirror fails that way within seconds); a wrong
+checksum moves on to the next mirror. A lock file keeps two processes
+from writing the same ``.part`` (and goes away with the lock); a failed
+download leaves no empty ``.part`` behind, only one with bytes worth resuming. Once a file has been verified its digests are
 remembered beside it, keyed by size and mtime, so the next run skips it
 without re-reading gigabytes.
 """
@@ -35,6 +38,8 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
 ALLOWED_SCHEMES = ("http", "https", "file")
+#: Failures before any byte that another try rarely cures: one retry, then the next mirror.
+UNREACHABLE = ("host name not found", "connection refused")
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
 
@@ -54,7 +59,8 @@ Progress = Optional[Callable[[ProgressEvent], None]]
 
 @dataclass
 class DownloadConfig:
-    """Network knobs. ``retries`` counts consecutive tries without new bytes, per mirror."""
+    """Network knobs. ``retries`` counts consecutive tries without new bytes, per mirror;
+    an unreachable mirror (name not found, connection refused) gets at most one retry."""
 
     connect_timeout: float = 15.0
     read_timeout: float = 60.0
@@ -200,22 +206,45 @@ def check_file(path: Path, size: Optional[int] = None, md5: Optional[str] = None
 
 @contextlib.contextmanager
 def file_lock(target: Path, progress: Progress = None) -> Iterator[None]:
-    """Exclusive advisory lock on ``.<name>.lock`` beside ``target`` (blocks until free)."""
+    """Exclusive advisory lock on ``.<name>.lock`` beside ``target`` (blocks until free).
+
+    The lock file is removed before the lock is released, so none is left behind.
+    A process that was waiting on the removed file notices (its inode is no longer
+    the one at the path) and locks the current file instead.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     lock_path = target.with_name(f".{target.name}.lock")
-    with open(lock_path, "a+b") as handle:
-        if fcntl is not None:
+    if fcntl is None:  # pragma: no cover - Windows: unlocked
+        yield
+        return
+    noted = False
+    while True:
+        handle = open(lock_path, "a+b")
+        try:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                if progress:
+                if progress and not noted:
                     progress(ProgressEvent("lock", target.name, message=f"waiting for another vocli using {target.name}"))
+                noted = True
                 fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            if fcntl is not None:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+            try:
+                current = os.stat(lock_path).st_ino == os.fstat(handle.fileno()).st_ino
+            except FileNotFoundError:
+                current = False
+        except BaseException:
+            handle.close()
+            raise
+        if current:
+            break
+        handle.close()  # the holder removed this file: lock the one at the path now
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            lock_path.unlink()
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
 
 
 # --------------------------------------------------------------------------- one mirror
@@ -223,6 +252,10 @@ def file_lock(target: Path, progress: Progress = None) -> Iterator[None]:
 
 class _Retry(Exception):
     """A transient failure: try this mirror again (resuming)."""
+
+
+class _Unreachable(_Retry):
+    """The mirror's host did not resolve or refused the connection: worth one retry at most."""
 
 
 class _MirrorFailed(Exception):
@@ -317,7 +350,10 @@ def _stream_http(url: str, part: _PartFile, session, config: DownloadConfig) -> 
             requests.exceptions.MissingSchema) as err:
         raise _MirrorFailed(f"bad URL ({_short(err)})") from None
     except requests.exceptions.RequestException as err:
-        raise _Retry(_describe_network_error(err)) from None
+        reason = _describe_network_error(err)
+        if reason in UNREACHABLE:
+            raise _Unreachable(reason) from None
+        raise _Retry(reason) from None
     with response:
         status = response.status_code
         if status == 416:
@@ -378,9 +414,11 @@ def _describe_network_error(err: BaseException) -> str:
         return "read timed out"
     if isinstance(err, requests.exceptions.ChunkedEncodingError) or "IncompleteRead" in repr(err):
         return "connection dropped mid-file"
-    if "Connection refused" in str(err):
+    text = str(err)
+    if "Connection refused" in text or "[Errno 111]" in text:
         return "connection refused"
-    if "Name or service not known" in str(err) or "Failed to resolve" in str(err):
+    if any(s in text for s in ("Name or service not known", "Failed to resolve", "Temporary failure in name resolution",
+                               "nodename nor servname", "No address associated", "getaddrinfo failed")):
         return "host name not found"
     if "reset" in str(err).lower() or "aborted" in str(err).lower():
         return "connection reset"
@@ -410,10 +448,11 @@ def _try_mirror(url: str, part: _PartFile, session, config: DownloadConfig, size
                 best, failures = part.offset, 0  # progress: the retry budget is for stuck mirrors
             else:
                 failures += 1
-            if failures > config.retries:
-                attempt.reason = f"{err} (gave up after {attempt.tries} {'try' if attempt.tries == 1 else 'tries'})"
+            unreachable = isinstance(err, _Unreachable)
+            if failures > (min(1, config.retries) if unreachable else config.retries):
+                attempt.reason = f"{err} ({_tries(attempt.tries)})"
                 return attempt, None
-            if progress:
+            if progress and not unreachable:  # an unreachable mirror gets one line: when it is given up
                 progress(ProgressEvent("retry", label, part.offset, size, message=f"{url}: {err}; retrying"))
             if failures:
                 time.sleep(min(config.backoff * 2 ** (failures - 1), config.backoff_max))
@@ -438,6 +477,10 @@ def _try_mirror(url: str, part: _PartFile, session, config: DownloadConfig, size
         attempt.reason = "checksum mismatch: " + "; ".join(bad)
         part.restart()
         return attempt, None
+
+
+def _tries(n: int) -> str:
+    return "gave up after 1 try" if n == 1 else f"gave up after {n} tries"
 
 
 def part_started_before(attempt: MirrorAttempt, part: _PartFile) -> bool:
@@ -496,19 +539,25 @@ def download_file(urls: list[str] | tuple[str, ...], dest: str | os.PathLike, si
                                           bytes_received=sum(a.bytes_received for a in attempts),
                                           resumed_from=resumed_from, attempts=attempts)
                 if progress:
+                    following = "; trying the next mirror" if len(attempts) < len(urls) else ""
                     progress(ProgressEvent("mirror", dest.name, part.offset, size,
-                                           message=f"{url} failed: {attempt.reason}; trying the next mirror"))
+                                           message=f"{url} failed: {attempt.reason}{following}"))
             part.hasher.hexdigests()
         finally:
             if own_session:
                 session.close()
             _drop_empty_part(part_path)
+    kept = part_path.stat().st_size if part_path.exists() else 0  # bytes worth resuming from
     tried = "; ".join(f"{a.url}: {a.reason}" for a in attempts)
+    where = f"any of {len(attempts)} mirrors" if len(attempts) > 1 else "its mirror"
+    resume = (f"; kept the {kept:,} bytes received in {part_path} (the same command resumes from there)"
+              if kept else "")
     error = DownloadError(
-        f"could not fetch {dest.name} from any of {len(attempts)} mirror(s): {tried}",
+        f"could not fetch {dest.name} from {where}: {tried}{resume}",
         hint="pass --mirror BASE_URL (or set VOCLI_MIRRORS) for another copy, or --tar PATH for a file you already have",
     )
     error.attempts = attempts
+    error.part = part_path if kept else None
     raise error
 
 

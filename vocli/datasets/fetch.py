@@ -26,7 +26,7 @@ from vocli.datasets.extract import pack_tree, safe_extract
 from vocli.datasets.registry import DatasetSpec, FolderCount, RemoteFile, SplitCount
 from vocli.datasets.verify import check_split, load_state, recorded_splits, tree_complete, update_state
 from vocli.datasets.voc import SPLITS, read_split
-from vocli.errors import DatasetNotFoundError, VocliError
+from vocli.errors import ChecksumMismatch, DatasetNotFoundError, DownloadError, VocliError
 from vocli.paths import check_free_space, data_root, weights_dir
 
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
@@ -56,6 +56,7 @@ class FetchedItem:
     files: list[FetchedFile]
     tree: Optional[Path] = None  # the extracted VOC<year> folder, when there is one
     splits: dict[str, int] = field(default_factory=dict)  # "VOC2007/trainval" -> images listed
+    extracted_to: list[Path] = field(default_factory=list)  # the top-level entries the tar put under root
     replaced: Optional[str] = None  # what an extraction replaced, said in words (a shapes set of other parameters)
 
 
@@ -78,6 +79,7 @@ class _Job:
     folders: tuple[FolderCount, ...] = ()
     replace: tuple[str, ...] = ()  # folders (relative to root) replaced, not merged, on extraction
     params: dict = field(default_factory=dict)
+    local: Optional[Path] = None  # a tar the user gave (--tar or a path): failures are about that file
 
 
 def user_mirrors(mirrors: Sequence[str] = ()) -> tuple[str, ...]:
@@ -106,9 +108,10 @@ def _tar_job(path: Path, root: Path, names: list[str], md5: Optional[str], sha25
     spec = registry.expand(names)[0] if names else registry.spec_for_filename(path.name)
     if spec is not None and spec.files:
         remote = spec.files[0]
-        return _Job(spec.name, spec.kind, remote, [path.as_uri()], _dest(spec, remote, root), spec.splits, spec.folders)
+        return _Job(spec.name, spec.kind, remote, [path.as_uri()], _dest(spec, remote, root), spec.splits, spec.folders,
+                    local=path)
     remote = RemoteFile(path.name, None, (), md5=md5, sha256=sha256)
-    return _Job(path.name, "tar", remote, [path.as_uri()], root / path.name)
+    return _Job(path.name, "tar", remote, [path.as_uri()], root / path.name, local=path)
 
 
 def _url_job(url: str, root: Path, mirrors: tuple[str, ...], md5: Optional[str], sha256: Optional[str]) -> _Job:
@@ -180,16 +183,61 @@ def fetch(names: Sequence[str] = (), root: str | os.PathLike | None = None, mirr
     """
     started = time.perf_counter()
     root = (Path(root).expanduser() if root is not None else data_root()).resolve()
-    root.mkdir(parents=True, exist_ok=True)
     jobs = _plan(names, root, user_mirrors(mirrors), md5, sha256, tar)
+    created = _missing_folders([root, *(job.dest.parent for job in jobs if isinstance(job, _Job))])
+    root.mkdir(parents=True, exist_ok=True)
     items: list[FetchedItem] = []
-    for job in jobs:
-        if isinstance(job, DatasetSpec):
-            items.append(_fetch_shapes(root, images, size, seed, force, extract, keep_tar, config, progress))
-        else:
-            items.append(_run(job, root, force, extract, keep_tar, config, progress))
+    try:
+        for job in jobs:
+            if isinstance(job, DatasetSpec):
+                items.append(_fetch_shapes(root, images, size, seed, force, extract, keep_tar, config, progress))
+            else:
+                items.append(_run(job, root, force, extract, keep_tar, config, progress))
+    except BaseException:
+        _remove_empty(created)  # a failed first fetch leaves no empty data or weights folder behind
+        raise
     received = sum(f.bytes_received for i in items for f in i.files)
     return FetchResult(root, items, time.perf_counter() - started, received)
+
+
+def _missing_folders(folders: Sequence[Path]) -> list[Path]:
+    """The folders (and missing parents) that do not exist yet, deepest first."""
+    missing: set[Path] = set()
+    for folder in folders:
+        for path in (folder, *folder.parents):
+            if path.exists():
+                break
+            missing.add(path)
+    return sorted(missing, key=lambda p: len(p.parts), reverse=True)
+
+
+def _remove_empty(folders: Sequence[Path]) -> None:
+    for folder in folders:  # deepest first, so a parent empties before its turn
+        try:
+            folder.rmdir()
+        except OSError:
+            pass  # not empty (or gone): keep it
+
+
+def _local_failure(job: _Job, err: DownloadError) -> VocliError:
+    """A tar the user gave failed its check: say what is wrong with that file (no mirrors involved)."""
+    path, name = job.local, job.remote.filename
+    reason = err.attempts[0].reason if getattr(err, "attempts", None) else str(err)
+    published = f" (expected md5 {job.remote.md5})" if job.remote.md5 else ""
+    try:
+        actual = path.stat().st_size
+    except OSError:
+        actual = None
+    if job.remote.size is not None and actual is not None and actual != job.remote.size:
+        return ChecksumMismatch(
+            f"{path}: {actual:,} bytes, but {name} is {job.remote.size:,} bytes: an incomplete copy or a different file",
+            hint=f"copy the file again in full{published}; nothing was imported")
+    if reason.startswith("checksum mismatch"):
+        found = reason.replace("checksum mismatch: ", "").replace(" != expected ", " is wrong, expected ")
+        return ChecksumMismatch(f"{path}: {found}: the file is damaged or not {name}",
+                                hint="copy the file again; nothing was imported")
+    return VocliError(f"{path}: {reason.replace(str(path), '').strip(' :') or 'cannot be read'}",
+                      hint="check the path and its permissions")
 
 
 def _extracted_already(job: _Job, root: Path, record: dict) -> bool:
@@ -212,14 +260,23 @@ def _run(job: _Job, root: Path, force: bool, extract: bool, keep_tar: bool,
          config: Optional[DownloadConfig], progress: Progress) -> FetchedItem:
     extractable = extract and job.kind != "weights"
     tree = root / "VOCdevkit" / job.splits[0].voc_dir if job.splits else None
-    if extractable and not force and _extracted_already(job, root, load_state(root).get(job.name, {})):
+    record = load_state(root).get(job.name, {})
+    if extractable and not force and _extracted_already(job, root, record):
         present = job.dest if job.dest.is_file() else None
-        file = FetchedFile(job.remote.filename, present, job.remote.size or 0, job.remote.md5, job.remote.sha256,
+        known = record.get("files", {}).get(job.remote.filename, {})  # what was verified when it was fetched
+        file = FetchedFile(job.remote.filename, present, job.remote.size or known.get("size") or 0,
+                           job.remote.md5 or known.get("md5"), job.remote.sha256 or known.get("sha256"),
                            None, skipped=True, bytes_received=0, resumed_from=0, extracted=True)
-        return FetchedItem(job.name, job.kind, [file], tree, _split_counts(root, job.splits))
+        return FetchedItem(job.name, job.kind, [file], tree, _split_counts(root, job.splits),
+                           _top_level(root, record.get("top_level")))
     _check_room(job)
-    result = download_file(job.urls, job.dest, size=job.remote.size, md5=job.remote.md5, sha256=job.remote.sha256,
-                           force=force, config=config, progress=progress)
+    try:
+        result = download_file(job.urls, job.dest, size=job.remote.size, md5=job.remote.md5, sha256=job.remote.sha256,
+                               force=force, config=config, progress=progress)
+    except DownloadError as err:
+        if job.local is None:
+            raise
+        raise _local_failure(job, err) from None
     file = FetchedFile(job.remote.filename, result.path, result.size, result.digests.get("md5"),
                        result.digests.get("sha256"), result.url, result.skipped, result.bytes_received,
                        result.resumed_from, result.attempts)
@@ -235,10 +292,11 @@ def _run(job: _Job, root: Path, force: bool, extract: bool, keep_tar: bool,
         if force or not _extracted_already(job, root, record):
             extracted = safe_extract(job.dest, root, progress, replace=job.replace)
             file.members = extracted.members
-            _record(root, job, {"files": {job.remote.filename: record_file},
-                                "extracted": {job.remote.filename: result.digests},
-                                "top_level": extracted.top_level})
+            record = {"files": {job.remote.filename: record_file},
+                      "extracted": {job.remote.filename: result.digests}, "top_level": extracted.top_level}
+            _record(root, job, record)
     file.extracted = True
+    item.extracted_to = _top_level(root, record.get("top_level"))
     if job.splits:
         item.splits = _split_counts(root, job.splits)
     if not keep_tar:
@@ -246,6 +304,10 @@ def _run(job: _Job, root: Path, force: bool, extract: bool, keep_tar: bool,
         sidecar_path(job.dest).unlink(missing_ok=True)
         file.path, file.deleted = None, True
     return item
+
+
+def _top_level(root: Path, names) -> list[Path]:
+    return [root / n for n in names or () if isinstance(n, str)]
 
 
 def _check_room(job: _Job) -> None:

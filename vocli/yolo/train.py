@@ -88,6 +88,7 @@ class TrainConfig:
     eval_batch_size: int = 16
     metric: Optional[str] = None        # voc07 | voc12 (default: from the sets)
     time_limit: Optional[float] = None  # minutes; stop cleanly and evaluate when reached
+    target_map: Optional[float] = None  # stop after the first evaluation reaching this mAP@0.5
     threads: Optional[int] = None       # torch CPU threads
 
 
@@ -113,7 +114,7 @@ class TrainResult:
     best_epoch: Optional[int]
     final_map: Optional[float]
     epochs_run: int
-    stopped: str                        # "completed" | "time_limit"
+    stopped: str                        # "completed" | "time_limit" | "target_map"
     seconds: float
     metrics: list[EpochMetrics] = field(default_factory=list)
     weights_report: Optional[dict] = None
@@ -425,6 +426,10 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
             dist.barrier()
             if time_up:
                 stopped = "time_limit"
+                break
+            if (config.target_map is not None and epoch + 1 < config.epochs  # the same on every rank
+                    and dist.agree(current_map is not None and current_map >= config.target_map)):
+                stopped = "target_map"
                 break
     except KeyboardInterrupt:
         # Mid-epoch: keep the progress up to the last optimizer step; --resume goes on from there.
