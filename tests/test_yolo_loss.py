@@ -116,8 +116,22 @@ def test_total_combines_weights_and_batch():
     t = torch.tensor([[1.0, 0.0, 0.5, 0.5, 0.2, 0.2]])
     cfg = LossConfig(box_weight=2.0, obj_weight=3.0, cls_weight=5.0)
     parts = yolo_loss(outs, t, HEADS, cfg)
-    expected = 2 * (2.0 * parts.box + 3.0 * parts.obj + 5.0 * parts.cls)
-    assert parts.total.item() == pytest.approx(expected.item(), rel=1e-6)
+    # Hand-worked. The truth is 25.6 x 25.6 px: best anchor (23, 27) (IoU 588.8 / 688.0 = 0.856),
+    # head 1 (stride 16, 8x8), cell (4, 4); truth box in cells: centre (4, 4), size 1.6 x 1.6.
+    # The empty prediction there decodes to centre (4.5, 4.5), size 23/16 x 27/16 = 1.4375 x 1.6875.
+    px1, py1, px2, py2 = 4.5 - 1.4375 / 2, 4.5 - 1.6875 / 2, 4.5 + 1.4375 / 2, 4.5 + 1.6875 / 2
+    inter = (4.8 - px1) * (4.8 - py1)                      # 1.01875 x 1.14375
+    iou = inter / (1.4375 * 1.6875 + 1.6 * 1.6 - inter)   # 1.16520 / 3.82058 = 0.30498
+    diag2 = (px2 - 3.2) ** 2 + (py2 - 3.2) ** 2           # enclosing box 2.01875 x 2.14375
+    v = 4 / math.pi ** 2 * (math.atan(1.0) - math.atan(1.4375 / 1.6875)) ** 2
+    box = 1 - (iou - 0.5 / diag2 - v * v / (1 - iou + v))  # centres 0.5 apart in x and y: d^2 = 0.5
+    obj = 20.0 / (2 * 3 * 8 * 8)   # one cell of head 1's 384 at BCE(-20, 1) = 20; the rest ~2e-9 each
+    cls = 20.0 / 3                 # one of three class outputs at BCE(-20, 1) = 20
+    assert parts.box.item() == pytest.approx(box, rel=1e-5)
+    assert parts.obj.item() == pytest.approx(obj, rel=1e-5)
+    assert parts.cls.item() == pytest.approx(cls, rel=1e-5)
+    # total = batch x (weighted sum)
+    assert parts.total.item() == pytest.approx(2 * (2.0 * box + 3.0 * obj + 5.0 * cls), rel=1e-5)
 
 
 def test_empty_targets_give_only_objectness():
