@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -29,24 +28,53 @@ def test_workers_leave_ctrl_c_to_the_parent(default_sigint):
 # gather_chunks: the calling process and forked helpers share the jobs.
 
 _PARENT = os.getpid()
+_FORK = multiprocessing.get_context("fork")
+# Synchronisation without sleeps: created before any fork, so helpers share them.
+_HELPER_STARTED = _FORK.Event()   # a helper took a job
+_PARENT_STARTED = _FORK.Event()   # the calling process took a job
+_EVERYONE = [_FORK.Barrier(1)]    # replaced per test: each process's first job waits for all
+_ARRIVED = [False]                # per process (forked copies): passed the barrier already
+WAIT_S = 60  # a safety net only: the events come within milliseconds
 
 
-def _square_slowly(job: int) -> tuple[int, int]:
-    time.sleep(0.002)
+@pytest.fixture(autouse=True)
+def _fresh_events():
+    _HELPER_STARTED.clear()
+    _PARENT_STARTED.clear()
+    _ARRIVED[0] = False
+
+
+def _caller_and_a_helper_meet() -> None:
+    """Each side says it holds a job and waits until the other does: both take part."""
+    mine, other = (_PARENT_STARTED, _HELPER_STARTED) if os.getpid() == _PARENT else (_HELPER_STARTED, _PARENT_STARTED)
+    mine.set()
+    assert other.wait(WAIT_S)
+
+
+def _square(job: int) -> tuple[int, int]:
+    if not _ARRIVED[0]:  # each process's first job waits until every process has one
+        _ARRIVED[0] = True
+        _EVERYONE[0].wait(WAIT_S)
+    return job * job, os.getpid()
+
+
+def _square_quickly(job: int) -> tuple[int, int]:
     return job * job, os.getpid()
 
 
 def _fails_in_helper(job: int) -> int:
     if os.getpid() != _PARENT:
+        _HELPER_STARTED.set()
         raise ValueError(f"job {job} failed")
-    time.sleep(0.05)  # leave the helper time to take a job
+    assert _HELPER_STARTED.wait(WAIT_S)  # the helper takes a job while the caller holds this one
     return job
 
 
 def _dies_in_helper(job: int) -> int:
     if os.getpid() != _PARENT:
+        _HELPER_STARTED.set()
         os._exit(3)
-    time.sleep(0.05)
+    assert _HELPER_STARTED.wait(WAIT_S)
     return job
 
 
@@ -62,42 +90,46 @@ class _NotRebuilt(Exception):
 
 def _unpicklable_failure_in_helper(job: int) -> int:
     if os.getpid() != _PARENT:
+        _HELPER_STARTED.set()
         raise _Unpicklable("boom")
-    time.sleep(0.05)
+    assert _HELPER_STARTED.wait(WAIT_S)
     return job
 
 
 def _unrebuildable_failure_in_helper(job: int) -> int:
     if os.getpid() != _PARENT:
+        _HELPER_STARTED.set()
         raise _NotRebuilt("a.xml", "bad")
-    time.sleep(0.05)
+    assert _HELPER_STARTED.wait(WAIT_S)
     return job
 
 
 def _fails_in_parent(job: int) -> int:
     if os.getpid() == _PARENT:
+        _PARENT_STARTED.set()
         raise KeyError("parent job")
-    time.sleep(0.05)
+    assert _PARENT_STARTED.wait(WAIT_S)  # helpers leave jobs for the caller until it has one
     return job
 
 
 @pytest.mark.parametrize("workers", [1, 2, 3])
 def test_gather_chunks_returns_every_result_in_job_order(workers):
     seen = []
-    results = gather_chunks(_square_slowly, list(range(40)), workers, sizes=[2] * 40,
+    _EVERYONE[0] = _FORK.Barrier(workers)
+    results = gather_chunks(_square, list(range(40)), workers, sizes=[2] * 40,
                             progress=lambda done, total: seen.append((done, total)))
     assert [r for r, _ in results] == [j * j for j in range(40)]
     pids = {pid for _, pid in results}
     assert _PARENT in pids  # the calling process works too
-    assert len(pids) == workers  # and each helper took jobs (40 jobs of 2 ms each)
+    assert len(pids) == workers  # and each helper took jobs (each first job waits for all of them)
     assert seen[0] == (0, 80) and seen[-1] == (80, 80)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
     assert multiprocessing.active_children() == []
 
 
 def test_gather_chunks_with_no_jobs_or_one():
-    assert gather_chunks(_square_slowly, [], 2, sizes=[]) == []
-    assert gather_chunks(_square_slowly, [3], 2, sizes=[1]) == [(9, _PARENT)]
+    assert gather_chunks(_square_quickly, [], 2, sizes=[]) == []
+    assert gather_chunks(_square_quickly, [3], 2, sizes=[1]) == [(9, _PARENT)]
 
 
 def test_gather_chunks_helpers_leave_ctrl_c_to_the_parent(default_sigint):
@@ -108,7 +140,7 @@ def test_gather_chunks_helpers_leave_ctrl_c_to_the_parent(default_sigint):
 
 
 def _sigint_handler_slowly(_job: int):
-    time.sleep(0.01)
+    _caller_and_a_helper_meet()  # so both the caller and a helper answer
     return signal.getsignal(signal.SIGINT), os.getpid()
 
 
@@ -136,6 +168,7 @@ def test_gather_chunks_reports_a_helper_that_died():
 def test_gather_chunks_words_an_error_that_cannot_travel():
     with pytest.raises(RuntimeError, match=r"in a worker process: _Unpicklable\('boom'\)"):
         gather_chunks(_unpicklable_failure_in_helper, list(range(6)), 2, sizes=[1] * 6)
+    _HELPER_STARTED.clear()
     with pytest.raises(RuntimeError, match=r"in a worker process: _NotRebuilt\('a.xml: bad'\)"):
         gather_chunks(_unrebuildable_failure_in_helper, list(range(6)), 2, sizes=[1] * 6)
     assert multiprocessing.active_children() == []
@@ -156,7 +189,7 @@ def test_gather_chunks_helpers_do_not_repeat_unflushed_output():
 
 
 def _gather_in_a_pool_worker(jobs: list[int]) -> list:
-    return [r for r, _ in gather_chunks(_square_slowly, jobs, 2, sizes=[1] * len(jobs))] + [
+    return [r for r, _ in gather_chunks(_square_quickly, jobs, 2, sizes=[1] * len(jobs))] + [
         list(run_chunks(abs, [-1, -2], 2, sizes=[1, 1]))]
 
 
