@@ -184,3 +184,118 @@ def test_pack_tree_is_reproducible_and_round_trips(tmp_path):
         assert all(m.mtime == ex.PACK_MTIME and m.uid == 0 for m in tar.getmembers())
     safe_extract(first, tmp_path / "back")
     assert (tmp_path / "back" / "VOCdevkit" / "VOCshapes" / "JPEGImages" / "b.jpg").read_bytes() == b"\xff\xd8b"
+
+
+# --------------------------------------------------------------------------- exact behaviour (mutation testing)
+
+
+def test_refusal_message_and_hint_in_full(tmp_path):
+    tar = write_tar(tmp_path / "evil.tar", [("../evil.txt", "file", b"x")])
+    with pytest.raises(UnsafeArchiveError) as err:
+        safe_extract(tar, tmp_path / "out")
+    assert err.value.args[0] == f"{tar}: refusing to extract '../evil.txt': '..' in the path"
+    assert err.value.hint == "the archive is damaged or malicious; nothing was extracted"
+
+
+@pytest.mark.parametrize("entries, why", [
+    ([("/abs.txt", "file", b"x")], "absolute path"),
+    ([("\\win.txt", "file", b"x")], "absolute path"),
+    ([("C:/win.txt", "file", b"x")], "absolute path"),
+    ([("a\\..\\b.txt", "file", b"x")], "'..' in the path"),
+    ([("a/l", "sym", "/etc")], "symlink to the absolute path '/etc'"),
+    ([("a/l", "sym", "\\etc")], "symlink to the absolute path '\\\\etc'"),
+    ([("a/l", "sym", "D:/x")], "symlink to the absolute path 'D:/x'"),
+    ([("a/l", "sym", "../..")], "symlink to '../..' points outside the target folder"),
+    ([("a/h", "hard", "/etc/passwd")], "hard link to '/etc/passwd' outside the target folder"),
+    ([("a/h", "hard", "C:/x")], "hard link to 'C:/x' outside the target folder"),
+    ([("a/h", "hard", "../x")], "hard link to '../x' outside the target folder"),
+    ([("a/l", "sym", "b"), ("a/l/f.txt", "file", b"x")], "writes through the link 'a/l'"),
+    ([("a/h", "hard", "a/x"), ("a/h/f.txt", "file", b"x")], "writes through the link 'a/h'"),
+    ([("a/d", "chr", None)], "device entries are not allowed"),
+    ([("a/d", "blk", None)], "device entries are not allowed"),
+    ([("a/p", "fifo", None)], "FIFO entries are not allowed"),
+])
+def test_each_refusal_names_its_reason(tmp_path, entries, why):
+    tar = write_tar(tmp_path / "evil.tar", entries)
+    with tarfile.open(tar) as t:
+        with pytest.raises(UnsafeArchiveError) as err:
+            ex.check_members(tar, t.getmembers())
+    assert err.value.args[0] == f"{tar}: refusing to extract {entries[-1][0]!r}: {why}"
+
+
+def test_escapes_and_resolve_by_hand():
+    assert ex._escapes("..") and ex._escapes("../x") and not ex._escapes("..x") and not ex._escapes("a/..")
+    assert ex._resolve("a/./b//c", {}) == "a/b/c"
+    assert ex._resolve("a/../b", {}) == "b"
+    assert ex._resolve("a/../..", {}) is None
+    links = {"d/up": "..", "d/sub": "x/y", "d/abs": "/etc", "d/win": "\\x", "d/drive": "C:/x"}
+    assert ex._resolve("d/up/d/sub", links) == "d/x/y"       # up -> the root, then d/sub -> d/x/y
+    assert ex._resolve("d/up/..", links) is None               # the root's parent
+    assert ex._resolve("d/sub/../z", links) == "d/x/z"        # .. after a link climbs from its target
+    for name in ("d/abs", "d/win", "d/drive"):
+        assert ex._resolve(name, links) is None
+    # a chain of exactly 40 links resolves; 41 is treated as a loop (Linux's limit)
+    chain = {f"c{i}": f"c{i + 1}" for i in range(40)}
+    assert ex._resolve("c0", chain) == "c40"
+    chain["c40"] = "c41"
+    assert ex._resolve("c0", chain) is None
+
+
+def test_extract_result_counts_and_progress(tmp_path):
+    entries = [("VOCdevkit/", "dir", None)] + [(f"VOCdevkit/f{i:04d}", "file", b"x" * (i % 3)) for i in range(1000)]
+    entries.append(("extra.txt", "file", b"12345"))
+    tar = write_tar(tmp_path / "many.tar", entries)
+    events = []
+    result = safe_extract(tar, tmp_path / "out", progress=events.append)
+    # sizes i % 3: 334 files of 0 bytes, 333 of 1, 333 of 2, and 5 bytes of extra.txt
+    assert (result.members, result.files, result.bytes) == (1002, 1001, 333 * 1 + 333 * 2 + 5)
+    assert result.top_level == ["VOCdevkit", "extra.txt"] and result.dest == tmp_path / "out"
+    assert [(e.stage, e.name, e.done, e.total) for e in events] == [
+        ("extract", "many.tar", 500, 1002), ("extract", "many.tar", 1000, 1002), ("extract", "many.tar", 1002, 1002)]
+
+
+def test_merge_messages_name_what_is_in_the_way(tmp_path):
+    root = tmp_path / "root"
+    (root / "VOCdevkit" / "thing").mkdir(parents=True)
+    tar = write_tar(tmp_path / "c.tar", [("VOCdevkit/thing", "file", b"x")])
+    with pytest.raises(VocliError) as err:
+        safe_extract(tar, root)
+    assert err.value.args[0] == f"{root / 'VOCdevkit' / 'thing'}: the archive holds a file there but a folder is in the way"
+    assert err.value.hint == "move it away or fetch into another --root"
+    (root / "VOCdevkit" / "other").write_text("mine")
+    tar = write_tar(tmp_path / "d.tar", [("VOCdevkit/other/inside.txt", "file", b"x")])
+    with pytest.raises(VocliError) as err:
+        safe_extract(tar, root)
+    assert err.value.args[0] == f"{root / 'VOCdevkit' / 'other'}: the archive holds a folder there but a file is in the way"
+    link = root / "VOCdevkit" / "dangling"
+    link.symlink_to(tmp_path / "nowhere")
+    tar = write_tar(tmp_path / "e.tar", [("VOCdevkit/dangling/inside.txt", "file", b"x")])
+    with pytest.raises(VocliError, match="holds a folder there but a file is in the way"):
+        safe_extract(tar, root)
+    assert (root / "VOCdevkit" / "other").read_text() == "mine"
+
+
+def test_replace_only_touches_the_named_folder_when_the_archive_has_it(tmp_path):
+    root = tmp_path / "root"
+    for name in ("VOCshapes", "VOC2007"):
+        (root / "VOCdevkit" / name).mkdir(parents=True)
+        (root / "VOCdevkit" / name / "old.xml").write_text("old")
+    tar = write_tar(tmp_path / "s.tar", [("VOCdevkit/VOCshapes/new.xml", "file", b"new")])
+    safe_extract(tar, root, replace=("VOCdevkit/VOCshapes", "VOCdevkit/VOC2007", "VOCdevkit/absent"))
+    assert snapshot(root / "VOCdevkit") == {"VOCshapes", "VOCshapes/new.xml", "VOC2007", "VOC2007/old.xml"}
+
+
+def test_damaged_archive_messages(tmp_path):
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(b"this is not a tar archive" * 40)
+    with pytest.raises(VocliError) as err:
+        safe_extract(bad, tmp_path / "out")
+    assert err.value.args[0].startswith(f"{bad}: not a readable tar archive (")
+    assert err.value.hint == "re-fetch it with --force"
+    good = write_tar(tmp_path / "good.tar", [GOOD, ("VOCdevkit/b.txt", "file", b"y" * 2000)])
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(good.read_bytes()[:1536 + 700])  # the second member's data ends early
+    with pytest.raises(VocliError) as err:
+        safe_extract(cut, tmp_path / "out2")
+    assert "damaged" in err.value.args[0] and err.value.hint == "re-fetch it with --force"
+    assert not (tmp_path / "out2" / "VOCdevkit").exists()
