@@ -250,7 +250,7 @@ def test_extract_result_counts_and_progress(tmp_path):
     # sizes i % 3: 334 files of 0 bytes, 333 of 1, 333 of 2, and 5 bytes of extra.txt
     assert (result.members, result.files, result.bytes) == (1002, 1001, 333 * 1 + 333 * 2 + 5)
     assert result.top_level == ["VOCdevkit", "extra.txt"] and result.dest == tmp_path / "out"
-    assert [(e.stage, e.name, e.done, e.total) for e in events] == [
+    assert [(e.stage, e.label, e.done, e.total) for e in events] == [
         ("extract", "many.tar", 500, 1002), ("extract", "many.tar", 1000, 1002), ("extract", "many.tar", 1002, 1002)]
 
 
