@@ -1,8 +1,10 @@
 """Pieces shared by the dataset converters: invalid-file records, chunks of work over processes, file I/O.
 
-``run_chunks`` streams results from a process pool (large results: SSD targets);
-``gather_chunks`` has the calling process work too, for jobs with small results
-(``convert yolo``)."""
+``run_chunks`` streams results from the standard library's process pool, for every
+command that spreads files over ``--workers`` (``convert yolo``/``ssd``/``voc`` and the
+bulk XML reading, ``vocli.datasets.voc_bulk``). A hand-made alternative (forked helpers
+taking jobs from a shared counter, the caller working too) was measured against it as
+whole ``convert yolo`` processes on 21,503 files and removed: see docs/performance.md."""
 
 from __future__ import annotations
 
@@ -10,14 +12,12 @@ import contextlib
 import gc
 import multiprocessing
 import os
-import pickle
 import signal
-import traceback
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 from typing import Callable, Iterable, Iterator, Optional, Sequence, TypeVar
 
 from vocli.errors import VocliError
+from vocli.paths import write_error
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -82,23 +82,26 @@ def _start_worker() -> None:
 
 
 def run_chunks(fn: Callable[[J], R], jobs: Sequence[J], workers: int,
-               sizes: Sequence[int], progress: Progress = None) -> Iterator[R]:
+               sizes: Sequence[int], progress: Progress = None,
+               poll: Optional[Callable[[], None]] = None) -> Iterator[R]:
     """Yield ``fn(job)`` for every job, in order, using up to ``workers`` processes.
 
     ``sizes[i]`` is the number of files in ``jobs[i]``, reported to ``progress``.
     One worker (or one job) runs in this process, with no pool to start, as does a call
     from a daemonic process (a pool's worker, say), which may not start processes.
+    ``poll`` (e.g. ``DeferredSignals.check``) is called before each job in this process,
+    and every ``POLL_SECONDS`` while waiting for the pool: it may raise to stop the run.
     """
     total = sum(sizes)
     done = 0
     if progress:
         progress(0, total)
     if workers <= 1 or len(jobs) <= 1 or multiprocessing.current_process().daemon:
-        results: Iterable[R] = map(fn, jobs)
+        results: Iterable[R] = map(fn, jobs) if poll is None else _polled(fn, jobs, poll)
         pool = None
     else:
         pool = _pool_context().Pool(min(workers, len(jobs)), initializer=_start_worker)
-        results = pool.imap(fn, jobs)
+        results = pool.imap(fn, jobs) if poll is None else _waiting(pool.imap(fn, jobs), len(jobs), poll)
     try:
         for size, result in zip(sizes, results):
             done += size
@@ -111,147 +114,27 @@ def run_chunks(fn: Callable[[J], R], jobs: Sequence[J], workers: int,
             pool.join()
 
 
-def gather_chunks(fn: Callable[[J], R], jobs: Sequence[J], workers: int,
-                  sizes: Sequence[int], progress: Progress = None) -> list[R]:
-    """``[fn(job) for job in jobs]``, worked out by this process and up to ``workers - 1`` forked ones.
-
-    For jobs whose results are small: each forked process sends its results back in
-    one message when the jobs run out. The jobs themselves are not sent anywhere: every
-    process inherits them with the fork and takes the next one from a shared counter,
-    so the calling process works too and no pool has to be fed. Where fork is missing
-    (Windows), ``run_chunks``'s pool does the work. ``sizes`` as for ``run_chunks``.
-    """
-    count, workers = len(jobs), min(workers, len(jobs))
-    if (workers <= 1 or "fork" not in multiprocessing.get_all_start_methods()
-            or multiprocessing.current_process().daemon):
-        return list(run_chunks(fn, jobs, workers, sizes, progress))
-    ctx = multiprocessing.get_context("fork")
-    next_job = ctx.Value("q", 0)
-    total, done = sum(sizes), 0
-    if progress:
-        progress(0, total)
-    results: dict[int, R] = {}
-    helpers: list[tuple[multiprocessing.Process, Connection]] = []
-    try:
-        for _ in range(workers - 1):
-            reader, writer = ctx.Pipe(duplex=False)
-            others = [r for _, r in helpers] + [reader]
-            helper = ctx.Process(target=_helper, args=(fn, jobs, next_job, writer, os.getpid(), others),
-                                 daemon=True)
-            helper.start()
-            writer.close()
-            helpers.append((helper, reader))
-        waiting = list(helpers)  # helpers whose results are not in yet
-
-        def receive(block: bool) -> None:
-            nonlocal done
-            for helper, reader in list(waiting):
-                while block or reader.poll():
-                    k = _received(helper, reader, results)
-                    if k is None:
-                        waiting.remove((helper, reader))
-                        break
-                    done += sizes[k]
-                    if progress:
-                        progress(done, total)
-
-        def helper_died() -> bool:
-            return any(not helper.is_alive() for helper, _ in waiting)
-
-        while (k := _take(next_job, count, helper_died)) is not None:
-            results[k] = fn(jobs[k])
-            done += sizes[k]
-            if progress:
-                progress(done, total)
-            receive(block=False)  # the helpers' progress meanwhile
-        receive(block=True)
-    finally:
-        for helper, reader in helpers:
-            reader.close()
-            helper.terminate()
-            helper.join()
-    return [results[k] for k in range(count)]
+#: How often ``run_chunks`` calls ``poll`` while it waits for the pool's next result.
+POLL_SECONDS = 0.1
 
 
-def _take(next_job, count: int, lost: Callable[[], bool]) -> Optional[int]:
-    """The index of the next job nobody has taken, or None when all are taken.
-
-    Also None when the counter's lock stays taken and ``lost()`` says that a process
-    which may hold it has died (killed while holding it, it would never release it).
-    """
-    lock = next_job.get_lock()
-    while not lock.acquire(timeout=1.0):
-        if lost():
-            return None
-    try:
-        k = next_job.value
-        if k >= count:
-            return None
-        next_job.value = k + 1
-        return k
-    finally:
-        lock.release()
+def _polled(fn: Callable[[J], R], jobs: Sequence[J], poll: Callable[[], None]) -> Iterator[R]:
+    for job in jobs:
+        poll()
+        yield fn(job)
 
 
-def _helper(fn: Callable, jobs: Sequence, next_job, conn: Connection, caller: int,
-            others: Sequence[Connection]) -> None:
-    """A forked process of ``gather_chunks``: jobs until none are left (or the caller is gone), each index
-    sent as done, then all results. ``others``: the caller's ends of the helpers' pipes, closed here so
-    that a send fails once the caller is gone instead of waiting for ever."""
-    for other in others:
-        other.close()
-    _start_worker()
-
-    def caller_gone() -> bool:
-        return os.getppid() != caller
-
-    results = {}
-    try:
-        while not caller_gone() and (k := _take(next_job, len(jobs), caller_gone)) is not None:
-            results[k] = fn(jobs[k])
-            conn.send(k)
-        conn.send(results)
-    except BrokenPipeError:  # the caller is gone
-        pass
-    except BaseException as err:  # to the caller, which raises it; nobody takes another job
-        with next_job.get_lock():
-            next_job.value = len(jobs)
-        where = traceback.format_exc()
-        try:
-            failure = pickle.dumps(_Failure(err, where))
-            pickle.loads(failure)  # some exceptions pickle but cannot be rebuilt
-        except Exception:  # an error that cannot travel: its text
-            failure = pickle.dumps(_Failure(RuntimeError(f"in a worker process: {err!r}"), where))
-        with contextlib.suppress(OSError):
-            conn.send_bytes(failure)
-    finally:
-        conn.close()
-
-
-@dataclass
-class _Failure:
-    error: BaseException
-    where: str  # the helper's traceback
-
-
-class HelperTraceback(Exception):
-    """The cause attached to an error raised in a forked helper: its traceback there (shown by --debug)."""
-
-
-def _received(helper, reader: Connection, results: dict) -> Optional[int]:
-    """The next message of a helper: a finished job's index, or None once its results are in ``results``."""
-    try:
-        message = reader.recv()
-    except EOFError:
-        helper.join()
-        raise VocliError(f"a worker process stopped unexpectedly (exit code {helper.exitcode})",
-                         hint="run again, or with --workers 1") from None
-    if isinstance(message, int):
-        return message
-    if isinstance(message, _Failure):
-        raise message.error from HelperTraceback(message.where)
-    results.update(message)
-    return None
+def _waiting(results, count: int, poll: Callable[[], None]) -> Iterator:
+    """The ``count`` results of a pool's ``imap``, calling ``poll`` every ``POLL_SECONDS`` while none is ready."""
+    for _ in range(count):
+        while True:
+            poll()
+            try:
+                item = results.next(timeout=POLL_SECONDS)
+            except multiprocessing.TimeoutError:
+                continue
+            break
+        yield item
 
 
 def image_file_name(filename: str, image_id: str) -> str:
@@ -354,10 +237,13 @@ def write_if_changed(path: str | os.PathLike, data: bytes) -> Optional[os.stat_r
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise
+        failure = write_error(path, err, creating=True)
+        if failure is None:
+            raise
+        raise failure from None
     return stat
 
 
@@ -368,11 +254,30 @@ def write_new_files(names: Sequence[str], datas: Sequence[bytes], dir_fd: int) -
     name per file is needed.
     """
     open_, write, close, flags = os.open, os.write, os.close, _NEW_FILE_FLAGS
-    for name, data in zip(names, datas):
-        fd = open_(name, flags, 0o666, dir_fd=dir_fd)
-        try:
-            done = write(fd, data)
-            if done < len(data):  # a short write: finish it the slow way
-                _write_all(fd, data[done:])
-        finally:
-            close(fd)
+    name, fd = "", -1
+    try:
+        for name, data in zip(names, datas):
+            fd = -1
+            fd = open_(name, flags, 0o666, dir_fd=dir_fd)
+            try:
+                done = write(fd, data)
+                if done < len(data):  # a short write: finish it the slow way
+                    _write_all(fd, data[done:])
+            finally:
+                close(fd)
+    except OSError as err:
+        if fd >= 0:  # created here and cut short: remove it (the staging folder goes as a whole anyway)
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=dir_fd)
+        failure = write_error(_folder_name(dir_fd, name), err, creating=True)
+        if failure is None:
+            raise
+        raise failure from None
+
+
+def _folder_name(dir_fd: int, name: str) -> str:
+    """``name`` inside the folder open as ``dir_fd``, as a path for messages."""
+    try:
+        return os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), name)
+    except OSError:
+        return name

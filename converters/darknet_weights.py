@@ -26,7 +26,8 @@ import numpy as np
 
 from vocli.darknet.cfg import DarknetCfg, LayerSpec, load_cfg, shipped_cfg_names
 from vocli.errors import DarknetFormatError
-from vocli.paths import atomic_path, find_weights_file
+from vocli.outputs import check_output_file
+from vocli.paths import atomic_h5, atomic_path, find_weights_file
 
 FORMAT = "vocli-darknet-1"
 FLOAT = np.dtype("<f4")
@@ -305,17 +306,18 @@ def _default_out(src: Path) -> Path:
 
 
 def convert_weights(src, cfg=None, out=None, cutoff: Optional[int] = None, allow_trailing: bool = False,
-                    progress: Progress = None) -> ConvertReport:
+                    overwrite: bool = False, progress: Progress = None) -> ConvertReport:
     """Darknet .weights -> ``out`` (.pt or .h5; default: beside ``src`` as .pt).
 
     ``cfg``: shipped name or path; omitted, the shipped cfg whose float count equals the
     file's is used. ``cutoff`` (or a ``.conv.N`` file name): only the first N layers.
-    Every check runs before anything is written.
+    Every check runs before anything is written. ``out`` is never ``src``; an existing ``out``
+    is replaced only with ``overwrite`` (``vocli.outputs.check_output_file``).
     """
     src = find_weights_file(src)
     if not src.is_file():
         raise DarknetFormatError(f"{src}: no such file", hint="check the path, or `vocli fetch` it")
-    out = Path(out).expanduser() if out is not None else _default_out(src)
+    out = check_output_file(out if out is not None else _default_out(src), [src], overwrite=overwrite)
     kind = {".pt": "pt", ".pth": "pt", ".h5": "h5", ".hdf5": "h5"}.get(out.suffix.lower())
     if kind is None:
         raise DarknetFormatError(f"{out}: unknown output type {out.suffix!r}; use .pt or .h5")
@@ -350,9 +352,7 @@ def save_pt(path, weights: DarknetWeights) -> None:
 
 def save_h5(path, weights: DarknetWeights) -> None:
     """One dataset per tensor under ``state_dict/``; metadata as root attributes."""
-    import h5py
-
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_h5(path) as f:  # built in memory: HDF5 itself never meets a full disk
         f.attrs.update({"format": FORMAT, "cfg": weights.cfg.text, "cfg_name": weights.cfg.name or "",
                         "header": np.asarray(weights.header, dtype=np.int64), "seen": int(weights.seen),
                         "cutoff": -1 if weights.cutoff is None else weights.cutoff})
@@ -426,21 +426,20 @@ def load_payload(path) -> _Loaded:
     if path.suffix.lower() in (".h5", ".hdf5"):
         import h5py
 
-        with h5py.File(path, "r") as f:
+        from vocli.hdf5_errors import hdf5_errors
+
+        with hdf5_errors(path, "vocli Darknet HDF5 file", error=DarknetFormatError), h5py.File(path, "r") as f:
             if f.attrs.get("format") != FORMAT:
                 raise DarknetFormatError(f"{path}: not a vocli Darknet HDF5 file (no format={FORMAT} attribute)")
-            state = {k: torch.from_numpy(f["state_dict"][k][()]) for k in f["state_dict"]}
+            state = {k: torch.from_numpy(np.asarray(f["state_dict"][k][()])) for k in f["state_dict"]}
             cutoff = int(f.attrs["cutoff"])
             trailing = f["trailing"][()].tobytes() if "trailing" in f else None
             return _Loaded(state, str(f.attrs["cfg"]), str(f.attrs["cfg_name"]) or None,
                            tuple(int(v) for v in f.attrs["header"]), int(f.attrs["seen"]),
                            None if cutoff < 0 else cutoff, trailing)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
-        raise DarknetFormatError(f"{path}: cannot read as a PyTorch file ({type(err).__name__})",
-                                 hint="is it a Darknet .weights file? use `vocli convert-weights`") from None
-    return _from_dict(obj, str(path))
+    from vocli.yolo.checkpoint import load_torch_file
+
+    return _from_dict(load_torch_file(path, "weights file"), str(path))
 
 
 def _resolve_cfg(loaded: _Loaded, cfg, source) -> DarknetCfg:
@@ -455,10 +454,13 @@ def _resolve_cfg(loaded: _Loaded, cfg, source) -> DarknetCfg:
     raise DarknetFormatError(f"{source}: carries no cfg", hint="pass --cfg NAME|PATH")
 
 
-def export_weights(src, out, cfg=None, progress: Progress = None) -> ExportReport:
-    """.pt / .h5 / train checkpoint -> Darknet .weights (the header and ``seen`` it carried)."""
+def export_weights(src, out, cfg=None, overwrite: bool = False, progress: Progress = None) -> ExportReport:
+    """.pt / .h5 / train checkpoint -> Darknet .weights (the header and ``seen`` it carried).
+
+    ``out`` is never ``src``; an existing ``out`` is replaced only with ``overwrite``.
+    """
     src = Path(src).expanduser()
-    out = Path(out).expanduser()
+    out = check_output_file(out, [src], overwrite=overwrite)
     loaded = load_payload(src)
     cfg_obj = _resolve_cfg(loaded, cfg, src)
     size = write_darknet_weights(out, cfg_obj, loaded.state_dict, loaded.header, loaded.seen,

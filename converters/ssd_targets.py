@@ -40,11 +40,17 @@ import torch
 from converters._common import (InvalidFile, ListsInvalid, Progress, chunked, image_file_name, invalid_annotation,
                                 resolve_workers, run_chunks)
 from vocli.boxes import box_iou_columns, cxcywh_to_xyxy
-from vocli.datasets.voc import VOC_CLASSES, dataset_classes, devkit_dir, parse_annotation, read_classes, resolve_sets
-from vocli.errors import AnnotationError, DatasetNotFoundError, VocliError
-from vocli.paths import atomic_path, data_root
+from vocli.datasets.voc import (VOC_CLASSES, dataset_classes, devkit_dir, read_classes, resolve_sets,
+                                split_entries)
+from vocli.errors import DatasetNotFoundError, VocliError
+from vocli.paths import atomic_h5, data_root, remove_stale_temps
 
 VARIANCES = (0.1, 0.2)
+#: Ground truths matched against all priors at once: bounds ``match``'s memory to
+#: MATCH_BLOCK x priors IoUs (8 MB for SSD300, 25 MB for SSD512).
+MATCH_BLOCK = 256
+# Matching costs objects x priors IoUs: the readers' cap (vocli.datasets.voc.MAX_OBJECTS, 10,000
+# objects, about 2 s for SSD300) makes a larger annotation an invalid file, named and skipped.
 #: Smallest normalised width/height used in log(): a one-pixel VOC box has zero
 #: width after the (x - 1) / W normalisation, and log(0) would be -inf.
 MIN_SIZE = 1e-6
@@ -150,15 +156,23 @@ def match(truths: np.ndarray, labels: np.ndarray, priors: np.ndarray, threshold:
         return loc, conf
     if prior_corners is None:
         prior_corners = cxcywh_to_xyxy(priors.astype(np.float32))
-    overlaps = box_iou_columns(truths.astype(np.float32), prior_corners)  # (G, P), same numbers as box_iou
-    best_prior = overlaps.argmax(axis=1)  # (G,) first maximum, like torch.max
-    # Best ground truth per prior, first maximum on ties. A loop over the few ground
-    # truths, each step vectorised over all priors, is ~3x faster than argmax(axis=0).
+    truths32 = truths.astype(np.float32)
+    best_prior = np.empty(len(truths), dtype=np.int64)
     best_truth = np.zeros(num_priors, dtype=np.int64)
-    best_overlap = overlaps[0].copy()
-    for g in range(1, len(overlaps)):
-        best_truth[overlaps[g] > best_overlap] = g
-        np.maximum(best_overlap, overlaps[g], out=best_overlap)
+    best_overlap = None
+    # Ground truths in blocks: memory O(block x P) however many objects an image has (the
+    # whole (G, P) matrix was 10 GB for 300,000 objects), with the same numbers in the same order.
+    for start in range(0, len(truths32), MATCH_BLOCK):
+        overlaps = box_iou_columns(truths32[start:start + MATCH_BLOCK], prior_corners)  # (g, P), as box_iou
+        best_prior[start:start + len(overlaps)] = overlaps.argmax(axis=1)  # first maximum, like torch.max
+        # Best ground truth per prior, first maximum on ties. A loop over the few ground
+        # truths, each step vectorised over all priors, is ~3x faster than argmax(axis=0).
+        first = 0
+        if best_overlap is None:
+            best_overlap, first = overlaps[0].copy(), 1
+        for g in range(first, len(overlaps)):
+            best_truth[overlaps[g] > best_overlap] = start + g
+            np.maximum(best_overlap, overlaps[g], out=best_overlap)
     best_overlap[best_prior] = 2.0
     # Later ground truths overwrite earlier ones on a shared best prior.
     reversed_first = np.unique(best_prior[::-1], return_index=True)
@@ -246,18 +260,25 @@ class _Chunk:
     invalid: list[InvalidFile]
 
 
+def _read_in_process(paths: list[str], classes):
+    """The chunk's annotations by the bulk reading, in this (worker) process."""
+    from vocli.datasets.voc_bulk import read_annotations
+
+    return read_annotations(paths, classes=classes, workers=1)
+
+
 def _match_chunk(job: _Job) -> _Chunk:
     priors, corners = _priors(job.size)
     ids, names, counts, boxes, labels, difficult, confs, positive, positive_loc, invalid = (
         [], [], [], [], [], [], [], [], [], [])
-    for image_id in job.ids:
-        xml = Path(job.voc_dir) / "Annotations" / f"{image_id}.xml"
-        try:
-            ann = parse_annotation(xml, classes=job.classes)
-            class_ids = ann.labels(job.classes, job.include_difficult)
-        except AnnotationError as err:
-            invalid.append(invalid_annotation(err))
+    annotations = os.path.join(job.voc_dir, "Annotations")
+    table = _read_in_process([os.path.join(annotations, f"{i}.xml") for i in job.ids], job.classes)
+    invalid.extend(invalid_annotation(err) for err in table.invalid)
+    for row, image_id in enumerate(job.ids):
+        if row in table.errors:
             continue
+        ann = table.annotation(row)
+        class_ids = ann.labels(job.classes, job.include_difficult)
         truths = normalise_voc_boxes(ann.boxes(job.include_difficult), ann.width, ann.height)
         loc, conf = match(truths, class_ids, priors, job.threshold, prior_corners=corners)
         rows = np.flatnonzero(conf)
@@ -296,20 +317,25 @@ def _compression(name: str) -> dict:
 
 def _write_set(path: Path, set_name: str, voc_dir: Path, jobs: list[_Job], sizes: list[int], workers: int,
                attributes: dict, compression: str, progress: Progress, invalid: list) -> SSDFileSummary:
+    """Match and write one set. Ctrl-C and SIGTERM take effect only at ``signals.check()``: between
+    chunks, after each write, every 0.1 s while waiting for workers and at the end; never inside
+    h5py, where the KeyboardInterrupt could be lost in a weakref callback ("Exception ignored in")."""
     import h5py
+
+    from vocli.interrupts import DeferredSignals
 
     priors = _priors(jobs[0].size if jobs else 300)[0]
     num = sum(sizes)
     per_image = _compression(compression)
     strings = h5py.string_dtype("utf-8")
     ids, names, counts, boxes, labels, difficult, positives = [], [], [], [], [], [], 0
-    with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as h5:
+    with DeferredSignals() as signals, atomic_h5(path) as h5:  # built in memory: a full disk is one clear error
         loc_ds = h5.create_dataset("loc", (num, len(priors), 4), np.float32, maxshape=(None, len(priors), 4),
                                    chunks=(1, len(priors), 4), **per_image)
         conf_ds = h5.create_dataset("conf", (num, len(priors)), np.int16, maxshape=(None, len(priors)),
                                     chunks=(1, len(priors)), **per_image)
         row = 0
-        for chunk in run_chunks(_match_chunk, jobs, workers, sizes, progress):
+        for chunk in run_chunks(_match_chunk, jobs, workers, sizes, progress, poll=signals.check):
             n = len(chunk.ids)
             invalid.extend(chunk.invalid)
             if n:
@@ -317,6 +343,7 @@ def _write_set(path: Path, set_name: str, voc_dir: Path, jobs: list[_Job], sizes
                 dense[chunk.positive[:, 0], chunk.positive[:, 1]] = chunk.positive_loc
                 loc_ds[row:row + n] = dense
                 conf_ds[row:row + n] = chunk.conf
+                signals.check()
             row += n
             positives += len(chunk.positive)
             ids += chunk.ids
@@ -339,6 +366,7 @@ def _write_set(path: Path, set_name: str, voc_dir: Path, jobs: list[_Job], sizes
         h5.create_dataset("gt_difficult", data=np.concatenate(difficult) if difficult else np.zeros(0), dtype=bool)
         h5.create_dataset("priors", data=priors)
         h5.attrs.update({**attributes, "set": set_name})
+        signals.check()
     return SSDFileSummary(set=set_name, path=path, images=row, objects=int(counts_all.sum()),
                           positives_per_image=positives / max(row, 1), bytes=path.stat().st_size)
 
@@ -381,9 +409,11 @@ def build_ssd_targets(
         if progress:
             progress(done_before + done, total)
 
+    remove_stale_temps(out_dir)  # .<set>.h5.<pid>....tmp of a run that was killed
     files, invalid = [], []
     for vs in voc_sets:
-        ids = vs.ids()
+        ids, bad = split_entries(vs.split_file)
+        invalid += [InvalidFile(str(vs.split_file), f"entry {entry!r} {reason}") for entry, reason in bad]
         chunks = chunked(ids, workers, smallest=8, largest=64)
         jobs = [_Job(str(vs.dir), tuple(c), class_names, include_difficult, size, threshold) for c in chunks]
         path = out_dir / f"{vs.year}_{vs.split}.h5"
@@ -413,13 +443,20 @@ class SSDTargets:
         self.path = Path(path)
         self._h5 = None
         self._pid = None
-        h5 = self._file()
-        missing = [name for name in self.REQUIRED if name not in h5]
-        if missing:
-            raise VocliError(f"{self.path}: not an SSD target file (missing {', '.join(missing)})",
-                             hint="write it with `vocli convert ssd`")
-        self.attrs = {k: (v.item() if hasattr(v, "item") and np.ndim(v) == 0 else v) for k, v in h5.attrs.items()}
-        self._offsets = h5["gt_offsets"][:]
+        with self._errors():
+            h5 = self._file()
+            missing = [name for name in self.REQUIRED if name not in h5]
+            if missing:
+                raise VocliError(f"{self.path}: not an SSD target file (missing {', '.join(missing)})",
+                                 hint="write it with `vocli convert ssd`")
+            self.attrs = {k: (v.item() if hasattr(v, "item") and np.ndim(v) == 0 else v) for k, v in h5.attrs.items()}
+            self._offsets = h5["gt_offsets"][:]
+
+    def _errors(self):
+        """h5py failures inside the block -> one VocliError line naming the file."""
+        from vocli.hdf5_errors import hdf5_errors
+
+        return hdf5_errors(self.path, "SSD target file", hint="write it again with `vocli convert ssd`")
 
     def _file(self):
         import h5py
@@ -430,8 +467,6 @@ class SSDTargets:
             except FileNotFoundError:
                 raise DatasetNotFoundError(f"{self.path}: SSD target file not found",
                                            hint="run `vocli convert ssd`") from None
-            except OSError as err:
-                raise VocliError(f"{self.path}: not a readable HDF5 file ({err})") from None
             self._pid = os.getpid()
         return self._h5
 
@@ -441,7 +476,8 @@ class SSDTargets:
     @property
     def priors(self) -> torch.Tensor:
         """(P, 4) float32 cx, cy, w, h."""
-        return torch.from_numpy(self._file()["priors"][:])
+        with self._errors():
+            return torch.from_numpy(self._file()["priors"][:])
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -451,17 +487,18 @@ class SSDTargets:
         if not -len(self) <= index < len(self):
             raise IndexError(f"image {index} out of range for {len(self)} images")
         i = index % len(self)
-        h5 = self._file()
-        a, b = int(self._offsets[i]), int(self._offsets[i + 1])
-        return {
-            "image_id": h5["image_ids"][i].decode("utf-8"),
-            "image_path": h5["image_paths"][i].decode("utf-8"),
-            "boxes": torch.from_numpy(h5["gt_boxes"][a:b]),
-            "labels": torch.from_numpy(h5["gt_labels"][a:b]),
-            "difficult": torch.from_numpy(h5["gt_difficult"][a:b]),
-            "loc": torch.from_numpy(h5["loc"][i]),
-            "conf": torch.from_numpy(h5["conf"][i].astype(np.int64)),
-        }
+        with self._errors():
+            h5 = self._file()
+            a, b = int(self._offsets[i]), int(self._offsets[i + 1])
+            return {
+                "image_id": h5["image_ids"][i].decode("utf-8"),
+                "image_path": h5["image_paths"][i].decode("utf-8"),
+                "boxes": torch.from_numpy(h5["gt_boxes"][a:b]),
+                "labels": torch.from_numpy(h5["gt_labels"][a:b]),
+                "difficult": torch.from_numpy(h5["gt_difficult"][a:b]),
+                "loc": torch.from_numpy(h5["loc"][i]),
+                "conf": torch.from_numpy(h5["conf"][i].astype(np.int64)),
+            }
 
     def close(self) -> None:
         if self._h5 is not None:

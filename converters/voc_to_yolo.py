@@ -41,14 +41,15 @@ import numpy as np
 
 from converters.label_cache import (CACHE_NAME, CLOCK_SLACK_NS, COLUMNS, LabelRecords, cache_options, load_cache,
                                     still_valid, write_cache)
-from converters._common import (InvalidFile, ListsInvalid, Progress, chunked, gather_chunks, image_file_name,
-                                invalid_annotation, open_folder, read_files, resolve_workers, write_if_changed,
+from converters._common import (InvalidFile, ListsInvalid, Progress, chunked, image_file_name, invalid_annotation,
+                                open_folder, read_files, resolve_workers, run_chunks, write_if_changed,
                                 write_new_files)
-from vocli.datasets.voc import (VOC_CLASSES, VocSet, annotation_rows, dataset_classes, devkit_dir, read_classes,
-                                resolve_sets)
-from vocli.datasets.voc_batch import read_plain_batch
-from vocli.errors import AnnotationError, DatasetNotFoundError, VocliError
-from vocli.paths import atomic_write_text, data_root, staged_folder
+from vocli.datasets.voc import (VOC_CLASSES, VocSet, dataset_classes, devkit_dir, read_classes, resolve_sets,
+                                split_entries)
+from vocli.datasets.voc_bulk import read_annotation_bytes
+from vocli.errors import DatasetNotFoundError, VocliError
+from vocli.outputs import check_output_dir
+from vocli.paths import atomic_write_text, data_root, remove_stale_temps, staged_folder
 
 
 
@@ -252,35 +253,6 @@ class _Done:
     invalid: list[InvalidFile]
 
 
-def _with_checked_files(batch, datas: list[bytes], annotations: str, ids: list[str], classes: Sequence[str],
-                        invalid: list[InvalidFile]) -> tuple:
-    """The batch's columns with the files it left out read by the checked path, each at its place.
-
-    Returns (objects per file, -1 for an invalid one; file names; widths; heights;
-    class ids; boxes; difficult flags). Invalid files are added to ``invalid``.
-    """
-    counts = np.diff(batch.first)
-    if batch.plain.all():
-        return counts, batch.filenames, batch.width, batch.height, batch.class_ids, batch.boxes, batch.difficult
-    index = {c: i for i, c in enumerate(classes)}
-    filenames, widths, heights = list(batch.filenames), batch.width.copy(), batch.height.copy()
-    rows_of = {}
-    for i in np.flatnonzero(~batch.plain).tolist():
-        try:
-            filenames[i], widths[i], heights[i], rows_of[i] = annotation_rows(
-                datas[i], f"{annotations}{ids[i]}.xml", classes)
-        except AnnotationError as err:
-            invalid.append(invalid_annotation(err))
-            counts[i] = -1
-        else:
-            counts[i] = len(rows_of[i])
-    # A file the batch left out has no objects there: its rows go in at that place.
-    at = np.repeat(batch.first[list(rows_of)], [len(r) for r in rows_of.values()])
-    extra = np.array([(index[r[0]], *r[1:6]) for rs in rows_of.values() for r in rs], dtype=np.float64).reshape(-1, 6)
-    return (counts, filenames, widths, heights, np.insert(batch.class_ids, at, extra[:, 0].astype(np.int64)),
-            np.insert(batch.boxes, at, extra[:, 1:5], axis=0), np.insert(batch.difficult, at, extra[:, 5] > 0))
-
-
 def _write_labels(job: _Job, ids: list[str], texts: list[bytes]) -> tuple[list[list[int]], int]:
     """Write each label; ([not before], [not after]) its mtime, per label, and how many were already right."""
     if job.fresh:
@@ -301,9 +273,9 @@ def _write_labels(job: _Job, ids: list[str], texts: list[bytes]) -> tuple[list[l
 
 
 def _convert_chunk(job: _Job) -> _Done:
-    # One phase at a time over the whole chunk: all reads, one batch parse (voc_batch), one
-    # vectorised conversion, all writes. Files the batch reader leaves out (not plain, or
-    # invalid) are read one by one by the checked path, which words their errors.
+    # One phase at a time over the whole chunk: all reads, one bulk reading (voc_bulk: the batch
+    # reader, then the checked reading of the files it leaves out), one vectorised conversion,
+    # all writes.
     annotations = os.path.join(job.voc_dir, "Annotations") + os.sep
     if not os.path.isdir(annotations):
         return _Done(LabelRecords(), 0, 0, [InvalidFile(f"{annotations}{i}.xml", "file not found") for i in job.ids])
@@ -316,9 +288,11 @@ def _convert_chunk(job: _Job) -> _Done:
             invalid.append(InvalidFile(f"{annotations}{ids[i]}.xml", reason))
         ids, datas, stats = ([x for i, x in enumerate(column) if i not in errors] for column in (ids, datas, stats))
 
-    batch = read_plain_batch(datas, job.classes)
-    counts, filenames, widths, heights, class_ids, boxes, difficult = _with_checked_files(
-        batch, datas, annotations, ids, job.classes, invalid)
+    table = read_annotation_bytes(datas, [f"{annotations}{i}.xml" for i in ids], job.classes)
+    invalid.extend(invalid_annotation(err) for err in table.invalid)
+    counts, filenames, widths, heights = table.counts(), table.filenames, table.width, table.height
+    class_ids, boxes, difficult = table.class_ids, table.boxes, table.difficult
+    counts[list(table.errors)] = -1
 
     # One vectorised conversion for every kept box of the chunk, one text for all its labels.
     object_file = np.repeat(np.arange(len(ids)), np.maximum(counts, 0))
@@ -431,18 +405,28 @@ def convert_yolo(
         class_names, default_name = tuple(classes), "custom"
     name = name or default_name
     out_dir = Path(out).expanduser().resolve() if out is not None else devkit.parent.resolve()
+    # The lists, .names and .data are ours to replace on every run, but never over an input
+    # (``--out VOCdevkit/VOC2007/ImageSets/Main`` would write train.txt over the split list).
+    planned = [out_dir / f"{vs.year}_{vs.split}.txt" for vs in voc_sets] + [
+        out_dir / n for n in ("train.txt", "train.all.txt", "test.txt", f"{name}.names", f"{name}.data")]
+    # (--classes X.names may be the .names it writes: the same names back, so it is no clash.)
+    check_output_dir(out_dir, [vs.split_file for vs in voc_sets], planned, overwrite=True)
     workers = resolve_workers(workers)
     options = cache_options(class_names, exact_pixels, include_difficult)
 
     # Each VOC folder once, each id once, whatever the overlap between sets.
     folders: dict[Path, dict] = {}
     set_ids: list[tuple[VocSet, Path, list[str]]] = []
+    bad_entries: list[InvalidFile] = []
     for vs in voc_sets:
-        ids = vs.ids()
+        ids, bad = split_entries(vs.split_file)
+        bad_entries += [InvalidFile(str(vs.split_file), f"entry {entry!r} {reason}") for entry, reason in bad]
         voc_dir = vs.dir.resolve()
         set_ids.append((vs, voc_dir, ids))
         if voc_dir not in folders:
             images, labels = _image_dir_for_lists(voc_dir, None if out is None else out_dir)
+            for folder in (labels, labels.parent):  # a killed run's .<id>.txt.<pid>.tmp and staging folder
+                remove_stale_temps(folder)
             folders[voc_dir] = {"images": images, "labels": labels, "ids": {},
                                 "cache": load_cache(labels, options), "done": []}
         folders[voc_dir]["ids"].update(dict.fromkeys(ids))
@@ -475,8 +459,8 @@ def convert_yolo(
                 sizes.append(len(chunk))
 
         written = unchanged = 0
-        invalid: list[InvalidFile] = []
-        for job, done in zip(jobs, gather_chunks(_convert_chunk, jobs, workers, sizes, progress)):
+        invalid: list[InvalidFile] = bad_entries
+        for job, done in zip(jobs, run_chunks(_convert_chunk, jobs, workers, sizes, progress)):
             folders[Path(job.voc_dir)]["done"].append(done.records)
             written += done.written
             unchanged += done.unchanged

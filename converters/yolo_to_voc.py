@@ -85,17 +85,19 @@ def parse_label_text(text: str, num_classes: int) -> tuple[np.ndarray, np.ndarra
 
 
 def annotation_xml(folder: str, filename: str, width: int, height: int, depth: int,
-                   names: Sequence[str], corners: np.ndarray) -> str:
-    """A VOC annotation document; corners (N, 4) 1-based inclusive pixels."""
+                   names: Sequence[str], corners: np.ndarray, difficult: Optional[Sequence[bool]] = None,
+                   database: str = "vocli convert voc") -> str:
+    """A VOC annotation document; corners (N, 4) 1-based inclusive pixels; difficult (N,) flags (default 0)."""
+    flags = [0] * len(names) if difficult is None else [int(bool(d)) for d in difficult]
     objects = "".join(
         f"\t<object>\n\t\t<name>{escape(n)}</name>\n\t\t<pose>Unspecified</pose>\n"
-        f"\t\t<truncated>0</truncated>\n\t\t<difficult>0</difficult>\n\t\t<bndbox>\n"
+        f"\t\t<truncated>0</truncated>\n\t\t<difficult>{d}</difficult>\n\t\t<bndbox>\n"
         f"\t\t\t<xmin>{x1}</xmin>\n\t\t\t<ymin>{y1}</ymin>\n\t\t\t<xmax>{x2}</xmax>\n"
         f"\t\t\t<ymax>{y2}</ymax>\n\t\t</bndbox>\n\t</object>\n"
-        for n, (x1, y1, x2, y2) in zip(names, corners.tolist())
+        for n, (x1, y1, x2, y2), d in zip(names, np.asarray(corners).reshape(-1, 4).tolist(), flags)
     )
     return (f"<annotation>\n\t<folder>{escape(folder)}</folder>\n\t<filename>{escape(filename)}</filename>\n"
-            f"\t<source>\n\t\t<database>vocli convert voc</database>\n\t</source>\n"
+            f"\t<source>\n\t\t<database>{escape(database)}</database>\n\t</source>\n"
             f"\t<size>\n\t\t<width>{width}</width>\n\t\t<height>{height}</height>\n"
             f"\t\t<depth>{depth}</depth>\n\t</size>\n\t<segmented>0</segmented>\n{objects}</annotation>\n")
 
@@ -131,7 +133,8 @@ class _Done:
     invalid: list[InvalidFile]
 
 
-def _place_image(image: Path, target: Path, copy: bool) -> None:
+def place_image(image: Path, target: Path, copy: bool) -> None:
+    """Symlink (or copy) ``image`` to ``target``; an existing ``target`` must already be that image."""
     if target.exists() or target.is_symlink():
         if target.resolve() == image.resolve():
             return
@@ -184,7 +187,7 @@ def _convert_chunk(job: _Job) -> _Done:
             # Never silently replace a hand-made annotation (difficult flags and poses would be lost).
             invalid.append(InvalidFile(str(target), "exists with other content; pass --overwrite to replace it"))
             continue
-        _place_image(image, out / "JPEGImages" / image.name, job.copy_images)
+        place_image(image, out / "JPEGImages" / image.name, job.copy_images)
         if write_if_changed(target, xml):
             written += 1
         else:

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from helpers import write_voc_xml
 
-SAMPLE_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "voc-sample"
+
+def _sample_root() -> Path:
+    """VOCLI_TEST_VOC when set (a folder holding VOCdevkit/), else ../shared/data/voc-sample."""
+    named = os.environ.get("VOCLI_TEST_VOC")
+    if named:
+        return Path(named).expanduser().resolve()
+    return Path(__file__).resolve().parents[2] / "shared" / "data" / "voc-sample"
+
+
+SAMPLE_ROOT = _sample_root()
 
 
 @pytest.fixture
 def voc_sample() -> Path:
     """Folder holding the real VOCdevkit sample; skips when ../shared is absent (users' clones)."""
     if not (SAMPLE_ROOT / "VOCdevkit").is_dir():
-        pytest.skip("real VOC sample (../shared/data/voc-sample) not available")
+        pytest.skip(f"real VOC sample not available at {SAMPLE_ROOT} (set VOCLI_TEST_VOC to a folder holding VOCdevkit/)")
     return SAMPLE_ROOT
 
 

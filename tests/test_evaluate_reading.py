@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from helpers import write_voc_xml
-from vocli.datasets.voc import VOC_CLASSES, parse_annotation, parse_annotations
+from vocli.datasets.voc import VOC_CLASSES, parse_annotation
+from vocli.datasets.voc_bulk import read_annotations
 from vocli.detection_files import DetectionFileError, read_comp4, read_jsonl
 from vocli.errors import AnnotationError, UnknownClassError
 
@@ -148,21 +149,28 @@ def _xml_tree(tmp_path, count):
 
 
 def test_parallel_xml_reading_equals_sequential(tmp_path):
-    paths = _xml_tree(tmp_path, 300)
+    paths = _xml_tree(tmp_path, 600)
     one_by_one = [parse_annotation(p, classes=VOC_CLASSES) for p in paths]
     seen = []
-    parallel = parse_annotations(paths, classes=VOC_CLASSES, workers=3, progress=seen.append)
-    assert parallel == one_by_one  # dataclass equality: paths, sizes, every object field, same order
-    assert sum(seen) == len(paths)
-    assert parse_annotations(paths[:5], workers=4) == one_by_one[:5]  # small sets: in-process
-    assert parse_annotations([], workers=2) == []
+    table = read_annotations(paths, classes=VOC_CLASSES, workers=3, progress=seen.append)
+    # dataclass equality: paths, sizes, every object field, same order
+    assert [table.annotation(i) for i in range(len(paths))] == one_by_one
+    assert sum(seen) == len(paths) and not table.errors
+    small = read_annotations(paths[:5], workers=4)  # small sets: in-process
+    assert [small.annotation(i) for i in range(5)] == one_by_one[:5]
+    assert len(read_annotations([], workers=2)) == 0
 
 
-def test_parallel_xml_reading_raises_the_first_error(tmp_path):
-    paths = _xml_tree(tmp_path, 300)
+def test_parallel_xml_reading_lists_every_invalid_file_and_reads_the_rest(tmp_path):
+    paths = _xml_tree(tmp_path, 600)
     write_voc_xml(paths[150], "x.jpg", 100, 80, [("unicorn", 1, 1, 5, 5, 0)])
-    paths[250].write_text("<annotation><size>")
-    with pytest.raises(UnknownClassError, match="000150.xml: unknown class 'unicorn'"):
-        parse_annotations(paths, classes=VOC_CLASSES, workers=3)
-    with pytest.raises(AnnotationError, match="000250.xml: not valid XML"):
-        parse_annotations(paths, workers=3)  # without a class list, the unicorn is fine
+    paths[450].write_text("<annotation><size>")
+    table = read_annotations(paths, classes=VOC_CLASSES, workers=3)
+    assert sorted(table.errors) == [150, 450]
+    assert isinstance(table.errors[150], UnknownClassError) and "unknown class 'unicorn'" in str(table.errors[150])
+    assert "000450.xml: not valid XML" in str(table.errors[450])
+    assert table.annotation(151) == parse_annotation(paths[151], classes=VOC_CLASSES)
+    without = read_annotations(paths, workers=3)  # without a class list, the unicorn is fine
+    assert sorted(without.errors) == [450] and without.annotation(150).objects[0].name == "unicorn"
+    with pytest.raises(AnnotationError, match="000450.xml: not valid XML"):
+        without.raise_first_error()

@@ -151,6 +151,69 @@ def test_match_equals_reference_on_random_images():
     assert match(np.zeros((0, 4), np.float32), np.zeros(0, int), priors)[1].sum() == 0
 
 
+def test_match_in_blocks_is_bit_identical(monkeypatch):
+    import converters.ssd_targets as ssd
+
+    rng = np.random.default_rng(5)
+    priors = prior_boxes(SSD300)
+    xy = rng.uniform(0, 0.8, size=(40, 2))
+    wh = rng.uniform(0.02, 0.6, size=(40, 2))
+    truths = np.clip(np.concatenate([xy, xy + wh], 1), 0, 1).astype(np.float32)
+    # Equal boxes across block edges (blocks of 7: 0-6, 7-13, ...): ties between blocks must go
+    # to the first box for a prior's best truth, and a shared best prior to the later box.
+    truths[7] = truths[6]
+    truths[14] = truths[13]
+    truths[30] = truths[2]
+    labels = rng.integers(0, 20, size=40)
+    whole = match(truths, labels, priors)
+    monkeypatch.setattr(ssd, "MATCH_BLOCK", 7)
+    blocks = match(truths, labels, priors)
+    np.testing.assert_array_equal(blocks[0], whole[0])
+    np.testing.assert_array_equal(blocks[1], whole[1])
+    ref_loc, ref_conf = reference_match(truths, labels, priors)
+    assert torch.equal(torch.from_numpy(blocks[1]), ref_conf)
+    torch.testing.assert_close(torch.from_numpy(blocks[0]), ref_loc, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_match_memory_does_not_grow_with_objects():
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    priors = prior_boxes(SSD300)
+    g = 20_000
+    xy = rng.uniform(0, 0.9, (g, 2))
+    truths = np.concatenate([xy, xy + rng.uniform(0.01, 0.1, (g, 2))], 1).astype(np.float32)
+    tracemalloc.start()
+    try:
+        match(truths, rng.integers(0, 20, g), priors)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # The whole IoU matrix would be 20,000 x 8,732 x 4 bytes = 698.6 MB; blocks of 256 need
+    # 256 x 8,732 x 4 = 8.9 MB per temporary (measured peak: 54 MB).
+    assert peak < 150e6
+
+
+def test_convert_ssd_skips_an_annotation_over_the_object_cap(tiny_voc, tmp_path, capsys):
+    from vocli.datasets.voc import MAX_OBJECTS
+
+    voc = tiny_voc / "VOCdevkit" / "VOC2007"
+    crowded = voc / "Annotations" / "000001.xml"
+    write_voc_xml(crowded, "000001.jpg", 100, 80, [("dog", 1 + i % 90, 1, 10 + i % 90, 10, 0)
+                                                   for i in range(MAX_OBJECTS + 1)])
+    out = tmp_path / "targets"
+    rc = main(["convert", "ssd", "--root", str(tiny_voc), "--sets", "2007/trainval", "--out", str(out),
+               "--workers", "1", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert rc == 1
+    assert doc["invalid"] == [{"path": str(crowded),
+                               "reason": "more than 10,000 objects (real VOC images hold at most 56; "
+                                         "split the annotation)"}]
+    with open_targets(out / "2007_trainval.h5") as targets:  # the other image is converted
+        assert len(targets) == 1 and targets[0]["image_id"] == "000002"
+
+
 def test_box_iou_columns_equals_box_iou():
     # Hand-worked: [0, 0, 2, 2] vs [1, 1, 3, 3] -> 1 / 7; plus_one (VOC pixels) 4 / 14.
     a, b = np.array([[0.0, 0, 2, 2]]), np.array([[1.0, 1, 3, 3], [5, 5, 6, 6]])
@@ -264,5 +327,5 @@ def test_cli_ssd_json_and_errors(tiny_voc, tmp_path, capsys):
     assert main(["convert", "ssd", "--root", str(tiny_voc), "--size", "400"]) == 1
     assert "size 400" in capsys.readouterr().err
     (out / "junk.h5").write_bytes(b"not hdf5")
-    with pytest.raises(Exception, match="not a readable HDF5"):
+    with pytest.raises(Exception, match="junk.h5: not a readable SSD target file: not an HDF5 file"):
         open_targets(out / "junk.h5")

@@ -13,11 +13,12 @@ import random
 import numpy as np
 import pytest
 
-from test_voc_plain import ACTION_OBJECT, PLAIN, checked, mutate
+from voc_fixtures import ACTION_OBJECT, PLAIN, checked, mutate
 from vocli.datasets.shapes import generate_shapes
 from vocli.datasets.voc import VOC_CLASSES
 from vocli.datasets.byte_spans import span_decimals, words_at_every_offset
 from vocli.datasets.voc_batch import read_plain_batch
+from vocli.datasets.voc_bulk import read_annotation_bytes
 
 SMALL = (b"<annotation><size><width>20</width><height>10</height></size><object><name>cat</name>"
          b"<bndbox><xmin>1</xmin><ymin>2</ymin><xmax>20</xmax><ymax>10</ymax></bndbox></object></annotation>")
@@ -41,7 +42,7 @@ def agree(datas: list[bytes], classes=VOC_CLASSES) -> int:
         expected = checked(data, classes)
         assert not isinstance(expected, Exception), (data, expected)
         got = (batch.filenames[i] or "a.jpg", int(batch.width[i]), int(batch.height[i]), int(batch.depth[i]),
-               rows(batch, i, classes))
+               rows(batch, i, batch.classes))
         assert got == (*expected[:4], [o[:7] for o in expected[4]]), data
     return int(batch.plain.sum())
 
@@ -183,13 +184,46 @@ def test_empty_batch():
     assert batch.plain.size == 0 and batch.first.tolist() == [0] and batch.boxes.shape == (0, 4)
 
 
-def test_fuzzed_batches_agree():
+@pytest.mark.parametrize("classes", [VOC_CLASSES, None])
+def test_fuzzed_batches_agree(classes):
     rng = random.Random(4321)
     seeds = [PLAIN, ACTION_OBJECT, SMALL, PLAIN.replace(b"\n", b"\r\n")]
     taken = total = 0
     for _ in range(200):
         datas = [mutate(rng, rng.choice(seeds)) for _ in range(rng.randint(1, 40))]
-        taken += agree(datas)
+        taken += agree(datas, classes)
         total += len(datas)
     # Both branches are exercised: many mutants stay plain and valid, many do not.
     assert 300 < taken < total - 300
+
+
+def test_unknown_names_are_read_in_order_found_without_a_class_list():
+    other = SMALL.replace(b"<name>cat</name>", b"<name>unicorn</name>")
+    batch = read_plain_batch([other, SMALL, other], None)
+    assert batch.plain.all() and batch.classes == ("unicorn", "cat")
+    assert batch.class_ids.tolist() == [0, 1, 0]
+    blank = SMALL.replace(b"<name>cat</name>", b"<name> </name>")
+    assert not read_plain_batch([blank], None).plain[0]  # the checked reading says why
+
+
+@pytest.mark.parametrize("classes", [VOC_CLASSES, None])
+def test_fuzzed_bulk_reading_gives_the_checked_verdict_file_by_file(classes):
+    # The bulk reading (batch reader, then lxml for what it leaves) against lxml alone: the same
+    # fields for every file read, the same error for every file refused.
+    rng = random.Random(99)
+    seeds = [PLAIN, ACTION_OBJECT, SMALL, PLAIN.replace(b"\n", b"\r\n")]
+    refused = 0
+    for _ in range(60):
+        datas = [mutate(rng, rng.choice(seeds)) for _ in range(rng.randint(1, 30))]
+        table = read_annotation_bytes(datas, ["x/Annotations/a.xml"] * len(datas), classes)
+        for i, data in enumerate(datas):
+            expected = checked(data, classes)
+            if isinstance(expected, Exception):
+                refused += 1
+                assert str(table.errors[i]) == str(expected), data
+                continue
+            ann = table.annotation(i)
+            got = (ann.filename, ann.width, ann.height, ann.depth,
+                   [(o.name, o.xmin, o.ymin, o.xmax, o.ymax, o.difficult, o.truncated) for o in ann.objects])
+            assert got == (*expected[:4], [o[:7] for o in expected[4]]), data
+    assert refused > 50

@@ -100,6 +100,7 @@ class AnchorResult:
     cfg_written: Optional[Path] = None
     cfg_sections: int = 0
     plot: Optional[Path] = None
+    invalid: list = field(default_factory=list)  # InvalidFile of each annotation left out
 
 
 # --------------------------------------------------------------------------- distance and metrics
@@ -373,7 +374,7 @@ def format_cfg_anchors(anchors: Sequence[tuple[int, int]]) -> str:
 def compute_anchors(k: int = 9, root=None, sets=None, labels=None, img_size: int = 416,
                     include_difficult: bool = False, restarts: int = 10, iters: int = 300,
                     evolve: int = 0, seed: int = 0, write_cfg=None, plot=None,
-                    update: str = "median", progress: Progress = None) -> AnchorResult:
+                    update: str = "median", progress: Progress = None, workers: Optional[int] = None) -> AnchorResult:
     """Everything ``vocli anchors`` does: load shapes, cluster, measure, optionally write cfg/plot."""
     if k < 1:
         raise AnchorError(f"--k must be at least 1, got {k}")
@@ -381,7 +382,7 @@ def compute_anchors(k: int = 9, root=None, sets=None, labels=None, img_size: int
         raise AnchorError(f"--img-size must be positive, got {img_size}")
     if write_cfg is not None and not Path(write_cfg).is_file():
         raise DarknetFormatError(f"{write_cfg}: cfg file not found", hint="--write-cfg edits an existing cfg in place")
-    shapes = load_shapes(root, sets, labels, include_difficult, progress)
+    shapes = load_shapes(root, sets, labels, include_difficult, progress, workers)
     if len(shapes.wh) == 0:
         dropped = f" ({shapes.dropped_zero} zero-size dropped)" if shapes.dropped_zero else ""
         missing = f" ({shapes.missing_labels} label files missing)" if shapes.missing_labels else ""
@@ -399,6 +400,7 @@ def compute_anchors(k: int = 9, root=None, sets=None, labels=None, img_size: int
         source=shapes.source, seed=seed, restarts=restarts, iters=iters, evolve=evolve, update=update,
         best_restart=clustering.best_restart, iterations=clustering.iterations, converged=clustering.converged,
         anchors_relative=[(float(w), float(h)) for w, h in clustering.centres], missing_labels=shapes.missing_labels,
+        invalid=shapes.invalid,
     )
     if write_cfg is not None:
         result.cfg_sections = write_cfg_anchors(write_cfg, anchors)

@@ -3,26 +3,35 @@
 Every function works on numpy arrays or torch tensors (same type out as in),
 except the NMS functions, which are torch only. Boxes are ``xyxy`` unless the
 name says otherwise; units are whatever the caller uses (pixels or normalised).
+
+torch is never imported here: a tensor can only reach these functions once its
+caller has imported torch, so the numpy paths (``stats``, ``anchors``, ``evaluate
+--detections``) run without it, and the torch-only functions import it when called.
 """
 
 from __future__ import annotations
 
 import math
+import sys
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _is_torch(x) -> bool:
-    return isinstance(x, torch.Tensor)
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
 
 
 def _max(a, b):
-    return torch.maximum(a, b) if _is_torch(a) else np.maximum(a, b)
+    return sys.modules["torch"].maximum(a, b) if _is_torch(a) else np.maximum(a, b)
 
 
 def _min(a, b):
-    return torch.minimum(a, b) if _is_torch(a) else np.minimum(a, b)
+    return sys.modules["torch"].minimum(a, b) if _is_torch(a) else np.minimum(a, b)
 
 
 def _clip0(x):
@@ -30,7 +39,7 @@ def _clip0(x):
 
 
 def _stack(xs, axis=-1):
-    return torch.stack(xs, dim=axis) if _is_torch(xs[0]) else np.stack(xs, axis=axis)
+    return sys.modules["torch"].stack(xs, dim=axis) if _is_torch(xs[0]) else np.stack(xs, axis=axis)
 
 
 # --------------------------------------------------------------------------- formats
@@ -52,6 +61,27 @@ def box_area(boxes, plus_one: bool = False):
     """(..., 4) xyxy -> (...,) area; ``plus_one`` uses VOC's inclusive pixel widths."""
     d = 1.0 if plus_one else 0.0
     return _clip0(boxes[..., 2] - boxes[..., 0] + d) * _clip0(boxes[..., 3] - boxes[..., 1] + d)
+
+
+def voc_to_coco(boxes):
+    """(..., 4) VOC corners -> (..., 4) COCO ``[x, y, w, h]``: the one place the two frames meet.
+
+    VOC corners are 1-based inclusive pixel indices: pixel column ``i`` covers the continuous
+    interval ``[i - 1, i]``. COCO boxes are 0-based continuous pixels. So::
+
+        x = xmin - 1,  y = ymin - 1,  w = xmax - xmin + 1,  h = ymax - ymin + 1
+        inverse (``coco_to_voc``): xmin = x + 1,  ymin = y + 1,  xmax = x + w,  ymax = y + h
+
+    Integer corners go there and back exactly (every step is exact in float64).
+    """
+    x1, y1, x2, y2 = boxes[..., 0], boxes[..., 1], boxes[..., 2], boxes[..., 3]
+    return _stack([x1 - 1, y1 - 1, x2 - x1 + 1, y2 - y1 + 1])
+
+
+def coco_to_voc(boxes):
+    """(..., 4) COCO ``[x, y, w, h]`` -> (..., 4) VOC corners (unrounded); the inverse of ``voc_to_coco``."""
+    x, y, w, h = boxes[..., 0], boxes[..., 1], boxes[..., 2], boxes[..., 3]
+    return _stack([x + 1, y + 1, x + w, y + h])
 
 
 # --------------------------------------------------------------------------- pairwise IoU
@@ -78,6 +108,27 @@ def box_iou_paired(a, b, plus_one: bool = False):
     wh = _clip0(bottom_right - top_left + d)
     inter = wh[..., 0] * wh[..., 1]
     return inter / (box_area(a, plus_one) + box_area(b, plus_one) - inter)
+
+
+def coco_iou_paired(dt, gt, crowd):
+    """IoU of corresponding COCO ``[x, y, w, h]`` boxes as pycocotools' ``maskUtils.iou`` (``bbIou``).
+
+    dt: (..., 4), gt: (..., 4), crowd: (...,) bool -> (...,) float64. The same float64 steps
+    in the same order as the C code, so thresholds meet the same numbers: no overlap is 0;
+    a crowd ground truth divides by the detection's area only (``inter / area(dt)``).
+    """
+    dt = np.asarray(dt, np.float64)
+    gt = np.asarray(gt, np.float64)
+    dx, dy, dw, dh = dt[..., 0], dt[..., 1], dt[..., 2], dt[..., 3]
+    gx, gy, gw, gh = gt[..., 0], gt[..., 1], gt[..., 2], gt[..., 3]
+    w = np.minimum(dw + dx, gw + gx) - np.maximum(dx, gx)
+    h = np.minimum(dh + dy, gh + gy) - np.maximum(dy, gy)
+    inter = w * h
+    dt_area = dw * dh
+    union = np.where(crowd, dt_area, dt_area + gw * gh - inter)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = inter / union
+    return np.where((w > 0) & (h > 0), iou, 0.0)
 
 
 def box_iou_columns(a, b, plus_one: bool = False):
@@ -144,10 +195,10 @@ def iou_aligned(a, b, kind: str = "iou", eps: float = 1e-9):
                + (a[..., 1] + a[..., 3] - b[..., 1] - b[..., 3]) ** 2) / 4
     if kind == "diou":
         return iou - centre2 / diag2
-    atan = torch.atan if t else np.arctan
+    atan = sys.modules["torch"].atan if t else np.arctan
     v = (4 / math.pi ** 2) * (atan(w2 / (h2 + eps)) - atan(w1 / (h1 + eps))) ** 2
     if t:
-        with torch.no_grad():
+        with sys.modules["torch"].no_grad():
             alpha = v / ((1 - iou) + v + eps)  # (1 + eps) rounds to 1 in float32: 0/0 for equal boxes
     else:
         alpha = v / ((1 - iou) + v + eps)
@@ -164,6 +215,8 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, method:
     keeps boxes whose centres are far apart even when they overlap a lot.
     A box is suppressed when its (D)IoU with a kept box is strictly above the threshold.
     """
+    import torch
+
     if method not in ("standard", "diou"):
         raise ValueError(f"unknown NMS method {method!r}; use standard or diou")
     if boxes.numel() == 0:
@@ -192,6 +245,8 @@ def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor
 
     boxes: (N, 4) xyxy, scores: (N,), classes: (N,) int -> kept indices sorted by score.
     """
+    import torch
+
     if boxes.numel() == 0:
         return torch.empty(0, dtype=torch.long, device=boxes.device)
     # Offset each class into its own region so one NMS call handles all classes.

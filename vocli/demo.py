@@ -319,8 +319,8 @@ def demo(out: str | os.PathLike = DEFAULT_OUT, minutes: float = 5.0, device: str
     run(
         "detect",
         ["detect", *map(_p, sources), "--weights", _p(trained.last), "--img-size", str(img_size),
-         "--device", device, "--out", _p(detect_dir)],
-        lambda: detect(sources, trained.last, img_size=img_size, device=device, out=detect_dir),
+         "--device", device, "--out", _p(detect_dir), "--exist-ok"],
+        lambda: detect(sources, trained.last, img_size=img_size, device=device, out=detect_dir, exist_ok=True),
         lambda r: ({"images": sorted(detect_dir.glob("*.jpg"))},
                    f"{r.num_detections} detections in {r.images} images: " +
                    ", ".join(f"{k} {v}" for k, v in r.counts.items())))

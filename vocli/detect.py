@@ -7,7 +7,8 @@ Outputs under ``out`` (each written atomically):
 - ``Annotations/<stem>.xml`` (``save_xml``): VOC XML, whole 1-based pixels clipped into the image,
   which ``vocli.datasets.voc.parse_annotation`` and ``vocli convert`` read back;
 - ``detections.jsonl`` (``save_json``): one vocli JSON line per image (VOC 1-based pixels),
-  the format ``vocli evaluate --detections`` reads.
+  the format ``vocli evaluate --detections`` reads; with ``json_format="coco"``, ``detections.json``,
+  a COCO results list (``image_id, category_id, bbox, score``, see ``coco_results``).
 
 Boxes go from original 0-based continuous pixels to normalised YOLO and VOC corners
 with the darknet convention of ``converters.voc_to_yolo`` (VOC corner = pixel + 1).
@@ -16,6 +17,7 @@ with the darknet convention of ``converters.voc_to_yolo`` (VOC corner = pixel + 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -27,7 +29,7 @@ import numpy as np
 from vocli.detection_files import detection_json_line, to_voc_pixels
 from vocli.errors import VocliError
 from vocli.images import IMAGE_SUFFIXES
-from vocli.paths import atomic_path, atomic_write_text
+from vocli.paths import atomic_path, atomic_write_text, make_folder
 from vocli.predict import ImagePrediction, SkippedImage, load_model, predict_images
 
 LIST_SUFFIXES = (".txt", ".list")
@@ -120,6 +122,33 @@ def _unique_stem(path: Path, used: set[str]) -> str:
     return stem
 
 
+def _drawn_suffix(path: Path) -> str:
+    return ".png" if path.suffix.lower() == ".png" else ".jpg"
+
+
+def _output_folder(out, images: Sequence[Path], stems: dict, weights, draw: bool, save_txt: bool,
+                   save_xml: bool, save_json: bool, exist_ok: bool) -> Path:
+    """The folder to write into, checked by the one output rule (``vocli.outputs``)."""
+    from vocli.outputs import check_output_dir, next_run_dir
+
+    if out is None:
+        return next_run_dir(Path("runs/detect"), "exp")
+    out = Path(out).expanduser()
+    planned: list[Path] = []
+    for path in images:
+        stem = stems[path]
+        if draw:
+            planned.append(out / f"{stem}{_drawn_suffix(path)}")
+        if save_txt:
+            planned.append(out / "labels" / f"{stem}.txt")
+        if save_xml:
+            planned.append(out / "Annotations" / f"{stem}.xml")
+    if save_json:
+        planned.append(out / "detections.jsonl")
+    inputs = [*images, weights] if weights is not None else list(images)
+    return check_output_dir(out, inputs, planned, overwrite=exist_ok, option="--exist-ok")
+
+
 def class_names_for(loaded_names, num_classes: int, names: Optional[Sequence[str]]) -> tuple[str, ...]:
     """Names given > names in the checkpoint > VOC's 20 > ``class0..``; the count must match the model."""
     from vocli.datasets.voc import VOC_CLASSES
@@ -133,18 +162,37 @@ def class_names_for(loaded_names, num_classes: int, names: Optional[Sequence[str
     return tuple(chosen)
 
 
+def coco_results(parts: Sequence[tuple]) -> list[dict]:
+    """COCO results entries from ``(stem, boxes VOC pixels (n, 4), scores (n,), class ids (n,))`` per image.
+
+    Image ids from the stems by ``vocli.coco.coco_image_ids`` (as ``vocli convert coco`` numbers the
+    same VOC ids); boxes through the same VOC -> COCO rule as the ground truth, so scoring this
+    file with pycocotools gives what ``vocli evaluate --metric coco`` gives for the model.
+    """
+    from vocli.coco import coco_image_ids, results_list
+
+    out: list[dict] = []
+    for image_id, (_, boxes, scores, labels) in zip(coco_image_ids([p[0] for p in parts]), parts):
+        out += results_list([image_id] * len(scores), boxes, scores, labels)
+    return out
+
+
 def detect(sources: Sequence[Union[str, os.PathLike]], weights: Union[str, os.PathLike], cfg=None,
            conf: float = 0.25, iou: float = 0.45, nms: str = "standard", img_size: int = 416,
-           out: Union[str, os.PathLike] = "runs/detect/exp", save_txt: bool = False, save_xml: bool = False,
-           save_json: bool = False, draw: bool = True, device: str = "cpu",
+           out: Optional[Union[str, os.PathLike]] = None, save_txt: bool = False, save_xml: bool = False,
+           save_json: bool = False, draw: bool = True, device: str = "cpu", json_format: str = "vocli",
            classes: Optional[Sequence[str]] = None, names: Optional[Sequence[str]] = None,
-           batch_size: int = 8, max_det: int = 300,
+           batch_size: int = 8, max_det: int = 300, exist_ok: bool = False,
            progress: Optional[Callable[[int], None]] = None, model=None) -> DetectResult:
     """Detect objects in ``sources`` (images, folders, globs, list files) and write the outputs.
 
     ``classes`` keeps only those class names; ``names`` gives the model's class names
     (default: from the checkpoint, else VOC's). ``model`` (a built ``Darknet``) skips loading ``weights``.
     Unreadable files are skipped and listed in the result.
+
+    ``out``: default ``runs/detect/exp``, ``exp2`` ... (a fresh folder each run). A given ``out``
+    that holds files is refused unless ``exist_ok``; one where an output would replace an input
+    image (``detect imgs --out imgs``) is refused always (``vocli.outputs``).
     """
     from PIL import Image
 
@@ -152,6 +200,17 @@ def detect(sources: Sequence[Union[str, os.PathLike]], weights: Union[str, os.Pa
 
     if nms not in ("standard", "diou"):
         raise VocliError(f"unknown --nms {nms!r}", hint="use standard or diou")
+    if json_format not in ("vocli", "coco"):
+        raise VocliError(f"unknown --json-format {json_format!r}", hint="use vocli or coco")
+    images, skipped = resolve_sources(sources)
+    if not images:
+        raise VocliError("no images to run on" + (f" ({skipped[0][0]}: {skipped[0][1]})" if skipped else ""),
+                         hint="pass image files, folders, globs or a list file")
+    # Outputs are checked before the model loads: a refused --out costs nothing.
+    used: set[str] = set()
+    stems = {path: _unique_stem(path, used) for path in images}
+    out = _output_folder(out, images, stems, weights, draw=draw, save_txt=save_txt, save_xml=save_xml,
+                         save_json=save_json, exist_ok=exist_ok)
     if model is None:
         loaded = load_model(weights, cfg=cfg, device=device)
         model, model_names = loaded.model, loaded.names
@@ -164,16 +223,11 @@ def detect(sources: Sequence[Union[str, os.PathLike]], weights: Union[str, os.Pa
         if unknown:
             raise VocliError(f"--classes: unknown class {unknown[0]!r}", hint=f"model classes: {', '.join(names)}")
         keep = np.array([names.index(c) for c in classes])
-    images, skipped = resolve_sources(sources)
-    if not images:
-        raise VocliError("no images to run on" + (f" ({skipped[0][0]}: {skipped[0][1]})" if skipped else ""),
-                         hint="pass image files, folders, globs or a list file")
-    out = Path(out).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     counts = {n: 0 for n in names}
     written = {"images": 0, "txt": 0, "xml": 0}
     json_lines: list[str] = []
-    used: set[str] = set()
+    coco_parts: list[tuple] = []
     done = 0
     start = time.perf_counter()
     for pred in predict_images(model, images, img_size=img_size, conf=conf, iou=iou, nms=nms,
@@ -188,9 +242,9 @@ def detect(sources: Sequence[Union[str, os.PathLike]], weights: Union[str, os.Pa
             pred.boxes, pred.scores, pred.class_ids = pred.boxes[sel], pred.scores[sel], pred.class_ids[sel]
         for c in pred.class_ids:
             counts[names[int(c)]] += 1
-        stem = _unique_stem(pred.path, used)
+        stem = stems[pred.path]
         if draw:
-            suffix = ".png" if pred.path.suffix.lower() == ".png" else ".jpg"
+            suffix = _drawn_suffix(pred.path)
             drawn = draw_detections(Image.fromarray(pred.image), pred.boxes, names, pred.scores, pred.class_ids)
             with atomic_path(out / f"{stem}{suffix}", suffix=suffix) as tmp:
                 drawn.save(tmp, format="PNG" if suffix == ".png" else "JPEG", quality=92)
@@ -202,12 +256,17 @@ def detect(sources: Sequence[Union[str, os.PathLike]], weights: Union[str, os.Pa
         if save_xml:
             atomic_write_text(out / "Annotations" / f"{stem}.xml", voc_xml(pred, names))
             written["xml"] += 1
-        if save_json:
+        if save_json and json_format == "coco":
+            coco_parts.append((stem, to_voc_pixels(pred.boxes), pred.scores, pred.class_ids))
+        elif save_json:
             json_lines.append(detection_json_line(stem, to_voc_pixels(pred.boxes), pred.scores, pred.class_ids,
                                                   names, width=pred.width, height=pred.height))
     seconds = time.perf_counter() - start
     json_path = None
-    if save_json:
+    if save_json and json_format == "coco":
+        json_path = out / "detections.json"
+        atomic_write_text(json_path, json.dumps(coco_results(coco_parts)))
+    elif save_json:
         json_path = out / "detections.jsonl"
         atomic_write_text(json_path, "".join(json_lines))
     return DetectResult(out=out, images=done, num_detections=sum(counts.values()), counts=counts,

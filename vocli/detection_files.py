@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -151,6 +152,8 @@ def read_jsonl(path: str | os.PathLike, classes: Sequence[str]) -> Detections:
         if any(n != 4 for n in map(len, bboxes)):
             raise ValueError("bbox needs 4 numbers")
         boxes = np.fromiter(map(float, itertools.chain.from_iterable(bboxes)), np.float64, 4 * len(dets))
+        if not (np.isfinite(scores).all() and np.isfinite(boxes).all()):  # NaN, Infinity: as comp4 does
+            raise ValueError("not finite")
     except (ValueError, KeyError, TypeError, AttributeError):
         return _read_jsonl_lines(path, text, index)
     return Detections(np.repeat(ids, [len(image) for image in per_image]), boxes.reshape(-1, 4), scores, labels)
@@ -173,9 +176,12 @@ def _read_jsonl_lines(path: Path, text: str, index: dict[str, int]) -> Detection
                 box = [float(v) for v in det["bbox"]]
                 if len(box) != 4:
                     raise ValueError("bbox needs 4 numbers")
+                score = float(det["score"])
+                if not all(map(math.isfinite, [score, *box])):
+                    raise DetectionFileError(f"{path}:{number}: score or box is not finite")
                 ids.append(image_id)
                 boxes.append(box)
-                scores.append(float(det["score"]))
+                scores.append(score)
                 labels.append(index[name])
         except DetectionFileError:
             raise

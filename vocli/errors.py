@@ -66,3 +66,15 @@ class TrainingDivergedError(VocliError):
 
 class AnchorError(VocliError):
     """Boxes cannot be clustered as asked (no boxes, too few distinct shapes, bad k)."""
+
+
+class OutputError(VocliError):
+    """An output would overwrite an input, or a file that is not ours to replace."""
+
+
+class CheckpointError(VocliError):
+    """A .pt file is damaged (a CRC fails), unreadable, or holds something other than tensors."""
+
+
+class WriteError(VocliError):
+    """An output could not be written: disk full, size limit, quota, read-only or no permission."""

@@ -16,12 +16,11 @@ from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from vocli.datasets.voc import (VOC_CLASSES, VocSet, image_size_from_file, parse_annotation, parse_annotations,
-                               resolve_sets)
+from vocli.datasets.voc import VOC_CLASSES, VocSet, image_size_from_file, resolve_sets
+from vocli.datasets.voc_bulk import read_annotations
 from vocli.detection_files import load_detections, to_voc_pixels
 from vocli.errors import VocliError
 from vocli.metrics import Detections, EvalResult, GroundTruth, default_metric, evaluate_detections
-from vocli.predict import SkippedImage, load_model, predict_images
 
 Progress = Optional[Callable[[int], None]]
 
@@ -29,23 +28,28 @@ Progress = Optional[Callable[[int], None]]
 # --------------------------------------------------------------------------- ground truth
 
 
-def _annotation_entry(xml: Path, image_id: str, classes: Sequence[str]):
-    ann = parse_annotation(xml, classes=classes)
-    return image_id, ann.boxes(), ann.labels(classes), ann.difficult()
-
-
 def voc_ground_truth(voc_sets: Sequence[VocSet], classes: Sequence[str], progress: Progress = None,
                      workers: Optional[int] = None) -> GroundTruth:
     """Ground truth of every image listed in ``voc_sets`` (ids as in the split lists), difficult kept.
 
-    The XML files are parsed in ``workers`` processes (default: all cores; small sets in-process).
+    The XML files are read by ``voc_bulk.read_annotations`` in ``workers`` processes (default:
+    all cores; small sets in-process). An image whose annotation is invalid is left out, and
+    listed in ``invalid`` (``convert``'s ``--skip-invalid`` semantics: the run goes on).
     """
-    listed = [(vs, image_id) for vs in voc_sets for image_id in vs.ids()]
-    ids = [image_id for _, image_id in listed]
-    annotations = parse_annotations([vs.annotation_path(image_id) for vs, image_id in listed], classes=classes,
-                                    workers=workers, progress=progress)
-    return GroundTruth.from_images([(image_id, ann.boxes(), ann.labels(classes), ann.difficult())
-                                    for image_id, ann in zip(ids, annotations)])
+    from converters._common import invalid_annotation
+
+    ids = {vs: vs.ids() for vs in voc_sets}
+    listed = [(vs, image_id) for vs in voc_sets for image_id in ids[vs]]
+    table = read_annotations([path for vs in voc_sets for path in vs.annotation_files(ids[vs])], classes=classes,
+                             workers=workers, progress=progress)
+    valid = table.valid
+    keep = np.flatnonzero(valid)
+    object_file = table.object_file()
+    return GroundTruth(image_ids=[listed[i][1] for i in keep.tolist()],
+                       image_index=(np.cumsum(valid) - 1)[object_file].astype(np.int64),
+                       boxes=table.boxes, labels=table.class_ids, difficult=table.difficult,
+                       invalid=[invalid_annotation(err) for err in table.invalid],
+                       invalid_ids=[listed[i][1] for i in sorted(table.errors)])
 
 
 def _xml_beside(image: Path) -> Optional[Path]:
@@ -61,20 +65,32 @@ def _xml_beside(image: Path) -> Optional[Path]:
 
 
 def ground_truth_for_images(image_paths: Sequence[Union[str, os.PathLike]], classes: Sequence[str],
-                            progress: Progress = None) -> GroundTruth:
+                            progress: Progress = None, workers: Optional[int] = 1) -> GroundTruth:
     """Ground truth of each image (id = its path as given): VOC XML beside it, else its YOLO label file.
 
-    A missing label file means no objects, as in darknet.
+    A missing label file means no objects, as in darknet. The XML files are read together by
+    ``voc_bulk.read_annotations`` in ``workers`` processes (default 1: training calls this with
+    torch's threads running, where forking is unsafe; ``None``: all cores); an image whose XML
+    is invalid is left out and listed in ``invalid`` / ``invalid_ids`` (its path as given).
     """
+    from converters._common import invalid_annotation
     from converters.voc_to_yolo import label_path_for
     from converters.yolo_to_voc import parse_label_text, voc_corners
 
-    images = []
-    for raw in image_paths:
+    xmls = {k: xml for k, raw in enumerate(image_paths) if (xml := _xml_beside(Path(raw))) is not None}
+    table = read_annotations(list(xmls.values()), classes=classes, workers=workers)
+    row_of = dict(zip(xmls, range(len(xmls))))
+    images, invalid, invalid_ids = [], [], []
+    for k, raw in enumerate(image_paths):
         image = Path(raw)
-        xml = _xml_beside(image)
-        if xml is not None:
-            images.append(_annotation_entry(xml, str(raw), classes))
+        row = row_of.get(k)
+        if row is not None:
+            if row in table.errors:
+                invalid.append(invalid_annotation(table.errors[row]))
+                invalid_ids.append(str(raw))
+            else:
+                objects = slice(table.first[row], table.first[row + 1])
+                images.append((str(raw), table.boxes[objects], table.class_ids[objects], table.difficult[objects]))
         else:
             label = label_path_for(image)
             text = label.read_text(encoding="utf-8") if label.is_file() else ""
@@ -90,7 +106,9 @@ def ground_truth_for_images(image_paths: Sequence[Union[str, os.PathLike]], clas
             images.append((str(raw), boxes, class_ids, np.zeros(len(class_ids), bool)))
         if progress is not None:
             progress(1)
-    return GroundTruth.from_images(images)
+    gt = GroundTruth.from_images(images)
+    gt.invalid, gt.invalid_ids = invalid, invalid_ids
+    return gt
 
 
 def default_metric_for_images(image_paths: Sequence[Union[str, os.PathLike]]) -> str:
@@ -121,11 +139,16 @@ def evaluate_model(model, image_paths: Sequence[Union[str, os.PathLike]], ground
     ``ground_truth_for_images`` (pass it in when calling every epoch to skip re-reading).
     ``metric=None``: ``voc07`` for exactly VOC2007 test, else ``voc12``.
     """
+    from vocli.predict import SkippedImage, predict_images
+
     if len(classes) != int(model.num_classes):
         raise VocliError(f"{len(classes)} class names for a model with {model.num_classes} classes",
                          hint="use the .names file the model was trained with")
     if ground_truth is None:
         ground_truth = ground_truth_for_images(image_paths, classes)
+    if ground_truth.invalid_ids:  # images whose annotation is invalid are left out
+        left_out = set(ground_truth.invalid_ids)
+        image_paths = [p for p in image_paths if str(p) not in left_out]
     if metric is None:
         metric = default_metric_for_images(image_paths)
     ids, boxes, scores, labels = [], [], [], []
@@ -199,7 +222,13 @@ def evaluate(weights=None, data=None, detections=None, root=None, sets=None, cfg
 
     if detections is not None:
         gt = voc_ground_truth(voc_sets, names, progress, workers=workers)
-        found, files = load_detections(detections, names)
+        if _is_coco_results(detections):
+            found, files = coco_detections(detections, gt, names), [Path(detections)]
+        else:
+            found, files = load_detections(detections, names)
+        if gt.invalid_ids:  # their images are left out: so are their detections
+            kept = ~np.isin(found.image_ids, np.array(gt.invalid_ids, dtype=object))
+            found = Detections(found.image_ids[kept], found.boxes[kept], found.scores[kept], found.labels[kept])
         result = evaluate_detections(found, gt, names, iou_threshold=iou_threshold, metric=metric)
         result.source = f"{len(files)} detection file(s) from {detections}"
     else:
@@ -207,19 +236,49 @@ def evaluate(weights=None, data=None, detections=None, root=None, sets=None, cfg
         if voc_sets is not None:
             images = [vs.image_path(i) for vs in voc_sets for i in vs.ids()]
             gt = voc_ground_truth(voc_sets, names, workers=workers)
+            left_out = set(gt.invalid_ids)
+            images = [vs.image_path(i) for vs in voc_sets for i in vs.ids() if i not in left_out]
             gt.image_ids = [str(p) for p in images]
         else:
             images, data_names = _image_list(data, split)
             names = tuple(classes) if classes else data_names
-            gt = ground_truth_for_images(images, names)
+            gt = ground_truth_for_images(images, names, workers=workers)
+            left_out = set(gt.invalid_ids)
+            images = [p for p in images if str(p) not in left_out]
+        from vocli.predict import load_model
+
         loaded = load_model(weights, cfg=cfg, device=device)
         result = evaluate_model(loaded.model, images, gt, classes=names, img_size=img_size, conf=conf, iou=iou,
                                 batch_size=batch_size, device=device, metric=metric, nms=nms,
                                 iou_threshold=iou_threshold, progress=progress)
         result.source = f"{weights} on {len(images)} images"
+    result.invalid = gt.invalid
     if plots is not None:
         write_plots(result, plots)
     return result
+
+
+def _is_coco_results(path) -> bool:
+    """A ``.json`` file holding a JSON list (COCO results), not vocli's JSON lines."""
+    path = Path(path).expanduser()
+    if path.suffix != ".json" or not path.is_file():
+        return False
+    with open(path, "rb") as f:
+        return f.read(256).lstrip()[:1] == b"["
+
+
+def coco_detections(path, gt: GroundTruth, classes: Sequence[str]) -> Detections:
+    """A COCO results file as ``Detections`` on ``gt``'s images (ids by ``vocli.coco.coco_image_ids``).
+
+    The file's own ``[x, y, w, h]`` boxes are kept for the ``coco`` metric; ``boxes`` holds them
+    as VOC corners (``vocli.boxes.coco_to_voc``) for the VOC metrics.
+    """
+    from vocli.boxes import coco_to_voc
+    from vocli.coco import coco_image_ids, read_results
+
+    index, xywh, scores, labels = read_results(path, classes, coco_image_ids(list(gt.image_ids)))
+    return Detections(np.asarray(gt.image_ids, dtype=object)[index], coco_to_voc(xywh), scores, labels,
+                      coco_boxes=xywh)
 
 
 def write_plots(result: EvalResult, folder: Union[str, os.PathLike], max_points: int = 400) -> list[Path]:

@@ -6,9 +6,13 @@ Converting to VOC's 1-based inclusive corners happens in the consumers (metrics,
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -18,28 +22,70 @@ from vocli.errors import ImageReadError
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Decode ``path`` into (H, W, 3) uint8 RGB. Raises ``ImageReadError`` naming the file.
+#: The most pixels an image may have (width x height): Pillow's own warning limit, 256 MiB
+#: of RGB. A header claiming more (a "decompression bomb": 20000 x 20000 in a few KB of
+#: JPEG) is refused before any pixel is decoded; real VOC images are about 500 x 375.
+MAX_IMAGE_PIXELS = 89_478_485
 
-    Grey, palette and alpha images are converted to RGB. EXIF orientation is not
-    applied: VOC annotations refer to the pixels as stored.
+
+def _too_large(path: Path, pixels: int, size: str = "") -> ImageReadError:
+    return ImageReadError(path, f"image {size}has {pixels:,} pixels, over the limit of {MAX_IMAGE_PIXELS:,} "
+                                "(a decompression bomb?)", hint="resize it or remove it")
+
+
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator:
+    """``Image.open(path)`` whose every failure, and a size over ``MAX_IMAGE_PIXELS``, is an ``ImageReadError``.
+
+    Pillow's decompression-bomb warning is made an error for the open (it comes before the
+    size can be checked here), and the size is checked here too, whatever limit Pillow has been
+    given. Only the header has been read when the image is yielded.
     """
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
     try:
-        with Image.open(path) as im:
-            im.load()
-            rgb = im.convert("RGB")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(path)
     except FileNotFoundError:
         raise ImageReadError(path, "file not found") from None
     except IsADirectoryError:
         raise ImageReadError(path, "is a folder, not an image") from None
     except UnidentifiedImageError:
         raise ImageReadError(path, "not an image Pillow can read", hint="use JPEG or PNG files") from None
-    except (OSError, ValueError, SyntaxError) as err:  # truncated or corrupt data
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        claimed = re.search(r"\((\d+) pixels\)", str(err))
+        raise _too_large(path, int(claimed.group(1)) if claimed else MAX_IMAGE_PIXELS + 1) from None
+    except (OSError, ValueError, SyntaxError) as err:  # a header Pillow recognises but cannot read
         raise ImageReadError(path, f"cannot decode image ({err})", hint="re-download or remove the file") from None
+    with im:
+        width, height = im.size
+        if width * height > MAX_IMAGE_PIXELS:
+            raise _too_large(path, width * height, f"{width}x{height} ")
+        yield im
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode ``path`` into (H, W, 3) uint8 RGB. Raises ``ImageReadError`` naming the file.
+
+    Grey, palette and alpha images are converted to RGB. EXIF orientation is not
+    applied: VOC annotations refer to the pixels as stored. Images over
+    ``MAX_IMAGE_PIXELS`` are refused from their header, before decoding.
+    """
+    path = Path(path)
+    with _opened(path) as im:
+        try:
+            im.load()
+            rgb = im.convert("RGB")
+        except (OSError, ValueError, SyntaxError) as err:  # truncated or corrupt data
+            raise ImageReadError(path, f"cannot decode image ({err})", hint="re-download or remove the file") from None
     return np.asarray(rgb, dtype=np.uint8)
+
+
+def read_image_size(path: str | os.PathLike) -> tuple[int, int, int]:
+    """(width, height, bands) from the header only. Raises ``ImageReadError`` as ``load_image`` would."""
+    with _opened(Path(path)) as im:
+        return im.width, im.height, len(im.getbands())
 
 
 @dataclass(frozen=True)

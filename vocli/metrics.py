@@ -26,7 +26,6 @@ from vocli.boxes import box_iou_paired
 from vocli.errors import VocliError
 
 METRICS: tuple[str, ...] = ("voc07", "voc12", "coco")
-COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 # Bounds the (detections x ground truths per image) IoU block held in memory at once.
 _IOU_BLOCK = 4_000_000
 
@@ -36,7 +35,8 @@ class GroundTruth:
     """Ground truth of a set of images, flattened. Boxes in VOC 1-based inclusive pixels.
 
     image_ids: M image names; image_index: (G,) int64 into image_ids; boxes: (G, 4) xyxy;
-    labels: (G,) int64 class indices; difficult: (G,) bool.
+    labels: (G,) int64 class indices; difficult: (G,) bool. invalid: the images left out
+    because their annotation could not be read (``InvalidFile``: path, reason), with their ids.
     """
 
     image_ids: list[str]
@@ -44,6 +44,8 @@ class GroundTruth:
     boxes: np.ndarray
     labels: np.ndarray
     difficult: np.ndarray
+    invalid: list = field(default_factory=list)
+    invalid_ids: list = field(default_factory=list)
 
     @classmethod
     def from_images(cls, images: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]]) -> "GroundTruth":
@@ -71,6 +73,9 @@ class Detections:
     boxes: np.ndarray
     scores: np.ndarray
     labels: np.ndarray
+    #: (K, 4) COCO ``[x, y, w, h]`` as read from a COCO results file, used as is by the ``coco``
+    #: metric (else it converts ``boxes`` with ``vocli.boxes.voc_to_coco``).
+    coco_boxes: Optional[np.ndarray] = None
 
     @classmethod
     def empty(cls) -> "Detections":
@@ -85,6 +90,8 @@ class Detections:
             boxes=np.concatenate([np.asarray(p.boxes, np.float64).reshape(-1, 4) for p in parts]),
             scores=np.concatenate([np.asarray(p.scores, np.float64).reshape(-1) for p in parts]),
             labels=np.concatenate([np.asarray(p.labels, np.int64).reshape(-1) for p in parts]),
+            coco_boxes=(np.concatenate([np.asarray(p.coco_boxes, np.float64).reshape(-1, 4) for p in parts])
+                        if all(p.coco_boxes is not None for p in parts) else None),
         )
 
     def __len__(self) -> int:
@@ -96,7 +103,8 @@ class ClassResult:
     """AP of one class. ``ap`` is NaN when the class has no non-difficult ground truth.
 
     recall/precision: (K,) cumulative curve over the class's detections in sorted order.
-    ap_50_95: mean 101-point AP over IoU 0.50:0.05:0.95 (``coco`` metric only).
+    ap_50_95: mean 101-point AP over IoU 0.50:0.05:0.95 (``coco`` metric only; ``ap`` is then AP50,
+    both as pycocotools computes them, and recall/precision are its 101 points at IoU 0.5).
     """
 
     name: str
@@ -123,6 +131,8 @@ class EvalResult:
     map_50_95: Optional[float] = None
     sort: str = "stable (ties keep input order)"
     source: str = ""
+    invalid: list = field(default_factory=list)  # InvalidFile of each annotation left out with its image
+    coco_stats: Optional[dict] = None  # ``coco`` metric: pycocotools' 12 summary numbers by name
 
     def summary(self) -> dict:
         """JSON-friendly view without the per-detection curves."""
@@ -130,7 +140,8 @@ class EvalResult:
             "metric": self.metric, "iou_threshold": self.iou_threshold, "map": self.map,
             "map_50_95": self.map_50_95, "num_images": self.num_images,
             "num_detections": self.num_detections, "excluded": list(self.excluded), "sort": self.sort,
-            "source": self.source,
+            "source": self.source, "coco_stats": self.coco_stats,
+            "invalid": [{"path": f.path, "reason": f.reason} for f in self.invalid],
             "per_class": [
                 {"name": c.name, "ap": c.ap, "ap_50_95": c.ap_50_95, "num_gt": c.num_gt,
                  "num_difficult": c.num_difficult, "num_det": c.num_det,
@@ -168,17 +179,6 @@ def voc_ap(recall: np.ndarray, precision: np.ndarray, use_07_metric: bool) -> fl
     mpre = np.maximum.accumulate(mpre[::-1])[::-1]
     steps = np.nonzero(mrec[1:] != mrec[:-1])[0]
     return float(np.sum((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1]))
-
-
-def coco_ap(recall: np.ndarray, precision: np.ndarray) -> float:
-    """101-point AP (COCO): envelope precision at the first point with recall >= r, r in 0:0.01:1."""
-    recall = np.asarray(recall, np.float64)
-    if len(recall) == 0:
-        return 0.0
-    envelope = np.maximum.accumulate(np.asarray(precision, np.float64)[::-1])[::-1]
-    at = np.searchsorted(recall, np.linspace(0.0, 1.0, 101), side="left")
-    values = np.where(at < len(recall), envelope[np.minimum(at, len(recall) - 1)], 0.0)
-    return float(values.mean())
 
 
 # --------------------------------------------------------------------------- matching
@@ -267,7 +267,8 @@ def evaluate_detections(detections: Detections, ground_truth: GroundTruth, class
 
     A class without non-difficult ground truth has AP NaN and is left out of the mean
     (listed in ``excluded``); a class with ground truth but no detections has AP 0.
-    ``metric="coco"`` gives 101-point AP at ``iou_threshold`` plus ``ap_50_95``.
+    ``metric="coco"``: pycocotools' COCOeval on the boxes converted to COCO (``evaluate_coco``;
+    ``iou_threshold`` is then unused).
     Detections on images absent from the ground truth raise ``VocliError`` (as the devkit does).
     """
     if metric not in METRICS:
@@ -275,6 +276,8 @@ def evaluate_detections(detections: Detections, ground_truth: GroundTruth, class
     if not 0.0 <= iou_threshold < 1.0:
         raise VocliError(f"IoU threshold {iou_threshold} must be in [0, 1)")
     det_image = _image_index(detections.image_ids, ground_truth.image_ids)
+    if metric == "coco":
+        return evaluate_coco(detections, ground_truth, classes, det_image)
     num_images = len(ground_truth.image_ids)
     det_labels = np.asarray(detections.labels, np.int64)
     det_scores = np.asarray(detections.scores, np.float64)
@@ -296,20 +299,62 @@ def evaluate_detections(detections: Detections, ground_truth: GroundTruth, class
         result = ClassResult(name=name, ap=float("nan"), num_gt=npos, num_det=len(det_sel),
                              num_difficult=int(gt_difficult.sum()), recall=recall, precision=precision)
         if npos > 0:
-            result.ap = coco_ap(recall, precision) if metric == "coco" else voc_ap(recall, precision, metric == "voc07")
-            if metric == "coco":
-                aps = [coco_ap(*pr_curve(*match_sorted(best, overlap, gt_difficult, t), npos))
-                       for t in COCO_IOU_THRESHOLDS]
-                result.ap_50_95 = float(np.mean(aps))
+            result.ap = voc_ap(recall, precision, metric == "voc07")
         per_class.append(result)
         if progress is not None:
             progress(1)
     scored = [r for r in per_class if r.num_gt > 0]
     mean = float(np.mean([r.ap for r in scored])) if scored else float("nan")
-    map_50_95 = float(np.mean([r.ap_50_95 for r in scored])) if metric == "coco" and scored else None
     return EvalResult(metric=metric, iou_threshold=iou_threshold, map=mean, per_class=per_class,
                       num_images=num_images, num_detections=len(det_scores),
-                      excluded=[r.name for r in per_class if r.num_gt == 0], map_50_95=map_50_95)
+                      excluded=[r.name for r in per_class if r.num_gt == 0])
+
+
+def evaluate_coco(detections: Detections, ground_truth: GroundTruth, classes: Sequence[str],
+                  det_image: Optional[np.ndarray] = None) -> EvalResult:
+    """pycocotools' bbox COCOeval of VOC ground truth and detections (``vocli.coco_eval``).
+
+    Both are taken to COCO boxes with ``vocli.boxes.voc_to_coco`` (detections read from a COCO
+    results file keep their own ``coco_boxes``); difficult objects are crowd regions and
+    ``area`` is ``w * h``, exactly as ``vocli convert coco`` writes them, and image order
+    (score ties across images) follows ``vocli.coco.coco_image_ids``. ``map`` is AP50,
+    ``map_50_95`` AP@[.50:.95], ``coco_stats`` all 12 summary numbers.
+    """
+    from vocli.boxes import voc_to_coco
+    from vocli.coco import coco_image_ids
+    from vocli.coco_eval import IOU_THRESHOLDS, RECALL_POINTS, CocoBoxes, coco_evaluate
+
+    if det_image is None:
+        det_image = _image_index(detections.image_ids, ground_truth.image_ids)
+    gt_xywh = voc_to_coco(np.asarray(ground_truth.boxes, np.float64).reshape(-1, 4))
+    gt = CocoBoxes(np.asarray(ground_truth.image_index, np.int64), np.asarray(ground_truth.labels, np.int64),
+                   gt_xywh, area=gt_xywh[:, 2] * gt_xywh[:, 3], crowd=np.asarray(ground_truth.difficult, bool))
+    det_xywh = (np.asarray(detections.coco_boxes, np.float64).reshape(-1, 4) if detections.coco_boxes is not None
+                else voc_to_coco(np.asarray(detections.boxes, np.float64).reshape(-1, 4)))
+    dt = CocoBoxes(det_image, np.asarray(detections.labels, np.int64), det_xywh,
+                   score=np.asarray(detections.scores, np.float64))
+    ids = np.asarray(coco_image_ids(list(ground_truth.image_ids)), np.int64)
+    rank = np.empty(len(ids), np.int64)
+    rank[np.argsort(ids, kind="stable")] = np.arange(len(ids))
+    coco = coco_evaluate(gt, dt, len(classes), rank)
+    t50 = int(np.flatnonzero(IOU_THRESHOLDS == 0.5)[0])
+    per_class = []
+    for k, name in enumerate(classes):
+        of_class = gt.label == k
+        npos = int((of_class & ~gt.crowd).sum())
+        result = ClassResult(name=name, ap=float("nan"), num_gt=npos, num_det=int((dt.label == k).sum()),
+                             num_difficult=int((of_class & gt.crowd).sum()))
+        if npos > 0:
+            result.ap, result.ap_50_95 = coco.class_ap(k, t50), coco.class_ap(k)
+            result.recall, result.precision = RECALL_POINTS.copy(), coco.precision[t50, :, k, 0, 2].copy()
+        per_class.append(result)
+    stats = coco.stats
+    undefined = float("nan")  # pycocotools' -1: no ground truth at all
+    return EvalResult(metric="coco", iou_threshold=0.5, map=stats["AP50"] if stats["AP50"] > -1 else undefined,
+                      per_class=per_class, num_images=len(ground_truth.image_ids), num_detections=len(dt.score),
+                      excluded=[r.name for r in per_class if r.num_gt == 0],
+                      map_50_95=stats["AP"] if stats["AP"] > -1 else undefined,
+                      coco_stats=stats, sort="stable; pycocotools order (score, then image id, then input order)")
 
 
 def _by_class(labels: np.ndarray, num_classes: int) -> list[np.ndarray]:

@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from vocli.cli.common import JSON_OPTION, ROOT_OPTION, SETS_OPTION, emit_json, err_console, progress_bar
+from vocli.cli.common import (JSON_OPTION, ROOT_OPTION, SETS_OPTION, SKIP_INVALID_OPTION, emit_json, err_console,
+                              exit_if_invalid, progress_bar, render_invalid)
 
 
 def anchors(
@@ -25,6 +26,8 @@ def anchors(
     write_cfg: Optional[Path] = typer.Option(
         None, "--write-cfg", help="Rewrite anchors= and num= of every [yolo] section of this cfg in place."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG scatter of box shapes and anchors."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Processes reading VOC XML (default: all cores)."),
+    skip_invalid: bool = SKIP_INVALID_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Cluster box shapes into K anchors with IoU k-means (seeded, reproducible).
@@ -47,12 +50,14 @@ def anchors(
         result = compute_anchors(
             k=k, root=root, sets=sets, labels=labels, img_size=img_size, include_difficult=include_difficult,
             restarts=restarts, iters=iters, evolve=evolve, seed=seed, write_cfg=write_cfg, plot=plot,
-            progress=advance,
+            progress=advance, workers=workers,
         )
     if json_out:
         emit_json(result)
     else:
         render(result)
+    render_invalid(result.invalid, skip_invalid)
+    exit_if_invalid(result.invalid, skip_invalid)
 
 
 def render(result) -> None:

@@ -18,11 +18,56 @@ from vocli import __version__
 from vocli.cli.common import err_console
 from vocli.errors import VocliError
 
+def _flags_without_type(params: list) -> list:
+    for param in params:
+        if getattr(param, "is_flag", False) and getattr(param, "metavar", None) is None:
+            param.metavar = ""  # Typer >= 0.20 shows "<bool>" for a flag otherwise
+    return params
+
+
+class _ConventionalCommand(typer.core.TyperCommand):
+    """A command whose help reads as Typer apps' users expect, whatever the Typer version: the
+    usage line names arguments in capitals (``SRC``, ``SOURCES...``) and a flag shows no type."""
+
+    def collect_usage_pieces(self, ctx) -> list:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name != "argument":
+                continue
+            name = (param.metavar or param.name or "").upper()
+            if param.nargs != 1:
+                name += "..."
+            pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+    def get_params(self, ctx) -> list:
+        return _flags_without_type(super().get_params(ctx))
+
+
+class _ConventionalGroup(typer.core.TyperGroup):
+    """The root and sub-command groups: flags without a type, as in ``_ConventionalCommand``."""
+
+    def get_params(self, ctx) -> list:
+        return _flags_without_type(super().get_params(ctx))
+
+
+def _use_conventional_help(typer_app: typer.Typer) -> None:
+    for command in typer_app.registered_commands:
+        if command.cls in (None, typer.core.TyperCommand):
+            command.cls = _ConventionalCommand
+    for group in typer_app.registered_groups:
+        # Typer wraps a default it filled in (``DefaultPlaceholder``); a class a module chose stays.
+        if getattr(group.cls, "value", group.cls) in (None, typer.core.TyperGroup):
+            group.cls = _ConventionalGroup
+        _use_conventional_help(group.typer_instance)
+
+
 app = typer.Typer(
+    cls=_ConventionalGroup,
     name="vocli",
     help="PASCAL VOC to a trained, evaluated YOLOv3: fetch, convert, anchors, weights, train, evaluate, detect.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -68,6 +113,7 @@ def _register_commands() -> None:
 
 
 _register_commands()
+_use_conventional_help(app)
 
 
 def _base_exception(cls: type, name: str) -> type:

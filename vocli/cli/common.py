@@ -17,6 +17,8 @@ JSON_OPTION = typer.Option(False, "--json", help="Print one JSON document with t
 ROOT_OPTION = typer.Option(
     None, "--root", help="Folder holding VOCdevkit/ (default: $VOCLI_HOME/data).", show_default=False
 )
+OVERWRITE_OPTION = typer.Option(False, "--overwrite", "--exist-ok",
+                                help="Replace an existing output file (never an input).")
 SETS_OPTION = typer.Option(None, "--sets", help="Comma-separated <year>/<split> sets, e.g. 2007/trainval,2012/trainval.")
 
 
@@ -73,3 +75,49 @@ def resolve_root(root: Optional[Path]) -> Path:
     from vocli.paths import data_root
 
     return Path(root).expanduser() if root is not None else data_root()
+
+
+SKIP_INVALID_OPTION = typer.Option(False, "--skip-invalid",
+                                   help="Exit 0 even when some annotations are invalid (they are still listed).")
+MAX_LISTED = 20
+
+
+def render_invalid(invalid, skip_invalid: bool) -> None:
+    """The invalid input files (``.path``, ``.reason``) a command left out, as a table on stderr: one
+    behaviour for every command that reads many annotations (``--skip-invalid`` turns the error off)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    if not invalid:
+        return
+    console = err_console()
+    if len(invalid) <= MAX_LISTED:
+        table = Table(title=f"{len(invalid)} invalid file(s), left out", title_justify="left")
+        table.add_column("file", overflow="fold")
+        table.add_column("reason", overflow="fold")
+        for item in invalid:
+            table.add_row(escape(item.path), escape(item.reason))
+    else:
+        # Many files usually share a few reasons (a class missing from the list): one row per reason.
+        by_reason: dict[str, list[str]] = {}
+        for item in invalid:
+            by_reason.setdefault(item.reason, []).append(item.path)
+        table = Table(title=f"{len(invalid)} invalid file(s), left out, for {len(by_reason)} reason(s)",
+                      title_justify="left")
+        table.add_column("files", justify="right")
+        table.add_column("reason", overflow="fold")
+        table.add_column("first file", overflow="fold")
+        ranked = sorted(by_reason.items(), key=lambda kv: -len(kv[1]))
+        for reason, paths in ranked[:MAX_LISTED]:
+            table.add_row(str(len(paths)), escape(reason), escape(paths[0]))
+    console.print(table)
+    if len(invalid) > MAX_LISTED and len(by_reason) > MAX_LISTED:
+        console.print(f"... and {len(by_reason) - MAX_LISTED} more reasons (every file is in --json output)")
+    if not skip_invalid:
+        console.print("[bold red]error:[/] invalid annotations above; fix them or pass --skip-invalid")
+
+
+def exit_if_invalid(invalid, skip_invalid: bool) -> None:
+    """Exit 1 after the output when some inputs were invalid, unless ``--skip-invalid``."""
+    if invalid and not skip_invalid:
+        raise typer.Exit(1)

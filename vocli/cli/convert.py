@@ -1,4 +1,4 @@
-"""`vocli convert yolo|voc|ssd`: VOC XML to darknet labels, back, and to SSD targets."""
+"""`vocli convert yolo|coco|voc|ssd`: VOC XML to darknet labels or COCO JSON, back, and to SSD targets."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from vocli.cli.common import (JSON_OPTION, ROOT_OPTION, SETS_OPTION, emit_json, err_console, progress_bar,
-                              resolve_root)
+from vocli.cli.common import (JSON_OPTION, ROOT_OPTION, SETS_OPTION, SKIP_INVALID_OPTION, emit_json, err_console,
+                              progress_bar, render_invalid, resolve_root)
+from vocli.clock import process_seconds
 
 convert_app = typer.Typer(
-    help="Convert annotations: VOC to YOLO labels, YOLO back to VOC, VOC to SSD targets.\n\n"
+    help="Convert annotations: VOC to YOLO labels or COCO JSON, YOLO or COCO back to VOC, VOC to SSD targets.\n\n"
          "\b\nExample: vocli convert yolo --sets 2007/train,2007/val,2007/test",
     no_args_is_help=True,
 )
@@ -28,9 +29,6 @@ DATASET_CLASSES_OPTION = typer.Option(
     help="Class-list file, one name per line (default: the VOC folder's classes.txt, else the 20 VOC classes).")
 DIFFICULT_OPTION = typer.Option(False, "--include-difficult",
                                 help="Keep objects marked difficult (dropped by default).")
-SKIP_INVALID_OPTION = typer.Option(False, "--skip-invalid",
-                                   help="Exit 0 even when some annotations are invalid (they are still listed).")
-MAX_LISTED = 20
 
 
 def register(app: typer.Typer) -> None:
@@ -52,40 +50,10 @@ def _progress(description: str, enabled: bool) -> Iterator[Callable[[int, int], 
         yield report
 
 
-def _render_invalid(invalid, skip_invalid: bool) -> None:
-    if not invalid:
-        return
-    console = err_console()
-    if len(invalid) <= MAX_LISTED:
-        table = Table(title=f"{len(invalid)} invalid file(s), left out", title_justify="left")
-        table.add_column("file", overflow="fold")
-        table.add_column("reason", overflow="fold")
-        for item in invalid:
-            table.add_row(escape(item.path), escape(item.reason))
-    else:
-        # Many files usually share a few reasons (a class missing from the list): one row per reason.
-        by_reason: dict[str, list[str]] = {}
-        for item in invalid:
-            by_reason.setdefault(item.reason, []).append(item.path)
-        table = Table(title=f"{len(invalid)} invalid file(s), left out, for {len(by_reason)} reason(s)",
-                      title_justify="left")
-        table.add_column("files", justify="right")
-        table.add_column("reason", overflow="fold")
-        table.add_column("first file", overflow="fold")
-        ranked = sorted(by_reason.items(), key=lambda kv: -len(kv[1]))
-        for reason, paths in ranked[:MAX_LISTED]:
-            table.add_row(str(len(paths)), escape(reason), escape(paths[0]))
-    console.print(table)
-    if len(invalid) > MAX_LISTED and len(by_reason) > MAX_LISTED:
-        console.print(f"... and {len(by_reason) - MAX_LISTED} more reasons (every file is in --json output)")
-    if not skip_invalid:
-        console.print("[bold red]error:[/] invalid annotations above; fix them or pass --skip-invalid")
-
-
 def _finish(result, json_out: bool, skip_invalid: bool) -> None:
     if json_out:
         emit_json(result)
-    _render_invalid(result.invalid, skip_invalid)
+    render_invalid(result.invalid, skip_invalid)
     if result.invalid and not skip_invalid:
         raise typer.Exit(1)
 
@@ -122,6 +90,7 @@ def yolo(
         result = convert_yolo(root=resolve_root(root), sets=sets, out=out, classes=classes,
                               exact_pixels=exact_pixels, include_difficult=include_difficult,
                               workers=workers, progress=report)
+    result.seconds = process_seconds()  # the whole command, not the library call
     if not json_out:
         console = err_console()
         table = Table(title=f"YOLO labels ({result.convention} convention) in {escape(str(result.out))}",
@@ -139,9 +108,54 @@ def yolo(
     _finish(result, json_out, skip_invalid)
 
 
+@convert_app.command("coco")
+def coco(
+    root: Optional[Path] = ROOT_OPTION,
+    sets: Optional[str] = SETS_OPTION,
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for instances_<year>_<split>.json "
+                                                           "(default: annotations/ beside VOCdevkit)."),
+    classes: Optional[Path] = DATASET_CLASSES_OPTION,
+    workers: Optional[int] = WORKERS_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Write one COCO instances JSON per VOC set (images, annotations, categories).
+
+    \b
+    Boxes: x = xmin - 1, y = ymin - 1, w = xmax - xmin + 1, h = ymax - ymin + 1
+    (VOC's 1-based inclusive corners to 0-based continuous pixels; back:
+    xmin = x + 1, xmax = x + w). Difficult objects are kept with iscrowd 1, so
+    pycocotools leaves them out of the count. Image ids: the VOC id as a number
+    (2008_000008 -> 2008000008); category ids 1..C in class-list order.
+
+    \b
+    Example: vocli convert coco --sets 2007/trainval,2007/test
+    """
+    from converters.voc_to_coco import convert_coco
+
+    with _progress("annotations", not json_out) as report:
+        result = convert_coco(resolve_root(root), sets=sets, out=out, classes=classes, workers=workers,
+                              progress=report)
+    if json_out:
+        emit_json(result)
+        return
+    table = Table(title=f"COCO instances ({len(result.classes)} categories) in {escape(str(result.out))}",
+                  title_justify="left")
+    for column in ("set", "images", "objects", "difficult (iscrowd)", "file"):
+        table.add_column(column, justify="left" if column in ("set", "file") else "right")
+    for f in result.files:
+        table.add_row(f.set, str(f.images), str(f.objects), str(f.difficult), escape(str(f.path)))
+    console = err_console()
+    console.print(table)
+    console.print(f"done in {result.seconds:.2f} s")
+
+
 @convert_app.command("voc")
 def voc(
-    images: Path = typer.Argument(..., help="Image folder, or a list file of image paths."),
+    images: Optional[Path] = typer.Argument(None, help="Image folder, or a list file of image paths."),
+    from_coco: Optional[Path] = typer.Option(None, "--from-coco", exists=True, dir_okay=False,
+                                             help="Read this COCO instances JSON instead of YOLO labels."),
+    coco_images: Optional[Path] = typer.Option(None, "--images", help="With --from-coco: the folder its "
+                                                                      "file_name entries are in (or give IMAGES)."),
     out: Optional[Path] = typer.Option(None, "--out", help="The VOC<name> folder to write (default: the folder "
                                                            "holding IMAGES when that is a JPEGImages folder)."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Folder of <stem>.txt labels (default: swap "
@@ -157,23 +171,53 @@ def voc(
     workers: Optional[int] = WORKERS_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
-    """Write VOC XML annotations from YOLO label files and images (sizes read from image headers).
+    """Write VOC XML annotations from YOLO label files and images (sizes read from image headers),
+    or from a COCO instances JSON (--from-coco; iscrowd objects come back difficult).
 
     \b
     Example: vocli convert voc mydata/images --out data/VOCdevkit/VOCmine --classes mine.names
+    Example: vocli convert voc --from-coco instances_val.json --images val2017 --out data/VOCdevkit/VOCval
     """
     from converters.yolo_to_voc import convert_voc
+
+    if from_coco is not None:
+        _voc_from_coco(from_coco, coco_images or images, out, split, copy_images, overwrite, json_out)
+        return
+    if images is None:
+        raise typer.BadParameter("give the IMAGES folder (or --from-coco FILE --images DIR)", param_hint="IMAGES")
 
     with _progress("annotations", not json_out) as report:
         result = convert_voc(images, out=out, classes=classes, split=split, labels=labels,
                              exact_pixels=exact_pixels, copy_images=copy_images, overwrite=overwrite,
                              workers=workers, progress=report)
+    result.seconds = process_seconds()  # the whole command, not the library call
     if not json_out:
         err_console().print(
             f"{result.images} images, {result.objects} objects -> {escape(str(result.out))} "
             f"({result.annotations_written} written, {result.annotations_unchanged} unchanged; "
             f"list {escape(str(result.split_file))}) in {result.seconds:.2f} s")
     _finish(result, json_out, skip_invalid)
+
+
+def _voc_from_coco(instances: Path, images: Optional[Path], out, split, copy_images, overwrite, json_out) -> None:
+    from converters.coco_to_voc import convert_voc_from_coco
+
+    if images is None:
+        raise typer.BadParameter("--from-coco needs --images DIR (the folder of its file_name entries)",
+                                 param_hint="--images")
+    with _progress("annotations", not json_out) as report:
+        result = convert_voc_from_coco(instances, images, out=out, split=split, copy_images=copy_images,
+                                       overwrite=overwrite, progress=report)
+    if json_out:
+        emit_json(result)
+        return
+    err_console().print(
+        f"{result.images} images, {result.objects} objects ({result.difficult} difficult) -> "
+        f"{escape(str(result.out))} ({result.annotations_written} written, {result.annotations_unchanged} "
+        f"unchanged; list {escape(str(result.split_file))}) in {result.seconds:.2f} s")
+    if result.missing_images:
+        err_console().print(f"[yellow]note:[/] {len(result.missing_images)} image(s) not found, annotations "
+                            f"written without them, e.g. {escape(result.missing_images[0])}")
 
 
 @convert_app.command("ssd")
@@ -206,6 +250,7 @@ def ssd(
         result = build_ssd_targets(root=resolve_root(root), sets=sets, out=out, size=size, threshold=threshold,
                                    classes=classes, include_difficult=include_difficult,
                                    compression=compression, workers=workers, progress=report)
+    result.seconds = process_seconds()  # the whole command, not the library call
     if not json_out:
         console = err_console()
         table = Table(title=f"SSD{result.size} targets ({result.num_priors} priors) in {escape(str(result.out))}",

@@ -20,10 +20,17 @@ def detect(
     img_size: int = typer.Option(416, "--img-size", help="Network input size (multiple of 32)."),
     classes: Optional[str] = typer.Option(None, "--classes", help="Comma-separated class names to keep."),
     names: Optional[Path] = typer.Option(None, "--names", help="Class list file (default: from the checkpoint, else VOC)."),
-    out: Path = typer.Option(Path("runs/detect/exp"), "--out", help="Output folder."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default runs/detect/exp, exp2, ...).",
+                                       show_default=False),
+    exist_ok: bool = typer.Option(False, "--exist-ok", "--overwrite",
+                                  help="Write into an --out folder that already holds files (never over an input)."),
     save_txt: bool = typer.Option(False, "--save-txt", help="Write labels/<image>.txt YOLO lines."),
     save_xml: bool = typer.Option(False, "--save-xml", help="Write Annotations/<image>.xml VOC XML."),
-    save_json: bool = typer.Option(False, "--save-json", help="Write detections.jsonl (one line per image)."),
+    save_json: bool = typer.Option(False, "--save-json", help="Write detections.jsonl (one line per image), "
+                                                              "or detections.json with --json-format coco."),
+    json_format: str = typer.Option("vocli", "--json-format", help="--save-json format: vocli (JSON lines, VOC "
+                                                                   "pixels) or coco (results: image_id, "
+                                                                   "category_id, bbox, score)."),
     no_draw: bool = typer.Option(False, "--no-draw", help="Do not write annotated images."),
     batch_size: int = typer.Option(8, "--batch-size", help="Images per forward pass."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
@@ -49,9 +56,9 @@ def detect(
     class_names = read_classes(names) if names is not None else None
     with progress_bar("detect", None, enabled=not json_out, unit="images") as advance:
         result = run_detect(sources, weights, cfg=cfg, conf=conf, iou=iou, nms=nms, img_size=img_size, out=out,
-                            save_txt=save_txt, save_xml=save_xml, save_json=save_json, draw=not no_draw,
+                            save_txt=save_txt, save_xml=save_xml, save_json=save_json, json_format=json_format, draw=not no_draw,
                             device=device, classes=keep, names=class_names, batch_size=batch_size,
-                            progress=advance)
+                            exist_ok=exist_ok, progress=advance)
     if json_out:
         emit_json(result)
     else:

@@ -8,12 +8,13 @@ from typing import Optional
 
 import typer
 
-from vocli.cli.common import JSON_OPTION, ROOT_OPTION, SETS_OPTION, emit_json, err_console, progress_bar
+from vocli.cli.common import (JSON_OPTION, ROOT_OPTION, SETS_OPTION, SKIP_INVALID_OPTION, emit_json, err_console,
+                              exit_if_invalid, progress_bar, render_invalid)
 
 METRIC_NAMES = {
     "voc07": "VOC2007 11-point interpolated AP",
     "voc12": "VOC2010+ area under the precision envelope",
-    "coco": "101-point AP at the IoU threshold, plus AP@[.50:.95]",
+    "coco": "pycocotools COCOeval: AP50 per class, AP@[.50:.95], AP75, small/medium/large",
 }
 
 
@@ -23,7 +24,8 @@ def evaluate(
     data: Optional[Path] = typer.Option(None, "--data", help="Darknet .data file; its valid list is scored."),
     split: str = typer.Option("valid", "--split", help="With --data: valid (= test) or train list."),
     detections: Optional[Path] = typer.Option(
-        None, "--detections", "-d", help="comp4_det_test_<class>.txt files (a folder or one file) or vocli .jsonl."),
+        None, "--detections", "-d", help="comp4_det_test_<class>.txt files (a folder or one file), vocli .jsonl, "
+                                         "or a COCO results .json (ids as `vocli convert coco` gives them)."),
     root: Optional[Path] = ROOT_OPTION,
     sets: Optional[str] = SETS_OPTION,
     classes: Optional[Path] = typer.Option(None, "--classes", help="Class list file (.names); default VOC's 20."),
@@ -37,6 +39,7 @@ def evaluate(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Folder for pr_curves.png and ap_per_class.png."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Processes reading VOC XML (default: all cores)."),
+    skip_invalid: bool = SKIP_INVALID_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Score detections the way the PASCAL VOC devkit does, and say which AP it is.
@@ -47,6 +50,9 @@ def evaluate(
     with +1 inclusive pixel widths): TP when IoU > 0.5 and that object is not
     yet matched, ignored when it is difficult, else FP (duplicates too).
     Classes without ground truth get AP NaN and are left out of the mAP.
+    --metric coco is pycocotools' COCOeval on the boxes converted as `vocli
+    convert coco` writes them (x = xmin - 1, w = xmax - xmin + 1; difficult =
+    iscrowd), equal to it to 1e-9; --iou-threshold does not apply to it.
 
     \b
     Example: vocli evaluate --detections results/ --root ~/data --sets 2007/test
@@ -69,6 +75,8 @@ def evaluate(
         emit_json(result.summary())
     else:
         render(result, plots)
+    render_invalid(result.invalid, skip_invalid)
+    exit_if_invalid(result.invalid, skip_invalid)
 
 
 def _fmt(value) -> str:
@@ -81,8 +89,9 @@ def render(result, plots: Optional[Path] = None) -> None:
 
     console = err_console()
     coco = result.metric == "coco"
-    table = Table(title=f"AP per class: {result.metric} ({METRIC_NAMES[result.metric]}), "
-                        f"IoU > {result.iou_threshold:g}", title_justify="left")
+    rule = "IoU >= 0.5" if coco else f"IoU > {result.iou_threshold:g}"
+    table = Table(title=f"AP per class: {result.metric} ({METRIC_NAMES[result.metric]}), {rule}",
+                  title_justify="left")
     for col in ("class", "AP") + (("AP@[.5:.95]",) if coco else ()) + ("gt", "difficult", "detections", "recall"):
         table.add_column(col, justify="left" if col == "class" else "right")
     for c in result.per_class:
@@ -94,8 +103,12 @@ def render(result, plots: Optional[Path] = None) -> None:
                   f"scores sorted {result.sort}")
     if result.excluded:
         console.print(f"[yellow]no ground truth, left out of the mAP:[/] {', '.join(result.excluded)}")
-    extra = f"   mAP@[.5:.95] = {_fmt(result.map_50_95)}" if coco else ""
-    console.print(f"[bold]mAP ({result.metric}) = {_fmt(result.map)}[/]{extra}")
+    if coco and result.coco_stats:
+        stats = result.coco_stats
+        console.print("  ".join(f"{name} {_fmt(value if value > -1 else None)}" for name, value in stats.items()))
+        console.print(f"[bold]AP@[.5:.95] = {_fmt(result.map_50_95)}   AP50 = {_fmt(result.map)}[/]")
+    else:
+        console.print(f"[bold]mAP ({result.metric}) = {_fmt(result.map)}[/]")
     if plots is not None:
         console.print(f"plots: {plots / 'pr_curves.png'}, {plots / 'ap_per_class.png'}")
 

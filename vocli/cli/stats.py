@@ -24,6 +24,7 @@ def stats(
              "fits, else the names found)."),
     plots: Optional[Path] = typer.Option(
         None, "--plots", file_okay=False, help="Write class_histogram.png and box_shapes.png into this folder."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Processes reading VOC XML (default: all cores)."),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Count images, objects and classes per split; show size distributions; flag anomalies.
@@ -44,7 +45,8 @@ def stats(
 
     class_names = read_classes(classes) if classes is not None else None
     with progress_bar("reading annotations", None, enabled=not json_out, unit="files") as advance:
-        result = dataset_stats(resolve_root(root), sets=sets, classes=class_names, plots=plots, progress=advance)
+        result = dataset_stats(resolve_root(root), sets=sets, classes=class_names, plots=plots, progress=advance,
+                               workers=workers)
     if json_out:
         emit_json(result)
     else:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from vocli.cli.common import JSON_OPTION, emit_json, err_console, progress_bar
+from vocli.cli.common import JSON_OPTION, OVERWRITE_OPTION, emit_json, err_console, progress_bar
 
 
 def register(app: typer.Typer) -> None:
@@ -22,6 +22,7 @@ def convert_weights_cmd(
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output .pt or .h5 (default: beside SRC, .pt)."),
     cutoff: Optional[int] = typer.Option(None, "--cutoff", min=1, help="Read only the first N layers (default: N from a .conv.N name)."),
     allow_trailing: bool = typer.Option(False, "--allow-trailing", help="Accept and keep bytes after the last layer."),
+    overwrite: bool = OVERWRITE_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Convert Darknet .weights to a PyTorch state dict (.pt) or HDF5 (.h5), checking every size first.
@@ -35,7 +36,8 @@ def convert_weights_cmd(
 
     size = src.stat().st_size if src.is_file() else None
     with progress_bar("converting", size, enabled=not json_out, unit="bytes") as advance:
-        report = convert_weights(src, cfg=cfg, out=out, cutoff=cutoff, allow_trailing=allow_trailing, progress=advance)
+        report = convert_weights(src, cfg=cfg, out=out, cutoff=cutoff, allow_trailing=allow_trailing,
+                                 overwrite=overwrite, progress=advance)
     if json_out:
         emit_json(report)
         return
@@ -51,6 +53,7 @@ def export_weights_cmd(
     src: Path = typer.Argument(..., help="Converted .pt/.h5, or a `vocli train` checkpoint."),
     out: Path = typer.Option(..., "-o", "--out", help="Darknet .weights file to write."),
     cfg: Optional[str] = typer.Option(None, "--cfg", help="Cfg name or path (default: the cfg stored in SRC)."),
+    overwrite: bool = OVERWRITE_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Write a Darknet .weights file from a converted .pt/.h5 or a training checkpoint.
@@ -63,7 +66,7 @@ def export_weights_cmd(
     from converters.darknet_weights import export_weights
 
     with progress_bar("exporting", None, enabled=not json_out, unit="bytes") as advance:
-        report = export_weights(src, out, cfg=cfg, progress=advance)
+        report = export_weights(src, out, cfg=cfg, overwrite=overwrite, progress=advance)
     if json_out:
         emit_json(report)
         return
@@ -81,7 +84,7 @@ def models_cmd(
     Example: vocli models
     Example: vocli models --img-size 608 --json
     """
-    from vocli.darknet.model import models
+    from vocli.darknet.summary import models
 
     infos = models(img_size)
     if json_out:

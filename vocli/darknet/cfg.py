@@ -13,6 +13,7 @@ order and size of every tensor.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -27,6 +28,16 @@ ACTIVATIONS = ("leaky", "linear", "relu", "logistic", "mish", "swish")
 SHIPPED_ORDER = ("yolov3", "yolov3-tiny", "yolov3-spp", "yolov3-voc", "yolov3-tiny-voc", "yolov3-spp-voc")
 
 _HEADER = re.compile(r"^\[\s*([A-Za-z_]+)\s*\]$")
+
+# Bounds on what a cfg may ask for, so a hostile or mistyped one is refused with its line
+# instead of allocating terabytes. Far above any real Darknet cfg: yolov3-spp holds 63 M
+# weights, its largest layer output (608 x 608 input) is 12 M values, its widest layer
+# 1,024 filters and its largest kernel 13 (a maxpool).
+MAX_FILTERS = 16_384
+MAX_KERNEL = 64
+MAX_WEIGHTS = 1 << 28           # floats in the whole network: 1 GiB as float32
+MAX_LAYER_OUTPUT = 1 << 28      # values in one layer's output for one image: 1 GiB as float32
+MAX_INPUT_SIDE = 16_384
 
 
 @dataclass
@@ -54,7 +65,7 @@ class Section:
             return default
         try:
             return convert(self.options[key])
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: int(float("inf"))
             raise self._error(key, f"expected {expected}, got {self.options[key]!r}") from None
 
     def get_str(self, key: str, default: Optional[str] = None) -> str:
@@ -70,6 +81,23 @@ class Section:
         """Comma-separated integers (``layers=-1, 61``, ``mask=0,1,2``)."""
         return self._get(key, None if default is None else list(default),
                          lambda v: [int(float(x)) for x in v.split(",") if x.strip()], "comma-separated integers")
+
+    def get_floats(self, key: str) -> list[float]:
+        """Comma-separated finite numbers (``anchors=10,13, 16,30``); required."""
+        def convert(text: str) -> list[float]:
+            values = [float(x) for x in text.split(",") if x.strip()]
+            if not all(math.isfinite(v) for v in values):
+                raise ValueError(text)
+            return values
+
+        return self._get(key, None, convert, "comma-separated numbers")
+
+    def get_bounded(self, key: str, default: int, low: int, high: int) -> int:
+        """An integer option that must lie in ``[low, high]``."""
+        value = self.get_int(key, default)
+        if not low <= value <= high:
+            raise self._error(key, f"{value} is out of range; must be {low} to {high:,}")
+        return value
 
 
 @dataclass(frozen=True)
@@ -146,12 +174,13 @@ class DarknetCfg:
     @property
     def input_size(self) -> tuple[int, int]:
         """(height, width) from ``[net]``."""
-        return self.net.get_int("height", 416), self.net.get_int("width", 416)
+        return (self.net.get_bounded("height", 416, 1, MAX_INPUT_SIDE),
+                self.net.get_bounded("width", 416, 1, MAX_INPUT_SIDE))
 
     @property
     def num_classes(self) -> int:
         """Classes of the ``[yolo]`` layers (they must agree)."""
-        counts = {s.get_int("classes", 20) for s in self.yolo_layers}
+        counts = {s.get_bounded("classes", 20, 1, MAX_FILTERS) for s in self.yolo_layers}
         if not counts:
             raise DarknetFormatError(f"{self.source}: no [yolo] layer, so no class count")
         if len(counts) > 1:
@@ -215,9 +244,11 @@ class DarknetCfg:
 
 
 def _yolo_anchors(section: Section) -> list[tuple[float, float]]:
-    values = [float(v) for v in section.get_str("anchors").split(",") if v.strip()]
-    if len(values) % 2:
+    values = section.get_floats("anchors")
+    if not values or len(values) % 2:
         raise section._error("anchors", f"odd number of values ({len(values)}); need w,h pairs")
+    if min(values) <= 0:
+        raise section._error("anchors", f"sizes must be positive, got {min(values):g}")
     return list(zip(values[0::2], values[1::2]))
 
 
@@ -275,7 +306,12 @@ def parse_cfg(text: str, source: str = "<cfg>", name: Optional[str] = None) -> D
     if len(sections) == 1:
         raise DarknetFormatError(f"{source}: [net] but no layers")
     cfg = DarknetCfg(text=text, sections=sections, source=source, name=name)
-    cfg.layer_specs()  # validate references and shapes now, with line numbers
+    specs = cfg.layer_specs()  # validate references and shapes now, with line numbers
+    weights = sum(s.weight_count for s in specs)
+    if weights > MAX_WEIGHTS:
+        raise DarknetFormatError(f"{source}: the network would hold {weights:,} weights "
+                                 f"({weights * 4 / 2**30:,.1f} GiB), over the limit of {MAX_WEIGHTS:,}",
+                                 hint="check filters= and size= of the largest layers")
     return cfg
 
 
@@ -323,7 +359,7 @@ def _resolve(section: Section, key: str, refs: list[int]) -> list[int]:
 
 
 def _layer_specs(cfg: DarknetCfg, height: int, width: int) -> list[LayerSpec]:
-    channels = cfg.net.get_int("channels", 3)
+    channels = cfg.net.get_bounded("channels", 3, 1, MAX_FILTERS)
     h, w, stride = height, width, 1
     specs: list[LayerSpec] = []
     for sec in cfg.layers:
@@ -333,15 +369,14 @@ def _layer_specs(cfg: DarknetCfg, height: int, width: int) -> list[LayerSpec]:
         inputs: tuple[int, ...] = (sec.index - 1,)
         extra: dict = {}
         if sec.kind == "convolutional":
-            filters, size = sec.get_int("filters", 1), sec.get_int("size", 1)
-            conv_stride = sec.get_int("stride", 1)
-            padding = size // 2 if sec.get_int("pad", 0) else sec.get_int("padding", 0)
-            groups = sec.get_int("groups", 1)
+            filters = sec.get_bounded("filters", 1, 1, MAX_FILTERS)
+            size = sec.get_bounded("size", 1, 1, MAX_KERNEL)
+            conv_stride = sec.get_bounded("stride", 1, 1, MAX_KERNEL)
+            padding = size // 2 if sec.get_int("pad", 0) else sec.get_bounded("padding", 0, 0, MAX_KERNEL)
+            groups = sec.get_bounded("groups", 1, 1, MAX_FILTERS)
             activation = sec.get_str("activation", "logistic")
             if activation not in ACTIVATIONS:
                 raise sec._error("activation", f"unsupported {activation!r}; use one of {', '.join(ACTIVATIONS)}")
-            if filters < 1 or size < 1 or conv_stride < 1 or groups < 1:
-                raise sec._error("filters", "filters, size, stride and groups must be >= 1")
             if c_in % groups or filters % groups:
                 raise sec._error("groups", f"{groups} groups do not divide {c_in} inputs / {filters} filters")
             out_c = filters
@@ -351,23 +386,23 @@ def _layer_specs(cfg: DarknetCfg, height: int, width: int) -> list[LayerSpec]:
             extra = dict(filters=filters, size=size, conv_stride=conv_stride, padding=padding, groups=groups,
                          batch_normalize=bool(sec.get_int("batch_normalize", 0)), activation=activation)
         elif sec.kind == "maxpool":
-            size = sec.get_int("size", 1)
-            conv_stride = sec.get_int("stride", size)
-            padding = sec.get_int("padding", size - 1)   # darknet: total padding, split left/right
+            size = sec.get_bounded("size", 1, 1, MAX_KERNEL)
+            conv_stride = sec.get_bounded("stride", size, 1, MAX_KERNEL)
+            padding = sec.get_bounded("padding", size - 1, 0, MAX_KERNEL)  # darknet: total, split left/right
             out_c = c_in
             out_h = (h_in + padding - size) // conv_stride + 1
             out_w = (w_in + padding - size) // conv_stride + 1
             s_out = s_in * conv_stride
             extra = dict(size=size, conv_stride=conv_stride, padding=padding)
         elif sec.kind == "upsample":
-            factor = sec.get_int("stride", 2)
-            if factor < 1:
-                raise sec._error("stride", f"only upsampling (stride >= 1) is supported, got {factor}")
+            factor = sec.get_bounded("stride", 2, 1, MAX_KERNEL)  # only upsampling
             out_c, out_h, out_w = c_in, h_in * factor, w_in * factor
             s_out = max(1, s_in // factor)
             extra = dict(conv_stride=factor)
         elif sec.kind == "route":
             inputs = tuple(_resolve(sec, "layers", sec.get_ints("layers")))
+            if not inputs:
+                raise sec._error("layers", "no layer given")
             groups, group_id = sec.get_int("groups", 1), sec.get_int("group_id", 0)
             sources = [specs[i] for i in inputs]
             sizes = {(s.out_h, s.out_w) for s in sources}
@@ -393,7 +428,7 @@ def _layer_specs(cfg: DarknetCfg, height: int, width: int) -> list[LayerSpec]:
             extra = dict(activation=activation)
         else:  # yolo
             anchors, mask = yolo_anchors_and_mask(sec)
-            classes = sec.get_int("classes", 20)
+            classes = sec.get_bounded("classes", 20, 1, MAX_FILTERS)
             expected = len(mask) * (5 + classes)
             if c_in != expected:
                 raise sec._error("classes", f"the layer before has {c_in} filters, but {len(mask)} anchors x "
@@ -402,6 +437,11 @@ def _layer_specs(cfg: DarknetCfg, height: int, width: int) -> list[LayerSpec]:
         if out_h < 1 or out_w < 1:
             raise DarknetFormatError(f"{cfg.source}:{sec.line}: [{sec.kind}] layer {sec.index} output would be "
                                      f"{out_h}x{out_w} for a {height}x{width} input; use a larger input")
+        if out_c * out_h * out_w > MAX_LAYER_OUTPUT:
+            raise DarknetFormatError(f"{cfg.source}:{sec.line}: [{sec.kind}] layer {sec.index} output would be "
+                                     f"{out_c}x{out_h}x{out_w} = {out_c * out_h * out_w:,} values for a "
+                                     f"{height}x{width} input, over the limit of {MAX_LAYER_OUTPUT:,}",
+                                     hint="use a smaller input or fewer filters")
         specs.append(LayerSpec(index=sec.index, kind=sec.kind, inputs=inputs, in_channels=c_in,
                                out_channels=out_c, out_h=out_h, out_w=out_w, stride=s_out, **extra))
     return specs

@@ -6,7 +6,7 @@ dropped and counted, never silently kept (they would break IoU-based code).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -29,21 +29,27 @@ class BoxShapes:
     images: int
     dropped_zero: int = 0
     missing_labels: int = 0
+    invalid: list = field(default_factory=list)  # InvalidFile of each annotation left out
 
 
-def _finish_shapes(wh: np.ndarray, source: str, images: int, missing: int = 0) -> BoxShapes:
+def _finish_shapes(wh: np.ndarray, source: str, images: int, missing: int = 0, invalid=()) -> BoxShapes:
     wh = np.asarray(wh, dtype=np.float64).reshape(-1, 2)
     keep = (wh > 0).all(axis=1) & np.isfinite(wh).all(axis=1)
-    return BoxShapes(np.minimum(wh[keep], 1.0), source, images, int((~keep).sum()), missing)
+    return BoxShapes(np.minimum(wh[keep], 1.0), source, images, int((~keep).sum()), missing, list(invalid))
 
 
-def voc_shapes(root, sets=None, include_difficult: bool = False, progress: Progress = None) -> BoxShapes:
+def voc_shapes(root, sets=None, include_difficult: bool = False, progress: Progress = None,
+               workers: Optional[int] = None) -> BoxShapes:
     """Shapes from VOC XML. ``sets`` default: 2007/trainval and 2012/trainval where present.
 
     A box covers ``xmax - xmin + 1`` pixels (VOC corners are inclusive); an
-    image listed in several sets counts once.
+    image listed in several sets counts once. The files are read by
+    ``voc_bulk.read_annotations`` over ``workers`` processes; invalid ones are left
+    out and listed in ``invalid``.
     """
-    from vocli.datasets.voc import parse_annotation, resolve_sets
+    from converters._common import invalid_annotation
+    from vocli.datasets.voc import resolve_sets
+    from vocli.datasets.voc_bulk import read_annotations
 
     voc_sets = resolve_sets(root, sets, default=DEFAULT_SETS)
     if sets is None and all(vs.name not in DEFAULT_SETS for vs in voc_sets):
@@ -51,17 +57,14 @@ def voc_shapes(root, sets=None, include_difficult: bool = False, progress: Progr
         names = {vs.name for vs in voc_sets}
         voc_sets = [vs for vs in voc_sets if vs.split != "test" and not (
             vs.split in ("train", "val") and f"{vs.year}/trainval" in names)] or voc_sets
-    paths = list(dict.fromkeys(vs.annotation_path(i) for vs in voc_sets for i in vs.ids()))
-    rows = []
-    for path in paths:
-        ann = parse_annotation(path)
-        box = ann.boxes(include_difficult)
-        rows.append(np.stack([(box[:, 2] - box[:, 0] + 1) / ann.width,
-                              (box[:, 3] - box[:, 1] + 1) / ann.height], axis=1))
-        if progress:
-            progress(1)
-    wh = np.concatenate(rows) if rows else np.zeros((0, 2))
-    return _finish_shapes(wh, ",".join(vs.name for vs in voc_sets), len(paths))
+    paths = list(dict.fromkeys(path for vs in voc_sets for path in vs.annotation_files(vs.ids())))
+    table = read_annotations(paths, workers=workers, progress=progress)
+    keep = slice(None) if include_difficult else ~table.difficult
+    box, image = table.boxes[keep], table.object_file()[keep]
+    wh = np.stack([(box[:, 2] - box[:, 0] + 1) / table.width[image],
+                   (box[:, 3] - box[:, 1] + 1) / table.height[image]], axis=1)
+    return _finish_shapes(wh, ",".join(vs.name for vs in voc_sets), len(paths) - len(table.errors),
+                          invalid=[invalid_annotation(err) for err in table.invalid])
 
 
 def yolo_list_shapes(list_file, progress: Progress = None) -> BoxShapes:
@@ -110,8 +113,10 @@ def hdf5_shapes(path, include_difficult: bool = False) -> BoxShapes:
             boxes = np.asarray(f["gt_boxes"], dtype=np.float64).reshape(-1, 4)
             difficult = np.asarray(f["gt_difficult"], dtype=bool) if "gt_difficult" in f else np.zeros(len(boxes), bool)
             images = len(f["image_ids"]) if "image_ids" in f else 0
-    except (OSError, KeyError) as err:
-        raise AnnotationError(path, f"not a `vocli convert ssd` targets file ({err})",
+    except (OSError, KeyError, ValueError) as err:
+        from vocli.hdf5_errors import hdf5_failure_reason
+
+        raise AnnotationError(path, f"not a `vocli convert ssd` targets file: {hdf5_failure_reason(err)}",
                           hint="expected HDF5 with gt_boxes and gt_difficult") from None
     if not include_difficult:
         boxes = boxes[~difficult]
@@ -119,7 +124,7 @@ def hdf5_shapes(path, include_difficult: bool = False) -> BoxShapes:
 
 
 def load_shapes(root=None, sets=None, labels=None, include_difficult: bool = False,
-                progress: Progress = None) -> BoxShapes:
+                progress: Progress = None, workers: Optional[int] = None) -> BoxShapes:
     """Box shapes from ``labels`` (.h5/.hdf5 targets, .data or list file) or else VOC XML under ``root``."""
     if labels is not None:
         if Path(labels).suffix.lower() in (".h5", ".hdf5"):
@@ -127,4 +132,4 @@ def load_shapes(root=None, sets=None, labels=None, include_difficult: bool = Fal
         return yolo_list_shapes(labels, progress)
     from vocli.paths import data_root
 
-    return voc_shapes(root if root is not None else data_root(), sets, include_difficult, progress)
+    return voc_shapes(root if root is not None else data_root(), sets, include_difficult, progress, workers)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from vocli.errors import DownloadError, VocliError
+from vocli.errors import ChecksumMismatch, DownloadError, VocliError
 from vocli.paths import atomic_write_text
 
 try:  # POSIX advisory locks; elsewhere downloads simply run unlocked.
@@ -465,6 +465,9 @@ def download_file(urls: list[str] | tuple[str, ...], dest: str | os.PathLike, si
     algorithms = algorithms_for(md5, sha256)
     part_path = dest.with_name(dest.name + ".part")
     with file_lock(dest, progress):
+        source = _local_source_at(urls, dest)
+        if source is not None:  # importing a tar that already lies at dest: never delete or rewrite it
+            return _verify_source_in_place(dest, source, size, md5, sha256, force, progress)
         if force:
             for stale in (dest, part_path, sidecar_path(dest)):
                 stale.unlink(missing_ok=True)
@@ -499,6 +502,7 @@ def download_file(urls: list[str] | tuple[str, ...], dest: str | os.PathLike, si
         finally:
             if own_session:
                 session.close()
+            _drop_empty_part(part_path)
     tried = "; ".join(f"{a.url}: {a.reason}" for a in attempts)
     error = DownloadError(
         f"could not fetch {dest.name} from any of {len(attempts)} mirror(s): {tried}",
@@ -506,6 +510,35 @@ def download_file(urls: list[str] | tuple[str, ...], dest: str | os.PathLike, si
     )
     error.attempts = attempts
     raise error
+
+
+def _local_source_at(urls: list[str], dest: Path) -> Optional[str]:
+    """The ``file://`` URL among ``urls`` that names ``dest`` itself (same file), if any."""
+    if not dest.exists():
+        return None
+    for url in urls:
+        if urllib.parse.urlsplit(url).scheme == "file":
+            with contextlib.suppress(OSError):
+                if os.path.samefile(file_url_path(url), dest):
+                    return url
+    return None
+
+
+def _verify_source_in_place(dest: Path, url: str, size: Optional[int], md5: Optional[str], sha256: Optional[str],
+                            force: bool, progress: Progress) -> DownloadResult:
+    """Check the file the user gave, which already lies at ``dest``; it is theirs: never deleted."""
+    ok, digests, reason = check_file(dest, size, md5, sha256, use_cache=not force, progress=progress)
+    if not ok:
+        raise ChecksumMismatch(f"{dest}: {reason}", hint="the file is your source and was left as it is; "
+                                                         "fetch a good copy into another place")
+    return DownloadResult(dest, url, dest.stat().st_size, digests, skipped=True, bytes_received=0, resumed_from=0)
+
+
+def _drop_empty_part(part_path: Path) -> None:
+    """An empty ``.part`` holds nothing to resume from; leave none behind."""
+    with contextlib.suppress(OSError):
+        if part_path.stat().st_size == 0:
+            part_path.unlink()
 
 
 def _new_session():

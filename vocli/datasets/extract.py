@@ -12,20 +12,24 @@ leaves no half-written tree at the final path, and two tars sharing a folder
 from __future__ import annotations
 
 import errno
+import lzma
 import os
 import posixpath
 import re
 import shutil
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vocli.datasets.download import Progress, ProgressEvent
 from vocli.errors import UnsafeArchiveError, VocliError
-from vocli.paths import atomic_path
+from vocli.paths import atomic_path, free_bytes, write_error
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
+#: What a damaged or cut archive raises while it is read (gzip ends early: EOFError; bad deflate: zlib.error).
+_DAMAGED = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError)
 #: Timestamp stamped on every member of a packed tar, so the same tree packs to the same bytes.
 PACK_MTIME = 1_700_000_000
 
@@ -37,6 +41,12 @@ class ExtractResult:
     files: int
     bytes: int
     top_level: list[str] = field(default_factory=list)  # first path components, e.g. ["VOCdevkit"]
+
+
+def _one_line(err: BaseException, limit: int = 200) -> str:
+    """An error's text on one line (tarfile lists every method it tried, one per line)."""
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _unsafe(tar_path: Path, member: str, why: str) -> UnsafeArchiveError:
@@ -125,6 +135,87 @@ def check_members(tar_path: Path, members: list[tarfile.TarInfo]) -> None:
             raise _unsafe(tar_path, name, f"{kind} entries are not allowed")
 
 
+#: Space kept free beyond the members' bytes (file system blocks, folders, the state file).
+FREE_SPACE_MARGIN = 16 * 1024 * 1024
+
+
+def _vocli_owned(norm: str, tar_path: Path, dest: Path) -> str | None:
+    """Why writing archive path ``norm`` would touch one of vocli's own files under ``dest``; None if not."""
+    parts = norm.split("/")
+    if any(p.startswith(".vocli") for p in parts):
+        return "names one of vocli's own files (.vocli*)"
+    if len(parts) == 1:
+        top = parts[0]
+        if top.startswith(".") and top.endswith((".lock", ".verified.json")):
+            return "names one of vocli's lock or checksum files"
+        if top.endswith(".part"):
+            return "names a download in progress (.part)"
+        if tar_path.parent.resolve() == dest.resolve() and top in (tar_path.name, f".{tar_path.name}.lock"):
+            return "would replace the archive being extracted"
+    return None
+
+
+def check_archive_end(tar_path: Path, tar: tarfile.TarFile) -> None:
+    """Raise unless the archive ends with tar's end-of-archive marker (two zero blocks) and, when
+    compressed, a complete stream: a tar cut short at a member boundary is not imported."""
+    fileobj = tar.fileobj
+    cut = VocliError(f"{tar_path}: the archive is cut short (no end-of-archive marker after its last member)",
+                     hint="the download or copy is incomplete; fetch it again with --force")
+    try:
+        fileobj.seek(tar.offset)
+        marker = fileobj.read(2 * tarfile.BLOCKSIZE)
+        while fileobj.read(1 << 16):  # the rest (padding): a compressed stream checks its trailer at the end
+            pass
+    except (*_DAMAGED, OSError, ValueError) as err:
+        raise VocliError(f"{tar_path}: the archive is cut short or damaged ({type(err).__name__}: {err})",
+                         hint="the download or copy is incomplete; fetch it again with --force") from None
+    except Exception as err:  # noqa: BLE001 - zlib/lzma/bz2 errors of a damaged stream
+        raise VocliError(f"{tar_path}: damaged compressed stream ({type(err).__name__})",
+                         hint="fetch it again with --force") from None
+    if len(marker) < 2 * tarfile.BLOCKSIZE or marker.count(0) != len(marker):
+        raise cut
+
+
+def _check_merge(tar_path: Path, members: list[tarfile.TarInfo], dest: Path, replace: tuple[str, ...]) -> None:
+    """Raise before anything is written when a member would meet a file where it needs a folder, or
+    a folder where it brings a file (the conflicts ``_merge`` would otherwise meet half way)."""
+    owned = tuple(posixpath.normpath(r) + "/" for r in replace)
+    checked: set[str] = set()
+    for m in members:
+        norm = posixpath.normpath(m.name)
+        if norm == "." or (norm + "/").startswith(owned):
+            continue
+        parts = norm.split("/")
+        for i in range(1, len(parts)):  # every folder on the way must be a folder (or absent)
+            parent = "/".join(parts[:i])
+            if parent in checked:
+                continue
+            checked.add(parent)
+            where = dest / parent
+            if (where.exists() or where.is_symlink()) and not where.is_dir():
+                raise VocliError(f"{where}: the archive {tar_path.name} holds a folder there but a file is in the way",
+                                 hint="move it away or fetch into another --root; nothing was extracted")
+        where = dest / norm
+        if m.isdir():
+            if (where.exists() or where.is_symlink()) and not where.is_dir():
+                raise VocliError(f"{where}: the archive {tar_path.name} holds a folder there but a file is in the way",
+                                 hint="move it away or fetch into another --root; nothing was extracted")
+        elif where.is_dir():
+            raise VocliError(f"{where}: the archive {tar_path.name} holds a file there but a folder is in the way",
+                             hint="move it away or fetch into another --root; nothing was extracted")
+
+
+def _check_space(tar_path: Path, members: list[tarfile.TarInfo], dest: Path) -> int:
+    """The members' total size; raise when ``dest``'s file system has less free space than that."""
+    total = sum(m.size for m in members if m.isfile())
+    free = free_bytes(dest)
+    if free is not None and total + FREE_SPACE_MARGIN > free:
+        raise VocliError(f"{tar_path}: its members hold {total:,} bytes but {dest} has {free:,} bytes free "
+                         f"(needs {total + FREE_SPACE_MARGIN - free:,} more)",
+                         hint="free some space or fetch into another --root; nothing was extracted")
+    return total
+
+
 def _merge(src: Path, dst: Path) -> None:
     """Move ``src``'s contents into ``dst``: whole subtrees in one rename where ``dst`` lacks them."""
     # Folders already in ``dst`` may be the user's symlinks to another disk; they are followed.
@@ -157,16 +248,22 @@ def safe_extract(tar_path: str | os.PathLike, dest: str | os.PathLike, progress:
     dest.mkdir(parents=True, exist_ok=True)
     try:
         tar = tarfile.open(tar_path, "r:*")
-    except (tarfile.TarError, OSError) as err:
-        raise VocliError(f"{tar_path}: not a readable tar archive ({err})", hint="re-fetch it with --force") from None
+    except (*_DAMAGED, OSError) as err:
+        raise VocliError(f"{tar_path}: not a readable tar archive ({_one_line(err)})", hint="re-fetch it with --force") from None
     tmp = Path(tempfile.mkdtemp(prefix=".vocli-extract-", dir=dest))
     try:
         with tar:
             try:
                 members = tar.getmembers()
-            except tarfile.TarError as err:
-                raise VocliError(f"{tar_path}: damaged tar archive ({err})", hint="re-fetch it with --force") from None
+            except _DAMAGED as err:
+                raise VocliError(f"{tar_path}: damaged tar archive ({_one_line(err)})", hint="re-fetch it with --force") from None
             check_members(tar_path, members)
+            for m in members:
+                why = _vocli_owned(posixpath.normpath(m.name), tar_path, dest)
+                if why is not None:
+                    raise _unsafe(tar_path, m.name, why)
+            _check_merge(tar_path, members, dest, replace)
+            _check_space(tar_path, members, dest)
             use_filter = hasattr(tarfile, "data_filter")
             files = size = 0
             for i, member in enumerate(members, start=1):
@@ -177,14 +274,22 @@ def safe_extract(tar_path: str | os.PathLike, dest: str | os.PathLike, progress:
                         tar.extract(member, tmp, set_attrs=not member.isdir())
                 except tarfile.FilterError as err:
                     raise _unsafe(tar_path, member.name, str(err)) from None
-                except tarfile.TarError as err:
-                    raise VocliError(f"{tar_path}: damaged tar member {member.name!r} ({err})",
+                except _DAMAGED as err:
+                    raise VocliError(f"{tar_path}: damaged tar member {member.name!r} ({_one_line(err)})",
                                      hint="re-fetch it with --force") from None
+                except OSError as err:  # disk full or read-only: one line naming the place (tmp is removed)
+                    failure = write_error(dest / member.name, err, creating=True)
+                    if failure is None:
+                        raise
+                    raise failure from None
                 if member.isfile():
                     files += 1
                     size += member.size
                 if progress and (i % 500 == 0 or i == len(members)):
                     progress(ProgressEvent("extract", tar_path.name, i, len(members)))
+            # Checked after the members (the stream reads on forward, no second decompression);
+            # nothing has reached ``dest`` yet.
+            check_archive_end(tar_path, tar)
         top = sorted({posixpath.normpath(m.name).split("/")[0] for m in members} - {"."})
         for rel in replace:
             if (tmp / rel).is_dir() and (dest / rel).is_dir():

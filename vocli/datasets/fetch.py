@@ -27,7 +27,7 @@ from vocli.datasets.registry import DatasetSpec, FolderCount, RemoteFile, SplitC
 from vocli.datasets.verify import check_split, load_state, recorded_splits, tree_complete, update_state
 from vocli.datasets.voc import SPLITS, read_split
 from vocli.errors import DatasetNotFoundError, VocliError
-from vocli.paths import data_root, weights_dir
+from vocli.paths import check_free_space, data_root, weights_dir
 
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
@@ -216,6 +216,7 @@ def _run(job: _Job, root: Path, force: bool, extract: bool, keep_tar: bool,
         file = FetchedFile(job.remote.filename, present, job.remote.size or 0, job.remote.md5, job.remote.sha256,
                            None, skipped=True, bytes_received=0, resumed_from=0, extracted=True)
         return FetchedItem(job.name, job.kind, [file], tree, _split_counts(root, job.splits))
+    _check_room(job)
     result = download_file(job.urls, job.dest, size=job.remote.size, md5=job.remote.md5, sha256=job.remote.sha256,
                            force=force, config=config, progress=progress)
     file = FetchedFile(job.remote.filename, result.path, result.size, result.digests.get("md5"),
@@ -244,6 +245,15 @@ def _run(job: _Job, root: Path, force: bool, extract: bool, keep_tar: bool,
         sidecar_path(job.dest).unlink(missing_ok=True)
         file.path, file.deleted = None, True
     return item
+
+
+def _check_room(job: _Job) -> None:
+    """Refuse, before the first byte, a download of known size that cannot fit beside ``job.dest``."""
+    if not job.remote.size or job.dest.exists():
+        return
+    part = job.dest.with_name(job.dest.name + ".part")
+    have = part.stat().st_size if part.is_file() else 0
+    check_free_space(job.dest, job.remote.size - have)
 
 
 def _record(root: Path, job: _Job, fields: dict) -> None:

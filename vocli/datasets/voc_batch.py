@@ -41,7 +41,24 @@ import numpy as np
 
 from vocli.datasets.byte_spans import (LOW_MASK, blank_spans, byte_set, span_decimals, span_texts,
                                        words_at_every_offset)
-from vocli.datasets.voc import XML_DECLARATION
+from vocli.datasets.voc import MAX_ANNOTATION_BYTES, MAX_IMAGE_SIDE, MAX_OBJECTS
+from vocli.paths import entry_name_problem
+
+
+def _quoted(values: bytes) -> bytes:
+    return rb"(?:\"(?:%s)\"|'(?:%s)')" % (values, values)
+
+
+#: The XML declarations a plain file may open with (pattern source; ASCII-compatible encodings only).
+XML_DECLARATION = (
+    rb"<\?xml\s+version\s*=\s*" + _quoted(rb"1\.0")
+    + rb"(?:\s+encoding\s*=\s*" + _quoted(rb"(?i:utf-8|us-ascii|ascii|iso-8859-1)") + rb")?"
+    + rb"(?:\s+standalone\s*=\s*" + _quoted(rb"yes|no") + rb")?\s*\?>"
+)
+#: Deeper files are left to the checked reading (libxml2 refuses beyond 256 levels without huge_tree).
+_MAX_PLAIN_DEPTH = 64
+#: Larger files too: well under libxml2's 10 MB text-node limit, so a file read here never meets it.
+_MAX_PLAIN_BYTES = min(1 << 20, MAX_ANNOTATION_BYTES)
 
 
 _LETTERS = bytes(range(65, 91)) + bytes(range(97, 123)) + b"_"
@@ -133,19 +150,39 @@ class PlainBatch:
     boxes: np.ndarray
     difficult: np.ndarray
     truncated: np.ndarray
+    classes: tuple = ()  # what class_ids index: the classes given, or the names found in order
 
 
-def read_plain_batch(datas: Sequence[bytes], classes: Sequence[str]) -> PlainBatch:
+def read_plain_batch(datas: Sequence[bytes], classes: Sequence[str] | None) -> PlainBatch:
     """Read every plain, valid file of ``datas`` (the bytes of VOC XML files); see the module docstring.
 
     Objects whose class is not in ``classes`` make their file not plain (the checked
-    reading names the class).
+    reading names the class). ``classes=None``: any name is read, and ``classes`` of the
+    result lists the names found, in order of first appearance.
+    A ``<filename>`` that is not a plain name (``vocli.paths.entry_name_problem``) makes its
+    file not plain too: the checked reading rejects it.
     """
+    batch = _read_plain_batch(datas, classes)
+    joined = "".join(batch.filenames)
+    if not any(c in joined for c in "/\\:\0") and "." not in batch.filenames and ".." not in batch.filenames:
+        return batch  # the usual case, in C: no name can be a path
+    bad = [i for i, name in enumerate(batch.filenames) if name and entry_name_problem(name) is not None]
+    if not bad:
+        return batch
+    left_out = list(datas)
+    for i in bad:
+        left_out[i] = b""  # not a VOC file: left to the checked reading, which reads the real bytes
+    return _read_plain_batch(left_out, classes)
+
+
+def _read_plain_batch(datas: Sequence[bytes], classes: Sequence[str]) -> PlainBatch:
     count = len(datas)
     # Files here are ASCII and names are read stripped: no other class name can match.
-    index = {name: i for i, name in enumerate(classes)
-             if name.isascii() and name and name.strip() == name and "&" not in name}
+    index = None if classes is None else {
+        name: i for i, name in enumerate(classes)
+        if name.isascii() and name and name.strip() == name and "&" not in name}
     todo, read = _without_failures(datas, lambda some: _read(some, index))
+    read.classes = tuple(classes) if classes is not None else read.classes
     if todo.size == count:
         return read
     plain = np.zeros(count, dtype=bool)
@@ -158,7 +195,7 @@ def read_plain_batch(datas: Sequence[bytes], classes: Sequence[str]) -> PlainBat
     objects = np.zeros(count, dtype=np.int64)
     objects[todo] = np.diff(read.first)
     return PlainBatch(plain, filenames, *sizes, np.concatenate([[0], np.cumsum(objects)]), read.class_ids,
-                      read.boxes, read.difficult, read.truncated)
+                      read.boxes, read.difficult, read.truncated, read.classes)
 
 
 def _without_failures(datas: Sequence[bytes], read: Callable) -> tuple[np.ndarray, object]:
@@ -186,7 +223,7 @@ _LAYOUTS: dict[bytes, np.ndarray | None] = {}
 _LAYOUTS_MAX = 1 << 14
 
 
-def _read(datas: Sequence[bytes], index: dict[str, int]) -> PlainBatch | np.ndarray:
+def _read(datas: Sequence[bytes], index: dict[str, int] | None) -> PlainBatch | np.ndarray:
     """The batch when every file is plain, else a (F,) bool mask of the files that are not.
 
     Files made by one tool share their tags and differ in text: the checks that depend
@@ -303,6 +340,8 @@ def _tags(datas: Sequence[bytes]) -> _Tags | np.ndarray:
     """The batch cut into tags, after the checks on bytes and tags; else a (F,) mask of the files that fail them."""
     count = len(datas)
     lengths = np.fromiter(map(len, datas), dtype=np.int64, count=count)
+    if lengths.max() > _MAX_PLAIN_BYTES:
+        return lengths > _MAX_PLAIN_BYTES
     ends = np.cumsum(lengths)
     starts = ends - lengths
     size = int(ends[-1])
@@ -380,7 +419,7 @@ def _structure(t: _Tags) -> list[np.ndarray] | np.ndarray:
     long = np.flatnonzero(name_length > 8)
     high[long] = words[name_start[long] + 8] & LOW_MASK.take(name_length[long] - 8)
     # Names in the table are valid as they are; others have their characters checked.
-    entry = _SLOTS.take((low * _NAME_MULTIPLIER) >> np.uint64(64 - _SLOT_BITS))
+    entry = _SLOTS.take(((low * _NAME_MULTIPLIER) >> np.uint64(64 - _SLOT_BITS)).astype(np.intp))
     known = (_NAME_LOW.take(entry) == low) & (_NAME_HIGH.take(entry) == high)
     other = np.flatnonzero(~known)
     if other.size:
@@ -400,8 +439,9 @@ def _structure(t: _Tags) -> list[np.ndarray] | np.ndarray:
         bad[lt_file[(depth <= 0) & ~is_last]] = True
         bad |= depth[last_tag] != 0
         return bad
-    if int(depth.max()) > 32000:
-        return np.ones(count, dtype=bool)
+    if int(depth.max()) > _MAX_PLAIN_DEPTH:
+        bad[lt_file[depth > _MAX_PLAIN_DEPTH]] = True
+        return bad
     # Each tag's level: depth after an open, before a close. In a sequence that nests, the
     # tags of each level alternate open, close, open, close in file order, and each close
     # must carry its open's name.
@@ -518,6 +558,8 @@ def _read_values(t: _Tags, header: np.ndarray, object_tags: np.ndarray, object_f
     bad |= ~(valid[0] & valid[1] & valid[2]) | blank[0] | blank[1]
     bad |= (width < 1) | (height < 1) | (width != np.floor(width)) | (height != np.floor(height))
     bad |= ~blank[2] & (depth_value != np.floor(depth_value))
+    bad |= (width > MAX_IMAGE_SIDE) | (height > MAX_IMAGE_SIDE) | (depth_value > MAX_IMAGE_SIDE)
+    bad |= np.bincount(object_file, minlength=count) > MAX_OBJECTS
     object_bad = ~(valid[3] & valid[4] & valid[5] & valid[6] & valid[7] & valid[8])
     object_bad |= blank[5] | blank[6] | blank[7] | blank[8]
     boxes = np.stack(values[5:], axis=1)
@@ -526,7 +568,17 @@ def _read_values(t: _Tags, header: np.ndarray, object_tags: np.ndarray, object_f
 
     # Class names and file names as strings, all cut out in one go; a class by dictionary lookup.
     names = span_texts(a, *text_bounds(name_tag))
-    class_ids = np.fromiter(map(index.get, names, repeat(-1, n_objects)), dtype=np.int64, count=n_objects)
+    found = ()
+    if index is None:  # any name but a blank one or one holding a reference (the checked reading resolves it)
+        vocabulary: dict[str, int] = {}
+        class_ids = np.fromiter(map(vocabulary.setdefault, names, map(len, repeat(vocabulary, n_objects))),
+                                dtype=np.int64, count=n_objects)
+        found = tuple(vocabulary)
+        wrong = [i for i, name in enumerate(found) if not name or "&" in name]
+        if wrong:
+            object_bad |= np.isin(class_ids, wrong)
+    else:
+        class_ids = np.fromiter(map(index.get, names, repeat(-1, n_objects)), dtype=np.int64, count=n_objects)
     object_bad |= class_ids < 0
     bad[object_file[object_bad]] = True
     if bad.any():
@@ -538,4 +590,4 @@ def _read_values(t: _Tags, header: np.ndarray, object_tags: np.ndarray, object_f
     first = np.concatenate([[0], np.cumsum(np.bincount(object_file, minlength=count))])
     return PlainBatch(np.ones(count, dtype=bool), file_names, width.astype(np.int64), height.astype(np.int64),
                       np.where(blank[2], 3, depth_value).astype(np.int64), first, class_ids, boxes,
-                      values[3] >= 1, values[4] >= 1)
+                      values[3] >= 1, values[4] >= 1, found)

@@ -9,14 +9,17 @@ torch, cuda states), ``config`` (the resolved training config), ``cfg_text``, ``
 from __future__ import annotations
 
 import os
+import pickle
 import random
+import zipfile
+import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
 
-from vocli.errors import VocliError
+from vocli.errors import CheckpointError, VocliError
 from vocli.paths import atomic_path
 
 
@@ -68,15 +71,81 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: dict[str, Any]) -> Path
     return path
 
 
+def verify_zip(path: str | os.PathLike) -> None:
+    """Check every member of a zip-format ``.pt`` against its CRC-32 before any tensor is trusted.
+
+    ``torch.load`` never checks them: a checkpoint with a few KB of its tensor data damaged
+    loads silently and gives wrong detections or a NaN loss. Legacy (non-zip) torch files
+    carry no checksums and pass unchecked. Raises ``CheckpointError`` naming the file and member.
+    """
+    path = Path(path)
+    try:
+        if not zipfile.is_zipfile(path):
+            return
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, zlib.error, ValueError) as err:
+        raise CheckpointError(f"{path}: damaged checkpoint ({type(err).__name__}: {err})",
+                              hint="the file is corrupt or incomplete; use another copy") from None
+    if bad is not None:
+        raise CheckpointError(f"{path}: damaged checkpoint: {bad} fails its CRC-32 check",
+                              hint="the file is corrupt; use another copy (e.g. last.pt, or convert again)")
+
+
+def load_torch_file(path: str | os.PathLike, what: str = "PyTorch file") -> Any:
+    """The one place vocli reads a ``.pt``: CRCs checked (``verify_zip``), then ``torch.load(weights_only=True)``.
+
+    Any failure is a ``CheckpointError`` in one line naming the file; it never suggests
+    ``weights_only=False`` (vocli never unpickles code).
+    """
+    path = Path(path)
+    verify_zip(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(f"{path}: holds objects other than tensors and plain values; refused "
+                              f"(vocli loads {what}s with weights_only=True and never runs pickled code)",
+                              hint="use a file written by vocli, or a plain state dict") from None
+    except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
+        raise CheckpointError(f"{path}: not a readable {what} ({type(err).__name__})") from None
+
+
+def _layer_of(key: str) -> Optional[int]:
+    parts = key.split(".")
+    return int(parts[1]) if len(parts) > 2 and parts[0] == "layers" and parts[1].isdigit() else None
+
+
+def check_enough_loaded(model_keys: Sequence[str], loaded: Sequence[str], skipped: Sequence[tuple[str, str]],
+                        source) -> Optional[str]:
+    """Refuse starting weights from which fewer than half of the model's tensors load, unless they are a
+    partial backbone: every tensor of the model's first K layers and nothing else. Returns None, or
+    ``"partial backbone: layers 0-<K-1>"`` for a backbone; raises ``CheckpointError`` otherwise.
+
+    ``num_batches_tracked`` counters are not counted (darknet files have none).
+    """
+    wanted = [k for k in model_keys if not k.endswith("num_batches_tracked")]
+    got = {k for k in loaded if not k.endswith("num_batches_tracked")}
+    if 2 * len(got) >= len(wanted):
+        return None
+    layers = {_layer_of(k) for k in got}
+    if got and None not in layers:
+        first_k = max(layers) + 1
+        prefix = {k for k in wanted if (_layer_of(k) is not None and _layer_of(k) < first_k)}
+        if layers == set(range(first_k)) and got == prefix:
+            return f"partial backbone: layers 0-{first_k - 1}"
+    example = f" (first: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
+    raise CheckpointError(f"{source}: only {len(got)} of the model's {len(wanted)} tensors load from it, and they are "
+                          f"not a backbone (the whole first layers){example}",
+                          hint="pass weights made for this cfg, a backbone such as darknet53.conv.74, "
+                               "or --weights none to train from scratch")
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a ``vocli train`` checkpoint (``weights_only=True``) and check it is one."""
+    """Read a ``vocli train`` checkpoint (``weights_only=True``, CRCs checked) and check it is one."""
     path = Path(path)
     if not path.is_file():
         raise VocliError(f"{path}: checkpoint not found", hint="pass runs/train/<name>/last.pt")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure is an unusable file
-        raise VocliError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
+    ckpt = load_torch_file(path, "checkpoint")
     missing = [k for k in ("model", "optimizer", "epoch", "config") if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
         raise VocliError(f"{path}: not a vocli train checkpoint (missing {', '.join(missing)})",

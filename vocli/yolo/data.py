@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
 
-from vocli.errors import DatasetNotFoundError, VocliError
+from vocli.errors import DatasetNotFoundError, ImageReadError, VocliError
 from vocli.images import letterbox, load_image
 
 FILL = 114  # grey used for letterbox padding and affine borders
@@ -49,6 +49,7 @@ class LabelledImages:
 
     paths: list[Path]
     labels: list[np.ndarray]
+    invalid: list = field(default_factory=list)  # InvalidFile of each annotation left out
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -111,28 +112,37 @@ def darknet_images(list_path: str | os.PathLike, num_classes: int) -> LabelledIm
 
 
 def voc_images(root: str | os.PathLike, sets: str | Sequence[str], classes: Sequence[str],
-               include_difficult: bool = False) -> LabelledImages:
+               include_difficult: bool = False, workers: Optional[int] = 1) -> LabelledImages:
     """Images of VOC sets with labels computed from their XML (difficult objects left out by default).
 
     VOC corners are 1-based inclusive, so pixel ``xmin`` starts at continuous ``xmin - 1``
     and ``xmax`` ends at ``xmax``; the normalised box spans ``[(xmin - 1) / W, xmax / W]``
-    (``converters.voc_to_yolo.yolo_boxes`` with ``exact_pixels=True``).
+    (``converters.voc_to_yolo.yolo_boxes`` with ``exact_pixels=True``). The XML files are read by
+    ``voc_bulk.read_annotations`` (in one process by default: training runs it with torch loaded,
+    and the batch reader takes VOC07+12 trainval in well under a second anyway); an image whose
+    annotation is invalid is left out and its file listed in ``invalid`` (``InvalidFile``), as
+    ``convert`` does.
     """
+    from converters._common import invalid_annotation
     from converters.voc_to_yolo import yolo_boxes
-    from vocli.datasets.voc import parse_annotation, resolve_sets
+    from vocli.datasets.voc import resolve_sets
+    from vocli.datasets.voc_bulk import read_annotations
 
+    listed = [(vs, image_id) for vs in resolve_sets(root, sets) for image_id in vs.ids()]
+    table = read_annotations([vs.annotation_files([i])[0] for vs, i in listed], classes=classes, workers=workers)
+    keep = np.ones(len(table.boxes), dtype=bool) if include_difficult else ~table.difficult
+    image = table.object_file()
+    cxcywh = yolo_boxes(table.boxes[keep], table.width[image[keep]], table.height[image[keep]], exact_pixels=True)
+    rows = np.concatenate([table.class_ids[keep, None].astype(np.float64), cxcywh], axis=1).astype(np.float32)
+    per_image = np.bincount(image[keep], minlength=len(listed))
+    ends = np.cumsum(per_image).tolist()
     paths, labels = [], []
-    for vs in resolve_sets(root, sets):
-        for image_id in vs.ids():
-            ann = parse_annotation(vs.annotation_path(image_id), classes=classes)
-            boxes = ann.boxes(include_difficult)
-            cls = ann.labels(classes, include_difficult)
-            n = len(boxes)
-            cxcywh = yolo_boxes(boxes, np.full(n, ann.width), np.full(n, ann.height), exact_pixels=True)
-            rows = np.concatenate([cls[:, None].astype(np.float64), cxcywh], axis=1)
-            paths.append(vs.dir / "JPEGImages" / ann.filename)
-            labels.append(rows.astype(np.float32).reshape(-1, 5))
-    return LabelledImages(paths, labels)
+    for i, ((vs, _), end, n) in enumerate(zip(listed, ends, per_image.tolist())):
+        if i in table.errors:
+            continue
+        paths.append(vs.dir / "JPEGImages" / table.filenames[i])
+        labels.append(rows[end - n:end].reshape(-1, 5))
+    return LabelledImages(paths, labels, [invalid_annotation(err) for err in table.invalid])
 
 
 # --------------------------------------------------------------------------- augmentation
@@ -270,8 +280,52 @@ class YoloDataset(torch.utils.data.Dataset):
         return tensor, torch.from_numpy(targets)
 
 
+@dataclass(frozen=True)
+class UnreadableSample:
+    """In place of a sample whose image could not be read. A DataLoader worker sends this
+    instead of raising: a worker's exception reaches the main process as a many-line
+    RuntimeError; ``make_loader``'s loader raises the ``ImageReadError`` there instead."""
+
+    path: str
+    reason: str
+
+
+class _Guarded(torch.utils.data.Dataset):
+    """``dataset`` with ``ImageReadError`` turned into an ``UnreadableSample``."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        try:
+            return self.dataset[index]
+        except ImageReadError as err:
+            return UnreadableSample(err.path, err.reason)
+
+
+class _Loader(torch.utils.data.DataLoader):
+    """A DataLoader whose iteration raises ``ImageReadError`` (one line naming the file) for an
+    ``UnreadableSample`` batch, in the main process, whatever the number of workers."""
+
+    def __iter__(self) -> Iterator:
+        for batch in super().__iter__():
+            if isinstance(batch, UnreadableSample):
+                raise ImageReadError(batch.path, f"training image: {batch.reason}",
+                                     hint="fix it or remove it from the training list")
+            yield batch
+
+
 def collate(batch: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Samples -> images (B, 3, S, S) uint8 and targets (M, 6) ``[batch_index, class, cx, cy, w, h]``."""
+    """Samples -> images (B, 3, S, S) uint8 and targets (M, 6) ``[batch_index, class, cx, cy, w, h]``.
+
+    A batch holding an ``UnreadableSample`` comes out as that sample.
+    """
+    for sample in batch:
+        if isinstance(sample, UnreadableSample):
+            return sample
     images = torch.stack([b[0] for b in batch])
     rows = []
     for i, (_, t) in enumerate(batch):
@@ -322,12 +376,13 @@ def make_loader(dataset: YoloDataset, batch_size: int, workers: int, seed: int, 
                 rank: int = 0, world_size: int = 1) -> torch.utils.data.DataLoader:
     """A DataLoader over ``dataset`` with a ``DistributedSampler`` (also for one process: it
     makes the shuffle a pure function of ``(seed, epoch)``; call ``loader.sampler.set_epoch``,
-    and ``loader.sampler.start_at`` to resume part way through an epoch)."""
+    and ``loader.sampler.start_at`` to resume part way through an epoch). An unreadable image
+    stops the iteration with one ``ImageReadError`` naming it, with or without workers."""
     sampler = EpochSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=False)
     generator = torch.Generator()
     generator.manual_seed(seed)
-    return torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate,
+    return _Loader(
+        _Guarded(dataset), batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate,
         worker_init_fn=worker_init, generator=generator, pin_memory=False, drop_last=False,
         persistent_workers=False,
     )

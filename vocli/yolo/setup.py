@@ -211,9 +211,12 @@ def build_model(config, num_classes: int, load_initial: bool) -> tuple[nn.Module
     if load_initial and config.weights and str(config.weights).lower() != "none":
         from converters.darknet_weights import load_weights
 
+        from vocli.yolo.checkpoint import check_enough_loaded
+
         lr = load_weights(model, config.weights)
+        backbone = check_enough_loaded(list(model.state_dict()), lr.loaded, lr.skipped, config.weights)
         skipped = [f"{k} ({why})" for k, why in lr.skipped]
-        summary = f"loaded {len(lr.loaded)} tensors from {config.weights}"
+        summary = f"loaded {len(lr.loaded)} tensors from {config.weights}" + (f" ({backbone})" if backbone else "")
         if skipped:
             summary += f"; skipped {len(skipped)}: " + ", ".join(skipped[:6]) + (" ..." if len(skipped) > 6 else "")
         report = {"loaded": len(lr.loaded), "skipped": [list(s) for s in lr.skipped], "missing": list(lr.missing),
@@ -279,17 +282,7 @@ def evaluate_map(model: nn.Module, valid: ValidSet, classes: Sequence[str], conf
     return float(result.map) if math.isfinite(result.map) else 0.0
 
 
-# --------------------------------------------------------------------------- run folder and metrics
-
-
-def next_run_dir(base: Path, name: str) -> Path:
-    """``base/name``, or ``name2``, ``name3`` ... when taken."""
-    candidate = base / name
-    n = 2
-    while candidate.exists():
-        candidate = base / f"{name}{n}"
-        n += 1
-    return candidate
+# --------------------------------------------------------------------------- metrics
 
 
 CSV_FIELDS = ("epoch", "box", "obj", "cls", "total", "lr", "map", "seconds", "images")

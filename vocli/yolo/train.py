@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator, Optional
 import torch
 
 from vocli.errors import TrainingDivergedError, VocliError
+from vocli.outputs import check_run_folder, next_run_dir
 from vocli.paths import atomic_write_text
 from vocli.yolo import checkpoint as ckpt_io
 from vocli.yolo.data import AugmentConfig, YoloDataset, make_loader, multi_scale_size
@@ -29,7 +30,7 @@ from vocli.yolo.loss import BOX_LOSSES, LossConfig, scaled_weights, yolo_loss
 from vocli.yolo.optim import (OPTIMIZERS, SCHEDULES, ModelEMA, apply_warmup, build_optimizer, default_accumulate,
                               lr_factor)
 from vocli.yolo.setup import (anchor_fit_message, build_model, evaluate_map, fit_anchors, freeze_layers,
-                              init_distributed, load_datasets, next_run_dir, write_metrics)
+                              init_distributed, load_datasets, write_metrics)
 
 
 @dataclass
@@ -183,9 +184,14 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
         torch.set_num_threads(config.threads)
     is_main = dist.rank == 0
     out = Path(config.out) if config.out else next_run_dir(Path("runs/train"), config.name)
+    if resume_ckpt is None:  # a resumed run goes on in its own folder
+        weights = config.weights if config.weights and str(config.weights).lower() != "none" else None
+        check_run_folder(out, [weights] if weights else [])
     config = dataclasses.replace(config, out=str(out))
 
     train_data, valid_data, classes = load_datasets(config)
+    for bad in [*train_data.invalid, *valid_data.data.invalid]:  # left out, as convert does
+        report(TrainEvent("info", message=f"invalid annotation left out: {bad.path}: {bad.reason}"))
     config = dataclasses.replace(config, classes=list(classes))
     if isinstance(config.anchors, str):
         if config.anchors.strip().lower() != "auto":
