@@ -260,17 +260,17 @@ def test_merge_messages_name_what_is_in_the_way(tmp_path):
     tar = write_tar(tmp_path / "c.tar", [("VOCdevkit/thing", "file", b"x")])
     with pytest.raises(VocliError) as err:
         safe_extract(tar, root)
-    assert err.value.args[0] == f"{root / 'VOCdevkit' / 'thing'}: the archive holds a file there but a folder is in the way"
-    assert err.value.hint == "move it away or fetch into another --root"
+    assert err.value.args[0] == f"{root / 'VOCdevkit' / 'thing'}: the archive c.tar holds a file there but a folder is in the way"
+    assert err.value.hint == "move it away or fetch into another --root; nothing was extracted"
     (root / "VOCdevkit" / "other").write_text("mine")
     tar = write_tar(tmp_path / "d.tar", [("VOCdevkit/other/inside.txt", "file", b"x")])
     with pytest.raises(VocliError) as err:
         safe_extract(tar, root)
-    assert err.value.args[0] == f"{root / 'VOCdevkit' / 'other'}: the archive holds a folder there but a file is in the way"
+    assert err.value.args[0] == f"{root / 'VOCdevkit' / 'other'}: the archive d.tar holds a folder there but a file is in the way"
     link = root / "VOCdevkit" / "dangling"
     link.symlink_to(tmp_path / "nowhere")
     tar = write_tar(tmp_path / "e.tar", [("VOCdevkit/dangling/inside.txt", "file", b"x")])
-    with pytest.raises(VocliError, match="holds a folder there but a file is in the way"):
+    with pytest.raises(VocliError, match="e.tar holds a folder there but a file is in the way"):
         safe_extract(tar, root)
     assert (root / "VOCdevkit" / "other").read_text() == "mine"
 

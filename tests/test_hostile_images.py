@@ -119,7 +119,7 @@ def test_evaluate_stops_with_one_line_naming_the_bomb(tmp_path, tiny_weights, ca
 
 def _training_set(root, bad_name: str, bad_bytes: bytes):
     """Four 64 x 64 images with one box each, one of them replaced by ``bad_bytes``; returns the .data file."""
-    from test_train import TINY_CFG
+    from helpers import TINY_CFG
 
     (root / "img").mkdir(parents=True)
     paths = []
