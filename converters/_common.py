@@ -82,27 +82,35 @@ def _start_worker() -> None:
 
 
 def run_chunks(fn: Callable[[J], R], jobs: Sequence[J], workers: int,
-               sizes: Sequence[int], progress: Progress = None,
-               poll: Optional[Callable[[], None]] = None) -> Iterator[R]:
+               sizes: Sequence[int], progress: Progress = None, interrupts=None,
+               meanwhile: Optional[Callable[[], None]] = None) -> Iterator[R]:
     """Yield ``fn(job)`` for every job, in order, using up to ``workers`` processes.
 
     ``sizes[i]`` is the number of files in ``jobs[i]``, reported to ``progress``.
+    ``meanwhile()``, if given, runs in this process once the jobs are handed to the pool
+    (after its workers have forked, so no thread of the caller's is ever copied into them),
+    before the first result is yielded: other work of the command, done while the pool works.
     One worker (or one job) runs in this process, with no pool to start, as does a call
     from a daemonic process (a pool's worker, say), which may not start processes.
-    ``poll`` (e.g. ``DeferredSignals.check``) is called before each job in this process,
-    and every ``POLL_SECONDS`` while waiting for the pool: it may raise to stop the run.
+    ``interrupts`` (a ``vocli.interrupts.DeferredSignals`` the caller holds): a job run in
+    this process runs in its ``released()`` window, so Ctrl-C stops even a long job at once;
+    while waiting for the pool its ``check()`` runs every ``POLL_SECONDS``. Either may raise
+    to stop the run; the caller's own code between results stays deferred.
     """
     total = sum(sizes)
     done = 0
     if progress:
         progress(0, total)
     if workers <= 1 or len(jobs) <= 1 or multiprocessing.current_process().daemon:
-        results: Iterable[R] = map(fn, jobs) if poll is None else _polled(fn, jobs, poll)
+        results: Iterable[R] = map(fn, jobs) if interrupts is None else _released(fn, jobs, interrupts)
         pool = None
     else:
         pool = _pool_context().Pool(min(workers, len(jobs)), initializer=_start_worker)
-        results = pool.imap(fn, jobs) if poll is None else _waiting(pool.imap(fn, jobs), len(jobs), poll)
+        results = (pool.imap(fn, jobs) if interrupts is None
+                   else _waiting(pool.imap(fn, jobs), len(jobs), interrupts.check))
     try:
+        if meanwhile is not None:
+            meanwhile()
         for size, result in zip(sizes, results):
             done += size
             if progress:
@@ -114,14 +122,16 @@ def run_chunks(fn: Callable[[J], R], jobs: Sequence[J], workers: int,
             pool.join()
 
 
-#: How often ``run_chunks`` calls ``poll`` while it waits for the pool's next result.
+#: How often ``run_chunks`` checks for signals while it waits for the pool's next result.
 POLL_SECONDS = 0.1
 
 
-def _polled(fn: Callable[[J], R], jobs: Sequence[J], poll: Callable[[], None]) -> Iterator[R]:
+def _released(fn: Callable[[J], R], jobs: Sequence[J], interrupts) -> Iterator[R]:
     for job in jobs:
-        poll()
-        yield fn(job)
+        with interrupts.released():
+            result = fn(job)
+        interrupts.check()  # a delivery Python lost inside the job
+        yield result
 
 
 def _waiting(results, count: int, poll: Callable[[], None]) -> Iterator:

@@ -317,9 +317,10 @@ def _compression(name: str) -> dict:
 
 def _write_set(path: Path, set_name: str, voc_dir: Path, jobs: list[_Job], sizes: list[int], workers: int,
                attributes: dict, compression: str, progress: Progress, invalid: list) -> SSDFileSummary:
-    """Match and write one set. Ctrl-C and SIGTERM take effect only at ``signals.check()``: between
-    chunks, after each write, every 0.1 s while waiting for workers and at the end; never inside
-    h5py, where the KeyboardInterrupt could be lost in a weakref callback ("Exception ignored in")."""
+    """Match and write one set. Ctrl-C and SIGTERM take effect at once while a chunk is matched in
+    this process, else only at ``signals.check()``: after each write, every 0.1 s while waiting for
+    workers and at the end; never inside h5py, where the KeyboardInterrupt could be lost in a
+    weakref callback ("Exception ignored in")."""
     import h5py
 
     from vocli.interrupts import DeferredSignals
@@ -329,13 +330,15 @@ def _write_set(path: Path, set_name: str, voc_dir: Path, jobs: list[_Job], sizes
     per_image = _compression(compression)
     strings = h5py.string_dtype("utf-8")
     ids, names, counts, boxes, labels, difficult, positives = [], [], [], [], [], [], 0
-    with DeferredSignals() as signals, atomic_h5(path) as h5:  # built in memory: a full disk is one clear error
+    signals = DeferredSignals()
+    # Built in memory (a full disk is one clear error); a signal during the final write stops it before the rename.
+    with signals, atomic_h5(path, before_rename=signals.check) as h5:
         loc_ds = h5.create_dataset("loc", (num, len(priors), 4), np.float32, maxshape=(None, len(priors), 4),
                                    chunks=(1, len(priors), 4), **per_image)
         conf_ds = h5.create_dataset("conf", (num, len(priors)), np.int16, maxshape=(None, len(priors)),
                                     chunks=(1, len(priors)), **per_image)
         row = 0
-        for chunk in run_chunks(_match_chunk, jobs, workers, sizes, progress, poll=signals.check):
+        for chunk in run_chunks(_match_chunk, jobs, workers, sizes, progress, interrupts=signals):
             n = len(chunk.ids)
             invalid.extend(chunk.invalid)
             if n:

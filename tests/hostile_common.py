@@ -1,13 +1,15 @@
-"""Shared checks of the hostile-input tests: run the CLI, read its one-line error, hash trees."""
+"""Shared checks of the hostile-input tests: run the CLI, read its one-line error, hash trees, small inputs."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
+from helpers import TINY_CFG as TRAIN_CFG  # 4 classes, two heads
 from vocli.cli.app import main
 
 
@@ -45,20 +47,6 @@ def error_line(err: str) -> str:
     assert len(errors) == 1, err
     assert "Traceback" not in err, err
     return errors[0]
-
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def run_child(code: str, *args: str, timeout: float = 300, **popen) -> subprocess.CompletedProcess:
-    """Run ``python -c code args`` from the repository root; text output captured."""
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout, **popen)
-
-
-#: Child-process preamble: Ctrl-C raises KeyboardInterrupt whatever the parent left (a shell
-#: running pytest in the background starts children with SIGINT ignored).
-CTRL_C_DEFAULT = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
 
 
 TINY_CFG = """[net]
@@ -106,3 +94,25 @@ def write_tiny_pt(folder: Path, cfg: str = TINY_CFG, name: str = "tiny") -> tupl
     names = folder / f"{name}.names"
     names.write_text("alpha\nbeta\n")
     return path, names
+
+
+def training_set(root, bad_name: str, bad_bytes: bytes):
+    """Four 64 x 64 images with one box each, one of them replaced by ``bad_bytes``, a 4-class cfg
+    (``tiny.cfg``) and the .data file, which is returned."""
+    (root / "img").mkdir(parents=True)
+    paths = []
+    for i in range(4):
+        path = root / "img" / (bad_name if i == 2 else f"{i}.png")
+        if i == 2:
+            path.write_bytes(bad_bytes)
+        else:
+            Image.fromarray(np.full((64, 64, 3), 40 * i, np.uint8)).save(path)
+        path.with_suffix(".txt").write_text("0 0.5 0.5 0.25 0.25\n")
+        paths.append(path)
+    (root / "train.txt").write_text("".join(f"{p}\n" for p in paths))
+    (root / "x.names").write_text("a\nb\nc\nd\n")
+    (root / "tiny.cfg").write_text(TRAIN_CFG)
+    data = root / "x.data"
+    data.write_text(f"classes = 4\ntrain = {root / 'train.txt'}\nvalid = {root / 'train.txt'}\n"
+                    f"names = {root / 'x.names'}\n")
+    return data

@@ -174,3 +174,19 @@ def test_parallel_xml_reading_lists_every_invalid_file_and_reads_the_rest(tmp_pa
     assert sorted(without.errors) == [450] and without.annotation(150).objects[0].name == "unicorn"
     with pytest.raises(AnnotationError, match="000450.xml: not valid XML"):
         without.raise_first_error()
+
+
+def test_ground_truth_beside_images_lists_an_invalid_xml_and_leaves_its_image_out(tiny_voc):
+    from vocli.evaluate import ground_truth_for_images
+
+    voc = tiny_voc / "VOCdevkit" / "VOC2007"
+    (voc / "JPEGImages").mkdir()
+    images = [voc / "JPEGImages" / "000001.jpg", voc / "JPEGImages" / "000002.jpg"]
+    (voc / "Annotations" / "000002.xml").write_text("<annotation><size>")
+    gt = ground_truth_for_images(images, VOC_CLASSES)
+    # 000001.xml (conftest): a dog 10,20,50,60 and a difficult person 1,1,100,80.
+    assert gt.image_ids == [str(images[0])] and gt.invalid_ids == [str(images[1])]
+    assert [f.path.rsplit("/", 1)[1] for f in gt.invalid] == ["000002.xml"]
+    assert "not valid XML" in gt.invalid[0].reason
+    assert gt.boxes.tolist() == [[10, 20, 50, 60], [1, 1, 100, 80]]
+    assert gt.labels.tolist() == [DOG, VOC_CLASSES.index("person")] and gt.difficult.tolist() == [False, True]

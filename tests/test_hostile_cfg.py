@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from hostile_common import error_line, tree_state
+from hostile_common import error_line, training_set, tree_state
 from vocli.cli.app import main
 from vocli.darknet.cfg import MAX_LAYER_OUTPUT, MAX_WEIGHTS, parse_cfg
 from vocli.errors import DarknetFormatError
@@ -123,9 +123,7 @@ def test_layer_output_cap():
     (CONV, "filters", "1000000000", "[convolutional] filters: 1000000000 is out of range"),
 ])
 def test_cli_train_with_a_bad_cfg_is_one_line(tmp_path, capsys, section, key, value, message):
-    from test_hostile_images import _training_set
-
-    data = _training_set(tmp_path / "set", "2.png", b"")
+    data = training_set(tmp_path / "set", "2.png", b"")
     cfg = tmp_path / "set" / "bad.cfg"
     cfg.write_text(with_option(section, key, value))
     before = tree_state(tmp_path)

@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 import vocli.images as images_module
-from hostile_common import error_line, tree_state
+from helpers import write_voc_xml
+from hostile_common import error_line, training_set, tree_state
 from test_detect import tiny_weights  # noqa: F401 - a fixture
 from vocli.cli.app import main
 from vocli.datasets.voc import image_size_from_file
@@ -97,8 +98,6 @@ def test_detect_skips_the_bomb_and_runs_the_good_images(tmp_path, tiny_weights, 
 
 @pytest.mark.slow
 def test_evaluate_stops_with_one_line_naming_the_bomb(tmp_path, tiny_weights, capsys):  # noqa: F811
-    from helpers import write_voc_xml
-
     weights, names = tiny_weights
     voc = tmp_path / "VOCdevkit" / "VOC2007"
     (voc / "JPEGImages").mkdir(parents=True)
@@ -117,29 +116,6 @@ def test_evaluate_stops_with_one_line_naming_the_bomb(tmp_path, tiny_weights, ca
     assert tree_state(tmp_path) == before
 
 
-def _training_set(root, bad_name: str, bad_bytes: bytes):
-    """Four 64 x 64 images with one box each, one of them replaced by ``bad_bytes``; returns the .data file."""
-    from helpers import TINY_CFG
-
-    (root / "img").mkdir(parents=True)
-    paths = []
-    for i in range(4):
-        path = root / "img" / (bad_name if i == 2 else f"{i}.png")
-        if i == 2:
-            path.write_bytes(bad_bytes)
-        else:
-            Image.fromarray(np.full((64, 64, 3), 40 * i, np.uint8)).save(path)
-        path.with_suffix(".txt").write_text("0 0.5 0.5 0.25 0.25\n")
-        paths.append(path)
-    (root / "train.txt").write_text("".join(f"{p}\n" for p in paths))
-    (root / "x.names").write_text("a\nb\nc\nd\n")
-    (root / "tiny.cfg").write_text(TINY_CFG)
-    data = root / "x.data"
-    data.write_text(f"classes = 4\ntrain = {root / 'train.txt'}\nvalid = {root / 'train.txt'}\n"
-                    f"names = {root / 'x.names'}\n")
-    return data
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 2])
 @pytest.mark.parametrize("bad", ["broken", "bomb"])
@@ -147,7 +123,7 @@ def test_train_stops_with_one_line_naming_the_image(tmp_path, capsys, workers, b
     # A JPEG cut short after its first bytes, or the 20000 x 20000 bomb; with DataLoader workers the
     # error used to come back as a 22-line RuntimeError.
     payload = b"\xff\xd8\xff\xe0 cut short" if bad == "broken" else bomb_jpeg(20000, 20000)
-    data = _training_set(tmp_path / "set", "bad.jpg", payload)
+    data = training_set(tmp_path / "set", "bad.jpg", payload)
     before = tree_state(tmp_path / "set")
     rc = main(["train", "--data", str(data), "--cfg", str(tmp_path / "set" / "tiny.cfg"), "--img-size", "64",
                "--epochs", "1", "--batch-size", "2", "--workers", str(workers), "--eval-every", "0",

@@ -60,3 +60,14 @@ def test_chunks_called_from_a_daemonic_process_run_there():
     # A pool's worker may not start processes: the work then runs in that process.
     with multiprocessing.get_context("fork").Pool(1) as pool:
         assert pool.apply(_chunks_in_a_pool_worker, ([1, 2, 3],)) == [1, 4, 9]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_meanwhile_runs_once_in_the_caller_before_the_first_result(workers):
+    calls = []
+    results = run_chunks(_square_slowly, list(range(6)), workers, sizes=[1] * 6,
+                         meanwhile=lambda: calls.append(os.getpid()))
+    assert calls == []  # nothing runs before the results are asked for
+    first = next(results)
+    assert calls == [_PARENT] and first[0] == 0
+    assert [r for r, _ in results] == [1, 4, 9, 16, 25] and calls == [_PARENT]

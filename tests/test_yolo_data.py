@@ -142,3 +142,14 @@ def test_voc_images_from_xml(tiny_voc):
     # x: (10-1)/100 .. 50/100 -> cx 0.295, w 0.41; y: 19/80 .. 60/80 -> cy 0.49375, h 0.5125
     assert data.paths[0].name == "000001.jpg"
     assert data.labels[0].tolist() == [pytest.approx([1, 0.295, 0.49375, 0.41, 0.5125])]
+
+
+def test_voc_images_leave_out_and_list_an_invalid_annotation(tiny_voc):
+    # As convert does: the training index goes on without the invalid file and says which it was.
+    (tiny_voc / "VOCdevkit" / "VOC2007" / "Annotations" / "000001.xml").write_text("<annotation>")
+    data = voc_images(tiny_voc, "2007/trainval", ["cat", "dog", "person"])
+    assert [p.name for p in data.paths] == ["000002.jpg"]
+    # 000002: cat 5,5,20,30 in 64x64 -> cx (4 + 20) / 2 / 64, w 16/64; cy (4 + 30) / 2 / 64, h 26/64
+    assert data.labels[0].tolist() == [pytest.approx([0, 12 / 64, 17 / 64, 16 / 64, 26 / 64])]
+    assert len(data.invalid) == 1 and data.invalid[0].path.endswith("000001.xml")
+    assert "not valid XML" in data.invalid[0].reason

@@ -29,19 +29,20 @@ Progress = Optional[Callable[[int], None]]
 
 
 def voc_ground_truth(voc_sets: Sequence[VocSet], classes: Sequence[str], progress: Progress = None,
-                     workers: Optional[int] = None) -> GroundTruth:
+                     workers: Optional[int] = None, meanwhile: Optional[Callable[[], None]] = None) -> GroundTruth:
     """Ground truth of every image listed in ``voc_sets`` (ids as in the split lists), difficult kept.
 
     The XML files are read by ``voc_bulk.read_annotations`` in ``workers`` processes (default:
     all cores; small sets in-process). An image whose annotation is invalid is left out, and
     listed in ``invalid`` (``convert``'s ``--skip-invalid`` semantics: the run goes on).
+    ``meanwhile()``: other work done in this process while the workers read.
     """
     from converters._common import invalid_annotation
 
     ids = {vs: vs.ids() for vs in voc_sets}
     listed = [(vs, image_id) for vs in voc_sets for image_id in ids[vs]]
     table = read_annotations([path for vs in voc_sets for path in vs.annotation_files(ids[vs])], classes=classes,
-                             workers=workers, progress=progress)
+                             workers=workers, progress=progress, meanwhile=meanwhile)
     valid = table.valid
     keep = np.flatnonzero(valid)
     object_file = table.object_file()
@@ -221,11 +222,14 @@ def evaluate(weights=None, data=None, detections=None, root=None, sets=None, cfg
         metric = default_metric([vs.name for vs in voc_sets])
 
     if detections is not None:
-        gt = voc_ground_truth(voc_sets, names, progress, workers=workers)
-        if _is_coco_results(detections):
+        coco = _is_coco_results(detections)
+        loaded = []  # comp4 / JSON-lines files are parsed here while the workers read the XML
+        gt = voc_ground_truth(voc_sets, names, progress, workers=workers,
+                              meanwhile=None if coco else lambda: loaded.append(load_detections(detections, names)))
+        if coco:  # COCO results name images by number: read against the ground truth's ids
             found, files = coco_detections(detections, gt, names), [Path(detections)]
         else:
-            found, files = load_detections(detections, names)
+            found, files = loaded[0]
         if gt.invalid_ids:  # their images are left out: so are their detections
             kept = ~np.isin(found.image_ids, np.array(gt.invalid_ids, dtype=object))
             found = Detections(found.image_ids[kept], found.boxes[kept], found.scores[kept], found.labels[kept])

@@ -17,8 +17,11 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import threading
+from typing import Iterator
 
 #: The signals deferred by default: Ctrl-C and ``kill``'s default.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -33,17 +36,25 @@ class DeferredSignals:
     so ``finally`` blocks still clean up, with the exit status the signal would have given.
     Ignored signals stay ignored. Outside the main thread (where Python handles no signals)
     it does nothing. On leaving with an exception, signals still pending are dropped: the
-    run is already stopping.
+    run is already stopping. A process forked inside the block (a pool's worker) that gets a
+    signal before it sets its own handlers dies of it, as by default, instead of recording it.
+
+    ``released()`` opens a window for long work that touches no h5py (matching a chunk of
+    annotations in this process): there a signal is delivered at once, and stays pending for
+    the next ``check()`` in case Python lost that delivery in a callback.
     """
 
     def __init__(self, signals: tuple[int, ...] = STOP_SIGNALS):
         self.signals = signals
         self.pending: list[int] = []
         self._previous: dict[int, object] = {}
+        self._pid = os.getpid()
+        self._eager = False
 
     def __enter__(self) -> "DeferredSignals":
         if threading.current_thread() is not threading.main_thread():
             return self
+        self._pid = os.getpid()
         for signum in self.signals:
             handler = signal.getsignal(signum)
             if handler is None or handler == signal.SIG_IGN:  # set outside Python, or ignored: left alone
@@ -53,7 +64,30 @@ class DeferredSignals:
         return self
 
     def _record(self, signum: int, frame) -> None:
+        if os.getpid() != self._pid:  # a forked child that inherited the handler: die of it
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         self.pending.append(signum)
+        if self._eager:
+            self._deliver(signum)
+
+    @contextlib.contextmanager
+    def released(self) -> Iterator[None]:
+        """Inside, signals are delivered as they arrive (those pending first), as without the block.
+
+        A delivery that Python loses (raised inside a weakref callback or ``__del__``, "Exception
+        ignored in ...") stays pending, so the ``check()`` after the window delivers it again.
+        """
+        self.check()
+        self._eager = True
+        try:
+            yield
+        except BaseException:
+            self.pending.clear()  # delivered, or the work failed anyway
+            raise
+        finally:
+            self._eager = False
 
     def check(self) -> None:
         """Deliver a signal that arrived since the last check (normally: raise ``KeyboardInterrupt``)."""

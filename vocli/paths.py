@@ -9,7 +9,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from vocli.errors import VocliError, WriteError
 
@@ -215,21 +215,28 @@ def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, suffix: str = "") -> None:
-    """Write ``data`` to ``path`` atomically, after checking the disk has room for it."""
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, suffix: str = "",
+                       before_rename: Optional[Callable[[], None]] = None) -> None:
+    """Write ``data`` to ``path`` atomically, after checking the disk has room for it.
+
+    ``before_rename`` (e.g. ``DeferredSignals.check``) runs once the data is written and before it
+    replaces ``path``: an exception there removes the temp file and leaves ``path`` as it was."""
     check_free_space(path, len(data))
     with atomic_path(path, suffix=suffix) as tmp:
         tmp.write_bytes(data)
+        if before_rename is not None:
+            before_rename()
 
 
 @contextlib.contextmanager
-def atomic_h5(path: str | os.PathLike) -> Iterator:
+def atomic_h5(path: str | os.PathLike, before_rename: Optional[Callable[[], None]] = None) -> Iterator:
     """Yield a new ``h5py.File`` built in memory; on success its bytes go to ``path`` in one checked write.
 
     HDF5 never writes to the disk itself: after a failed write (disk full, a size limit) the
     HDF5 library crashes the process at exit (a segmentation fault, exit 139) whatever Python
     does, so the file is built with the ``core`` driver and written by ``atomic_write_bytes``
     (free space checked first, one line naming the path on failure). Memory: the file's size.
+    ``before_rename`` as for ``atomic_write_bytes``.
     """
     import h5py
 
@@ -238,7 +245,7 @@ def atomic_h5(path: str | os.PathLike) -> Iterator:
         yield h5
         h5.flush()
         image = h5.id.get_file_image()
-    atomic_write_bytes(path, image, suffix=path.suffix)
+    atomic_write_bytes(path, image, suffix=path.suffix, before_rename=before_rename)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

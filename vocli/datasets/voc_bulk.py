@@ -258,13 +258,15 @@ def join_tables(tables: Sequence[AnnotationTable], classes: Optional[Sequence[st
 
 
 def read_annotations(paths: Sequence[str | os.PathLike], classes: Optional[Sequence[str]] = None,
-                     workers: Optional[int] = None,
-                     progress: Optional[Callable[[int], None]] = None) -> AnnotationTable:
+                     workers: Optional[int] = None, progress: Optional[Callable[[int], None]] = None,
+                     meanwhile: Optional[Callable[[], None]] = None) -> AnnotationTable:
     """Every annotation of ``paths``, in order, read over ``workers`` processes (default: all cores).
 
     Invalid files (unreadable, not XML, over a limit of ``voc``, an unknown class when
     ``classes`` is given...) are in ``errors`` and read as empty; the others as the checked
     reading reads them. ``progress(n)`` is called with the number of files just read.
+    ``meanwhile()``: other work of the caller, done in this process while the workers read
+    (``converters._common.run_chunks``).
     """
     from converters._common import chunked, resolve_workers, run_chunks
 
@@ -281,5 +283,6 @@ def read_annotations(paths: Sequence[str | os.PathLike], classes: Optional[Seque
         reported = done
 
     jobs = [(tuple(chunk), names) for chunk in chunks]
-    tables = [sent.unpack() for sent in run_chunks(_read_chunk, jobs, workers, [len(c) for c in chunks], report)]
+    tables = [sent.unpack() for sent in run_chunks(_read_chunk, jobs, workers, [len(c) for c in chunks], report,
+                                                         meanwhile=meanwhile)]
     return join_tables(tables, names)

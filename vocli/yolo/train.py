@@ -9,15 +9,12 @@ evaluates, writes files and reports progress.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -457,24 +454,11 @@ class _StepMark:
     best: tuple[Optional[float], Optional[int]]
 
 
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
+def _signals_held():
     """Ctrl-C and SIGTERM arriving inside the block take effect at its end (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held: list[int] = []
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    previous = {s: h for s, h in previous.items() if h is not None}  # set outside Python: left alone
-    for s in previous:
-        signal.signal(s, lambda signum, frame: held.append(signum))
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        for s in held:
-            signal.raise_signal(s)
+    from vocli.interrupts import DeferredSignals
+
+    return DeferredSignals()
 
 
 def _optimizer_step(model, optimizer, scaler, ema) -> None:
