@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import posixpath
@@ -299,3 +300,82 @@ def test_damaged_archive_messages(tmp_path):
         safe_extract(cut, tmp_path / "out2")
     assert "damaged" in err.value.args[0] and err.value.hint == "re-fetch it with --force"
     assert not (tmp_path / "out2" / "VOCdevkit").exists()
+
+
+@pytest.mark.parametrize("data_filter", [True, False], ids=["data-filter", "no-data-filter"])
+def test_benign_archive_extracts_the_same_with_or_without_the_filter(tmp_path, monkeypatch, data_filter):
+    if not data_filter:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    tar = tmp_path / "ok.tar"
+    with tarfile.open(tar, "w") as t:
+        for name, kind, mode, payload in [("VOCdevkit/", tarfile.DIRTYPE, 0o700, b""),
+                                          ("VOCdevkit/private.txt", tarfile.REGTYPE, 0o600, b"secret"),
+                                          ("VOCdevkit/alias", tarfile.SYMTYPE, 0o777, b"private.txt")]:
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = kind, mode
+            if kind == tarfile.SYMTYPE:
+                info.linkname = payload.decode()
+                t.addfile(info)
+            else:
+                info.size = len(payload)
+                t.addfile(info, io.BytesIO(payload) if payload else None)
+    result = safe_extract(tar, tmp_path / "out")
+    out = tmp_path / "out" / "VOCdevkit"
+    assert (out / "alias").read_bytes() == b"secret" and os.readlink(out / "alias") == "private.txt"
+    assert (out / "private.txt").stat().st_mode & 0o777 == 0o600  # files keep their mode
+    assert (result.members, result.files, result.bytes, result.top_level) == (3, 1, 6, ["VOCdevkit"])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["VOCdevkit"]  # no temp folder left
+
+
+@pytest.mark.parametrize("entries, link", [
+    ([("l", "sym", "VOCdevkit"), ("l/f.txt", "file", b"x")], "l"),                  # a top-level link
+    ([("a/l/f.txt", "file", b"x"), ("a/l", "sym", "elsewhere")], "a/l"),            # the link comes later
+])
+def test_writes_through_any_link_of_the_archive_are_refused(tmp_path, entries, link):
+    tar = write_tar(tmp_path / "evil.tar", entries)
+    with tarfile.open(tar) as t:
+        with pytest.raises(UnsafeArchiveError, match=f"writes through the link '{link}'"):
+            ex.check_members(tar, t.getmembers())
+
+
+def test_merge_moves_across_file_systems(tmp_path, monkeypatch):
+    # os.replace cannot cross devices (EXDEV): the merge falls back to a copying move
+    real_replace, crossed = os.replace, []
+
+    def cross_device(src, dst):
+        if str(dst).startswith(str(tmp_path / "root")):
+            crossed.append(dst)
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(ex.os, "replace", cross_device)
+    tar = write_tar(tmp_path / "t.tar", [GOOD])
+    safe_extract(tar, tmp_path / "root")
+    assert crossed and (tmp_path / "root" / GOOD[0]).read_bytes() == b"<annotation/>"
+
+
+def test_merge_passes_on_other_os_errors(tmp_path, monkeypatch):
+    def refuse(src, dst):
+        raise OSError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(ex.os, "replace", refuse)
+    with pytest.raises(OSError) as err:
+        safe_extract(write_tar(tmp_path / "t.tar", [GOOD]), tmp_path / "root")
+    assert err.value.errno == errno.EACCES
+
+
+def test_pack_tree_member_attributes(tmp_path):
+    src = tmp_path / "src"
+    (src / "VOCdevkit" / "B").mkdir(parents=True)
+    (src / "VOCdevkit" / "a.txt").write_text("aa")
+    (src / "VOCdevkit" / "B" / "c.txt").write_text("c")
+    (src / "VOCdevkit" / "link").symlink_to("a.txt")  # links are left out
+    tar = pack_tree(src, "VOCdevkit", tmp_path / "p.tar")
+    with tarfile.open(tar) as t:
+        members = t.getmembers()
+    assert [m.name for m in members] == ["VOCdevkit", "VOCdevkit/B", "VOCdevkit/B/c.txt", "VOCdevkit/a.txt"]
+    assert [(m.type, m.mode, m.size) for m in members] == [
+        (tarfile.DIRTYPE, 0o755, 0), (tarfile.DIRTYPE, 0o755, 0), (tarfile.REGTYPE, 0o644, 1), (tarfile.REGTYPE, 0o644, 2)]
+    assert all((m.uid, m.gid, m.uname, m.gname, m.mtime) == (0, 0, "", "", ex.PACK_MTIME) for m in members)
+    with pytest.raises(VocliError, match="nothing to pack"):
+        pack_tree(src, "missing", tmp_path / "q.tar")
