@@ -192,3 +192,29 @@ def test_box_loss_kinds_on_an_imperfect_prediction_by_hand(box, expected):
 def test_default_box_loss_is_ciou():
     parts = yolo_loss(_offset_wide_outputs(), TARGET, HEADS)
     assert parts.box.item() == pytest.approx(_CIOU_LOSS, abs=2e-6)
+
+
+def test_ignore_mask_on_a_non_square_input_with_several_truths_per_image():
+    """Zero outputs decode to each anchor's own box at each cell centre; a truth equal to one of
+    them (IoU 1) marks exactly that (image, anchor, row, column) above an ignore threshold of 0.99."""
+    from vocli.yolo.loss import _ignore_mask
+
+    head = HEADS[1]  # stride 16, anchors (10, 14), (23, 27), (37, 58)
+    pred = torch.zeros(2, 3, 4, 8, 5 + NUM_CLASSES)  # input 64 high, 128 wide: 4 rows, 8 columns
+    h, w = 64.0, 128.0
+    targets = torch.tensor([
+        # image, class, cx, cy, w, h (normalised): cell (column 2, row 3) centre (40, 56), anchor 2
+        [1.0, 0.0, 40 / w, 56 / h, 37 / w, 58 / h],
+        # image 0: cell (6, 1) centre (104, 24), anchor 1
+        [0.0, 1.0, 104 / w, 24 / h, 23 / w, 27 / h],
+        # image 1 again: cell (0, 0) centre (8, 8), anchor 0
+        [1.0, 2.0, 8 / w, 8 / h, 10 / w, 14 / h],
+    ])
+    mask = _ignore_mask(pred, head, targets, (64, 128), 2, 0.99)
+    assert mask.shape == (2, 3, 4, 8)
+    assert sorted(map(tuple, mask.nonzero().tolist())) == [(0, 1, 1, 6), (1, 0, 0, 0), (1, 2, 3, 2)]
+    # at 0.5: also neighbours whose boxes overlap enough, never the other image's cells
+    loose = _ignore_mask(pred, head, targets, (64, 128), 2, 0.5)
+    assert loose[0, 1, 1, 6] and not loose[0, :, 3, 2].any() and loose[1, 2, 3, 2]
+    assert not _ignore_mask(pred, head, targets, (64, 128), 2, 1.0).any()  # >= 1: nothing is ignored
+    assert not _ignore_mask(pred, head, targets[:0], (64, 128), 2, 0.5).any()
