@@ -55,9 +55,10 @@ def generate(root: Path, images: int, detections: int, seed: int = 0) -> Path:
     (voc / "Annotations").mkdir(parents=True)
     (voc / "ImageSets" / "Main").mkdir(parents=True)
     ids = [f"{i:06d}" for i in range(1, images + 1)]
-    per_image = detections // images
+    extra = set(rng.choice(images, detections % images, replace=False).tolist())  # spread the remainder
     rows_img, rows_box, rows_score, rows_cls = [], [], [], []
-    for image_id in ids:
+    for index, image_id in enumerate(ids):
+        per_image = detections // images + (index in extra)
         w, h = int(rng.integers(300, 501)), int(rng.integers(250, 501))
         n = int(rng.integers(1, 7))
         x1, y1 = rng.integers(1, w - 40, n), rng.integers(1, h - 40, n)

@@ -218,10 +218,16 @@ def _check_size(path: Path, cfg: DarknetCfg, specs, hsize: int, allow_trailing: 
     extra = payload - 4 * needed
     if extra and not allow_trailing:
         raise DarknetFormatError(
-            f"{path}: {extra:,} bytes ({extra / 4:,.2f} floats) left after the last layer of {what}, "
+            f"{path}: {extra:,} bytes ({_floats_in(extra)}) left after the last layer of {what}, "
             f"which needs {needed:,} floats",
             hint=hint or "wrong cfg? pass the right --cfg, or --allow-trailing to keep the extra bytes")
     return extra
+
+
+def _floats_in(nbytes: int) -> str:
+    """``"138,600 floats"``, or ``"2 floats and 3 bytes"`` when ``nbytes`` is not whole floats."""
+    floats, rest = divmod(nbytes, 4)
+    return f"{floats:,} float{'' if floats == 1 else 's'}" + (f" and {rest} byte{'' if rest == 1 else 's'}" if rest else "")
 
 
 # --------------------------------------------------------------------- read / write
@@ -300,6 +306,18 @@ def _pick_cfg(src: Path, cfg, cutoff: Optional[int], hsize: int) -> tuple[Darkne
     return load_cfg(matches[0]), True
 
 
+def cfg_for_weights(src, cfg=None, cutoff: Optional[int] = None) -> tuple[DarknetCfg, bool]:
+    """The cfg of a darknet ``.weights`` file: ``cfg`` (a shipped name or a path) when given, else the
+    shipped cfg whose float count equals the file's (its first ``cutoff`` layers; default: N of a
+    ``.conv.N`` name). Returns (cfg, picked by size). The one resolver ``convert-weights``,
+    ``detect`` and ``evaluate`` use."""
+    src = find_weights_file(src)
+    if cutoff is None:
+        cutoff = cutoff_from_name(src)
+    _, _, hsize = read_header(src)
+    return _pick_cfg(src, cfg, cutoff, hsize)
+
+
 def _default_out(src: Path) -> Path:
     stem = src.name[: -len(".weights")] if src.name.endswith(".weights") else src.name
     return src.with_name(stem + ".pt")
@@ -375,6 +393,16 @@ class _Loaded:
     cutoff: Optional[int] = None
     trailing: Optional[bytes] = None
     names: Optional[tuple[str, ...]] = None  # class names (train checkpoints)
+    img_size: Optional[int] = None  # the input size a `vocli train` checkpoint was trained at
+
+
+def _trained_size(obj: dict) -> Optional[int]:
+    """``img_size`` of a checkpoint (best.pt), else of its training ``config`` (last.pt); None when absent."""
+    config = obj.get("config") if isinstance(obj.get("config"), dict) else {}
+    for value in (obj.get("img_size"), config.get("img_size")):
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
 
 
 def _class_names(value) -> Optional[tuple[str, ...]]:
@@ -398,7 +426,8 @@ def _from_dict(obj, source: str) -> _Loaded:
         trailing = obj.get("trailing")
         return _Loaded(obj["state_dict"], obj.get("cfg"), obj.get("cfg_name"), tuple(obj.get("header", (0, 2, 0))),
                        int(obj.get("seen", 0)), obj.get("cutoff"),
-                       bytes(trailing.numpy().tobytes()) if trailing is not None else None)
+                       bytes(trailing.numpy().tobytes()) if trailing is not None else None,
+                       img_size=_trained_size(obj))
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):  # a `vocli train` checkpoint
         # `vocli train` writes the model's own cfg text (re-classed, with fitted anchors) at the
         # top level as ``cfg_text`` and the cfg it started from in ``config["cfg"]``.
@@ -409,7 +438,7 @@ def _from_dict(obj, source: str) -> _Loaded:
         cfg_name = cfg_ref if isinstance(cfg_ref, str) and "[net]" not in cfg_ref else None
         header = obj.get("header") or (0, 2, 0)
         return _Loaded(_strip_prefix(obj["model"]), cfg_text, cfg_name, tuple(header), int(obj.get("seen", 0) or 0),
-                       names=_class_names(obj.get("classes", config.get("classes"))))
+                       names=_class_names(obj.get("classes", config.get("classes"))), img_size=_trained_size(obj))
     if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         return _Loaded(_strip_prefix(obj))
     raise DarknetFormatError(f"{source}: not a vocli weights file, train checkpoint or state dict",

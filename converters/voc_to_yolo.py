@@ -211,6 +211,7 @@ class SetSummary:
     images: int
     objects: int
     list_file: Path
+    missing_images: int = 0  # listed images without a file in JPEGImages/
 
 
 @dataclass
@@ -230,6 +231,8 @@ class YoloConvertResult(ListsInvalid):
     data_file: Path
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    missing_images: int = 0  # images the lists name that are not there (each counted once)
+    missing_image_files: list[str] = field(default_factory=list)  # the first few of them
 
 # --------------------------------------------------------------------------- worker
 
@@ -477,6 +480,7 @@ def convert_yolo(
 
     # Each list as its text; the combined lists join the texts, each path once if sets share images.
     summaries, train, train_all, test, val = [], [], [], [], []
+    missing_files: dict[str, None] = {}
     for vs, voc_dir, ids in set_ids:
         f = folders[voc_dir]
         rows, done = f["rows"], f["done"]
@@ -486,7 +490,10 @@ def convert_yolo(
         list_file = _write_list(out_dir / f"{vs.year}_{vs.split}.txt", text)
         at = np.fromiter(map(rows.__getitem__, ids), dtype=np.int64, count=len(ids))
         objects = int(f["objects"][at].sum())
-        summaries.append(SetSummary(vs.name, len(ids), objects, list_file))
+        missing = _missing_images(f, ids, done)
+        summaries.append(SetSummary(vs.name, len(ids), objects, list_file, len(missing)))
+        for image in missing:
+            missing_files.setdefault(image, None)
         train_all.append(text)
         (test if vs.split == "test" else val if vs.split == "val" else train).append(text)
 
@@ -516,4 +523,22 @@ def convert_yolo(
         sets=summaries, labels_written=written, labels_unchanged=unchanged, labels_cached=cached,
         invalid=invalid, train_list=train_list, train_all_list=train_all_list, test_list=test_list,
         names_file=names_file, data_file=data_file, seconds=time.perf_counter() - started, notes=notes,
+        missing_images=len(missing_files), missing_image_files=list(missing_files)[:MISSING_LISTED],
     )
+
+
+MISSING_LISTED = 5  # missing images named in a result (the count covers them all)
+
+
+def _missing_images(folder: dict, ids: Sequence[str], records: LabelRecords) -> list[str]:
+    """The image paths, in list order, of ``ids`` whose file is not in the folder's JPEGImages/.
+
+    The folder is listed once (one directory read, not a stat per image) and kept in ``folder``.
+    """
+    if "present" not in folder:
+        try:
+            folder["present"] = set(os.listdir(folder["images"]))
+        except OSError:  # no JPEGImages folder at all: every image is missing
+            folder["present"] = set()
+    present = folder["present"]
+    return [os.path.join(folder["images"], name) for name in map(records.image, ids) if name not in present]

@@ -198,10 +198,17 @@ def _convert_chunk(job: _Job) -> _Done:
 
 
 def _list_images(source: Path) -> list[Path]:
+    """The images of a folder (by suffix) or a list file; none at all is an error (nothing to convert)."""
     if source.is_dir():
-        return sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        paths = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not paths:
+            raise DatasetNotFoundError(f"{source}: no image files in this folder ({', '.join(IMAGE_SUFFIXES)})",
+                                       hint="point at the folder holding the images, or at a list file of them")
+        return paths
     if source.is_file():
         lines = [line.strip() for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not lines:
+            raise DatasetNotFoundError(f"{source}: the image list is empty", hint="one image path a line")
         return [Path(line) if Path(line).is_absolute() else source.parent / line for line in lines]
     raise DatasetNotFoundError(f"{source}: no such image folder or list file")
 

@@ -414,6 +414,31 @@ def test_real_sample_beats_stock_anchors(voc_sample):
     assert areas == sorted(areas)
 
 
+def test_cli_write_cfg_starts_from_a_shipped_cfg(tiny_voc, tmp_path, capsys):
+    from vocli.darknet.cfg import load_cfg, shipped_cfg_path, yolo_anchors_and_mask
+
+    mine = tmp_path / "my-yolov3-voc.cfg"
+    # Without --cfg, a missing file says how to start from a shipped one, and nothing is written.
+    assert main(["anchors", "--root", str(tiny_voc), "--k", "2", "--write-cfg", str(mine)]) == 1
+    assert "add --cfg yolov3-voc" in capsys.readouterr().err and not mine.exists()
+    # A cfg that cannot take the anchors (3 [yolo] layers, 2 anchors) leaves no copy behind.
+    assert main(["anchors", "--root", str(tiny_voc), "--k", "2", "--cfg", "yolov3-voc", "--write-cfg", str(mine)]) == 1
+    assert "cannot be shared by 3 [yolo] layers" in capsys.readouterr().err and not mine.exists()
+    # With --cfg NAME: the shipped cfg is copied and gets the anchors (k = 2: masks and filters follow).
+    assert main(["anchors", "--root", str(tiny_voc), "--sets", "2007/trainval", "--k", "2", "--cfg",
+                 "yolov3-tiny-voc", "--write-cfg", str(mine), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    cfg = load_cfg(mine)
+    assert [yolo_anchors_and_mask(y)[0] for y in cfg.yolo_layers] == [[(104, 169), (171, 213)]] * 2
+    assert doc["cfg_written"] == str(mine) and doc["cfg_sections"] == 2
+    shipped = shipped_cfg_path("yolov3-tiny-voc").read_text().splitlines()
+    changed = [a for a, b in zip(shipped, mine.read_text().splitlines()) if a != b]
+    assert len(changed) == 8 and len(mine.read_text().splitlines()) == len(shipped)  # anchors, num, mask, filters x 2
+    # An existing file is not overwritten from the shipped cfg.
+    assert main(["anchors", "--root", str(tiny_voc), "--k", "2", "--cfg", "yolov3-voc", "--write-cfg", str(mine)]) == 1
+    assert "drop --cfg to rewrite its anchors in place" in capsys.readouterr().err
+
+
 def _mean_best_iou_by_loop(wh, anchors) -> float:
     """Mean over boxes of the best shape IoU min(w)min(h) / (area + area - overlap), one box at a time."""
     total = 0.0

@@ -48,7 +48,8 @@ def test_convert_coco_by_hand(tiny_voc, tmp_path):
     # dog (10, 20, 50, 60): x 9, y 19, w 41, h 41
     assert dog == {"id": 1, "image_id": 1, "category_id": 12, "bbox": [9, 19, 41, 41], "area": 1681,
                    "iscrowd": 0, "ignore": 0, "segmentation": []}
-    assert person["bbox"] == [0, 0, 100, 80] and person["iscrowd"] == 1 and person["category_id"] == 15
+    assert person["bbox"] == [0, 0, 100, 80] and person["iscrowd"] == 1 and person["ignore"] == 0
+    assert person["category_id"] == 15
     assert cat["image_id"] == 2 and cat["bbox"] == [4, 4, 16, 26] and cat["area"] == 416 and cat["id"] == 3
 
 

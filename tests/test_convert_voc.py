@@ -153,3 +153,18 @@ def test_cli_voc(tmp_path, capsys):
     assert main(["convert", "voc", str(images)]) == 1
     assert "outside 0..19" in capsys.readouterr().err
     assert main(["convert", "voc", str(tmp_path / "nothing")]) == 1
+
+
+def test_a_folder_without_images_is_an_error_and_writes_nothing(tmp_path, capsys):
+    from vocli.cli.app import main
+
+    images = tmp_path / "VOCmine" / "JPEGImages"
+    images.mkdir(parents=True)
+    (images / "notes.txt").write_text("not an image")
+    assert main(["convert", "voc", str(images)]) == 1
+    assert "no image files in this folder" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "VOCmine").iterdir()) == ["JPEGImages"]  # no empty VOC tree
+    empty_list = tmp_path / "list.txt"
+    empty_list.write_text("\n")
+    assert main(["convert", "voc", str(empty_list), "--out", str(tmp_path / "VOCother")]) == 1
+    assert "the image list is empty" in capsys.readouterr().err and not (tmp_path / "VOCother").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -398,3 +399,25 @@ def test_many_invalid_files_are_summed_up_by_reason(tmp_path, capsys, monkeypatc
     assert "30 invalid file(s), left out, for 2 reason(s)" in err
     assert "unknown class 'unicorn'" in err and "unknown class 'griffin'" in err
     assert err.count("Annotations/") == 2  # one example file per reason, not thirty rows
+
+
+def test_missing_images_are_reported_per_set_with_the_first_files(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("VOCLI_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("COLUMNS", "80")
+    files = {f"{i:03d}": (10, 10, [("dog", 1, 1, 10, 10, 0)]) for i in range(8)}
+    root = tmp_path / "home" / "data"
+    make_tree(root, splits={"train": ["000", "001", "002", "003"], "val": ["004", "005"], "test": ["006", "007"]},
+              files=files)
+    jpgs = root / "VOCdevkit" / "VOC2007" / "JPEGImages"
+    jpgs.mkdir()
+    for stem in ("000", "002", "004", "006"):  # 001, 003, 005, 007 have no image
+        (jpgs / f"{stem}.jpg").write_bytes(b"")
+    result = convert_yolo(root, workers=1)
+    assert result.missing_images == 4
+    assert {s.name: s.missing_images for s in result.sets} == {"2007/train": 2, "2007/val": 1, "2007/test": 1}
+    assert result.missing_image_files == [str(jpgs / f"{s}.jpg") for s in ("001", "003", "005", "007")]
+    assert main(["convert", "yolo", "--workers", "1"]) == 0  # reported, not fatal: the lists keep them
+    err = capsys.readouterr().err
+    assert "warning: 4 listed image(s) missing (kept in the lists; `vocli train` needs them); the first:" in err
+    assert f"  {jpgs / '001.jpg'}" in err.splitlines()
+    assert re.search(r"^2007/train\s+4\s+4\s+2\s+2007_train\.txt\s*$", err, re.M)

@@ -2,6 +2,7 @@
 
 import filecmp
 import json
+from pathlib import Path
 import struct
 
 import numpy as np
@@ -136,13 +137,18 @@ def test_one_float_extra_is_an_error_unless_allowed(tmp_path):
     cfg.write_text(SMALL_CFG)
     path = tmp_path / "extra.weights"
     layout, floats = write_weights(path, SMALL_CONVS, extra_floats=1, seed=2)
-    with pytest.raises(DarknetFormatError, match=r"4 bytes \(1.00 floats\) left after the last layer"):
+    with pytest.raises(DarknetFormatError, match=r"4 bytes \(1 float\) left after the last layer"):
         convert_weights(path, cfg=cfg, out=tmp_path / "x.pt")
     report = convert_weights(path, cfg=cfg, out=tmp_path / "x.pt", allow_trailing=True)
     assert report.trailing_bytes == 4
     assert_slices(torch.load(tmp_path / "x.pt", weights_only=True)["state_dict"], layout, floats)
     export_weights(tmp_path / "x.pt", tmp_path / "back.weights")
     assert filecmp.cmp(path, tmp_path / "back.weights", shallow=False)
+    # Whole numbers of floats, and the odd bytes beside them, never "554,400.00 floats".
+    with open(path, "ab") as f:
+        f.write(b"\0" * (4 * 138_599 + 2))
+    with pytest.raises(DarknetFormatError, match=r"554,402 bytes \(138,600 floats and 2 bytes\) left after"):
+        convert_weights(path, cfg=cfg, out=tmp_path / "y.pt")
 
 
 def test_html_page_is_recognised(tmp_path):
@@ -228,6 +234,36 @@ def test_cli_json_and_errors(tiny_file, tmp_path, capsys):
     assert main(["convert-weights", str(bad)]) == 1
     captured = capsys.readouterr()
     assert "HTML" in captured.err and captured.out == ""
+
+
+def test_detect_loads_a_weights_file_with_the_cfg_its_size_fits(tiny_file):
+    from vocli.predict import load_model
+
+    path, layout, floats = tiny_file
+    loaded = load_model(path)  # no --cfg: yolov3-tiny by size, as convert-weights picks it
+    assert loaded.cfg.name == "yolov3-tiny" and loaded.img_size is None
+    assert_slices({k: v for k, v in loaded.model.state_dict().items() if k in layout}, layout, floats)
+
+
+def test_models_export_a_shipped_cfg_and_say_where_each_is(tmp_path, capsys):
+    from vocli.darknet.cfg import shipped_cfg_names
+
+    assert main(["models", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == shipped_cfg_names()
+    for r in rows:
+        assert Path(r["cfg_path"]).name == f"{r['name']}.cfg" and Path(r["cfg_path"]).is_file()
+    mine = tmp_path / "my.cfg"
+    assert main(["models", "--export", "yolov3-tiny-voc", str(mine)]) == 0
+    tiny = next(r for r in rows if r["name"] == "yolov3-tiny-voc")
+    assert mine.read_bytes() == Path(tiny["cfg_path"]).read_bytes()
+    mine.write_text("mine")
+    assert main(["models", "--export", "yolov3-tiny-voc", str(mine)]) == 1  # kept without --overwrite
+    assert "exists" in capsys.readouterr().err and mine.read_text() == "mine"
+    assert main(["models", "--export", "yolov3-tiny-voc", str(mine), "--overwrite"]) == 0
+    assert mine.read_bytes() == Path(tiny["cfg_path"]).read_bytes()
+    assert main(["models", "--export", "yolov9", str(tmp_path / "x.cfg")]) == 1
+    assert "not a shipped cfg" in capsys.readouterr().err and not (tmp_path / "x.cfg").exists()
 
 
 def test_darknet_header_rule_for_versions_from_1000():

@@ -156,20 +156,27 @@ def test_detect_writes_every_output(tmp_path, tiny_weights, capsys):
     for rec in lines:
         stem, w, h = rec["image_id"], rec["width"], rec["height"]
         dets = rec["detections"]
-        # YOLO lines agree with the JSON boxes (darknet convention: VOC corner - 1 = pixel)
+        # YOLO lines agree with the JSON boxes (darknet convention: VOC corner - 1 = pixel; VOC corners
+        # clipped to 1 <= x <= w, 1 <= y <= h)
         rows = [list(map(float, line.split())) for line in (out / "labels" / f"{stem}.txt").read_text().splitlines()]
         assert len(rows) == len(dets) > 0
-        for row, det in zip(rows, dets):
-            x1, y1, x2, y2 = (v - 1 for v in det["bbox"])
-            assert row == pytest.approx([0, (x1 + x2) / 2 / w, (y1 + y2) / 2 / h, (x2 - x1) / w, (y2 - y1) / h], abs=2e-6)
+        for (cls, cx, cy, bw, bh), det in zip(rows, dets):
+            pixels = np.array([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h])
+            assert cls == 0 and det["bbox"] == pytest.approx(np.clip(pixels + 1, 1, [w, h, w, h]), abs=2e-4)
         # the VOC parser reads the XML back: same objects, whole pixels inside the image
         ann = parse_annotation(out / "Annotations" / f"{stem}.xml", classes=("alpha", "beta"))
         assert (ann.width, ann.height) == (w, h) and len(ann.objects) == len(dets)
         for obj, det in zip(ann.objects, dets):
             assert 1 <= obj.xmin <= obj.xmax <= w and 1 <= obj.ymin <= obj.ymax <= h
             assert obj.bbox == pytest.approx(np.clip(np.floor(np.array(det["bbox"]) + 0.5), 1, [w, h, w, h]))
-    # the wide image's boxes lie in its 128 x 64 frame (VOC corners up to size + 1), none left in the padding
-    assert all(d["bbox"][3] <= 65 and d["bbox"][3] > d["bbox"][1] for d in lines[1]["detections"])
+    # the wide image's boxes lie in its 128 x 64 frame, none left in the padding
+    assert all(d["bbox"][3] > d["bbox"][1] for d in lines[1]["detections"])
+    # JSON boxes are clipped into the image as the XML ones are: the cells at the right edge of the
+    # 64 x 64 image predict boxes reaching past it (to 67), which end exactly at its last pixel, 64.
+    for rec in lines:
+        boxes = np.array([d["bbox"] for d in rec["detections"]])
+        assert boxes.min() >= 1 and boxes[:, [0, 2]].max() <= rec["width"] and boxes[:, [1, 3]].max() <= rec["height"]
+    assert max(d["bbox"][2] for d in lines[0]["detections"]) == 64
 
 
 @pytest.mark.slow
@@ -222,3 +229,92 @@ def test_model_evaluation_equals_scoring_its_detection_file(tmp_path, tiny_weigh
     assert by_model["map"] > 0  # the (1,1,6,6) alpha in each image is found exactly
     assert by_file["map"] == pytest.approx(by_model["map"], abs=1e-12)
     assert [c["ap"] for c in by_file["per_class"]] == pytest.approx([c["ap"] for c in by_model["per_class"]])
+    # COCO: detect writes a COCO results file; vocli scores it as it scores the model, and so does pycocotools
+    capsys.readouterr()
+    assert main(["detect", str(voc / "JPEGImages"), "--weights", str(weights), "--names", str(names), "--img-size",
+                 "64", "--conf", "0.005", "--out", str(tmp_path / "coco"), "--save-json", "--json-format", "coco",
+                 "--no-draw", "--json"]) == 0
+    capsys.readouterr()
+    results = json.loads((tmp_path / "coco" / "detections.json").read_text())
+    assert {r["image_id"] for r in results} == {1, 2, 3} and {r["category_id"] for r in results} == {1}
+    # model box (0, 0, 5, 5) -> VOC (1, 1, 6, 6) -> COCO x 0, y 0, w 6, h 6
+    assert any(r["bbox"] == pytest.approx([0, 0, 6, 6], abs=1e-5) for r in results if r["image_id"] == 1)
+    coco = ["--metric", "coco", *common]
+    assert main(["evaluate", "--weights", str(weights), "--img-size", "64", *coco]) == 0
+    model_stats = json.loads(capsys.readouterr().out)["coco_stats"]
+    assert main(["evaluate", "--detections", str(tmp_path / "coco" / "detections.json"), *coco]) == 0
+    file_stats = json.loads(capsys.readouterr().out)["coco_stats"]
+    assert model_stats["AP"] > 0 and file_stats == pytest.approx(model_stats, abs=1e-12)
+    pytest.importorskip("pycocotools")
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    assert main(["convert", "coco", "--root", str(tmp_path), "--sets", "2007/test", "--classes", str(names),
+                 "--out", str(tmp_path / "gt"), "--json"]) == 0
+    capsys.readouterr()
+    gt = COCO(str(tmp_path / "gt" / "instances_2007_test.json"))
+    ev = COCOeval(gt, gt.loadRes(str(tmp_path / "coco" / "detections.json")), "bbox")
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    assert list(file_stats.values()) == pytest.approx(list(ev.stats), abs=1e-9)
+
+
+def test_json_boxes_are_clipped_into_the_image_like_the_xml():
+    from vocli.detection_files import to_voc_pixels
+
+    # 0-based continuous pixels of a 335 x 200 image; + 1 makes VOC corners, then 1 <= x <= 335, 1 <= y <= 200.
+    boxes = np.array([[0.0, 2.5, 335.0, 100.0], [334.5, 199.0, 335.0, 200.0], [-0.0, 0.0, 10.25, 20.0]])
+    np.testing.assert_array_equal(to_voc_pixels(boxes, 335, 200),
+                                  [[1.0, 3.5, 335.0, 101.0], [335.0, 200.0, 335.0, 200.0], [1.0, 1.0, 11.25, 21.0]])
+
+
+def test_detect_and_evaluate_default_to_the_size_the_checkpoint_was_trained_at(tmp_path, tiny_weights, capsys):
+    from tests.conftest import write_voc_xml
+    from vocli.detect import detect
+
+    weights, names = tiny_weights
+    trained = tmp_path / "trained.pt"
+    torch.save({**torch.load(weights, weights_only=True), "config": {"img_size": 64}}, trained)
+    Image.new("RGB", (64, 64), (90, 120, 30)).save(tmp_path / "a.jpg")
+    common = dict(names=["alpha", "beta"], draw=False, save_json=True)
+    own = detect([tmp_path / "a.jpg"], trained, out=tmp_path / "own", **common)
+    # At 64 px the 64 x 64 image is not scaled: cell (0, 0) predicts (-3, -3, 5, 5) -> VOC (1, 1, 6, 6).
+    first = json.loads((tmp_path / "own" / "detections.jsonl").read_text())["detections"][0]
+    assert own.img_size == 64 and first["bbox"] == pytest.approx([1, 1, 6, 6])
+    # A flag overrides it; weights that do not say (no config) get 416.
+    assert detect([tmp_path / "a.jpg"], trained, img_size=32, out=tmp_path / "o32", **common).img_size == 32
+    assert detect([tmp_path / "a.jpg"], weights, out=tmp_path / "o416", **common).img_size == 416
+    # evaluate: the same default, said in the source line
+    voc = tmp_path / "VOCdevkit" / "VOC2007"
+    (voc / "JPEGImages").mkdir(parents=True)
+    Image.new("RGB", (64, 64), (90, 120, 30)).save(voc / "JPEGImages" / "000001.jpg")
+    write_voc_xml(voc / "Annotations" / "000001.xml", "000001.jpg", 64, 64, [("alpha", 1, 1, 6, 6, 0)])
+    (voc / "ImageSets" / "Main").mkdir(parents=True)
+    (voc / "ImageSets" / "Main" / "test.txt").write_text("000001\n")
+    assert main(["evaluate", "--weights", str(trained), "--root", str(tmp_path), "--sets", "2007/test",
+                 "--classes", str(names), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["source"].endswith("on 1 images at 64 px")
+
+
+def test_missing_weights_hint_names_commands_that_exist(tmp_path, capsys):
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.jpg")
+    assert main(["detect", str(tmp_path / "a.jpg"), "--weights", str(tmp_path / "none.pt"),
+                 "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "weights file not found" in err and "`vocli fetch yolov3.weights`" in err
+    assert "vocli weights" not in err
+
+
+def test_detect_fails_when_no_input_could_be_read(tmp_path, tiny_weights, capsys):
+    weights, _ = tiny_weights
+    (tmp_path / "a.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (tmp_path / "b.png").write_bytes(b"")
+    rc = main(["detect", str(tmp_path / "a.jpg"), str(tmp_path / "b.png"), "--weights", str(weights),
+               "--img-size", "64", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "none of the 2 image(s) could be read" in err
+    # one readable image among them is a success
+    Image.new("RGB", (64, 64)).save(tmp_path / "c.jpg")
+    assert main(["detect", str(tmp_path / "a.jpg"), str(tmp_path / "c.jpg"), "--weights", str(weights),
+                 "--img-size", "64", "--out", str(tmp_path / "out2"), "--no-draw"]) == 0

@@ -79,6 +79,14 @@ def test_persistent_503_gives_up_after_bounded_retries(server, tmp_path, payload
     assert len(server.requests) == 3  # retries=2 -> 3 tries
 
 
+def test_one_try_is_said_in_the_singular(server, tmp_path, payload):
+    server.add_faults("/f.tar", Fault("status", status=503))
+    with pytest.raises(DownloadError) as err:
+        fetch(server, tmp_path, payload, config=DownloadConfig(connect_timeout=2, read_timeout=2, retries=0,
+                                                               backoff=0.0, chunk_size=16 * 1024))
+    assert "gave up after 1 try)" in str(err.value)
+
+
 def test_404_on_first_mirror_moves_to_next(server, tmp_path, payload):
     events: list[ProgressEvent] = []
     result = fetch(server, tmp_path, payload, urls=[server.url("/missing.tar"), server.url("/f.tar")],

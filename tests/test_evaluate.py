@@ -167,3 +167,25 @@ def test_ground_truth_follows_the_jpegimages_link_of_convert_out(tiny_voc, tmp_p
     linked.symlink_to(real, target_is_directory=True)
     gt = ground_truth_for_images([linked / "000001.jpg"], VOC_CLASSES)
     np.testing.assert_array_equal(gt.difficult, [False, True])
+
+
+def test_pr_curve_panels_share_the_unit_axes(tmp_path, monkeypatch):
+    import vocli.plotting as plotting
+    from vocli.evaluate import write_plots
+    from vocli.metrics import ClassResult, EvalResult
+
+    ranges = []
+    real_range = plotting._range
+
+    def recording(values, limit, pad_zero=False):
+        ranges.append(real_range(values, limit, pad_zero))
+        return ranges[-1]
+
+    monkeypatch.setattr(plotting, "_range", recording)
+    # Precision of one class stays in 0.2..0.4, of the other in 0.9..1: scaled to their data, the panels'
+    # y axes would differ (0.2..0.4 and 0.9..1); both must read 0..1, as recall does.
+    low = ClassResult("cat", 0.3, 10, 3, recall=np.array([0.1, 0.2, 0.3]), precision=np.array([0.4, 0.3, 0.2]))
+    high = ClassResult("dog", 0.9, 10, 3, recall=np.array([0.5, 0.7, 0.9]), precision=np.array([1.0, 0.95, 0.9]))
+    result = EvalResult("voc12", 0.5, 0.6, [low, high], num_images=4, num_detections=6)
+    write_plots(result, tmp_path)
+    assert ranges[:4] == [(0.0, 1.0)] * 4  # x then y of each panel, before the bar chart's own range

@@ -215,8 +215,11 @@ def test_shapes_packed_and_fetched_like_a_download(home, monkeypatch):
     with tarfile.open(tar) as t:
         assert all(n.startswith("VOCdevkit") for n in t.getnames())
     assert fetch(["shapes"], images=6, size=64, seed=1).items[0].files[0].skipped
-    smaller = fetch(["shapes"], images=2, size=64, seed=1)  # new parameters replace the old tree
+    assert first.items[0].replaced is None and fetch(["shapes"], images=6, size=64, seed=1).items[0].replaced is None
+    smaller = fetch(["shapes"], images=2, size=64, seed=1)  # new parameters replace the old tree, and say so
     assert not smaller.items[0].files[0].skipped
+    assert smaller.items[0].replaced == ("replaced the shapes set generated with images=6, size=64, seed=1 "
+                                         "by this one of 2 images (size 64, seed 1)")
     assert len(list((home / "data" / "VOCdevkit" / "VOCshapes" / "Annotations").iterdir())) == 2
     assert verify(["shapes"]).ok
 

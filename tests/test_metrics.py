@@ -254,6 +254,19 @@ def test_best_ground_truth_pairs_match_a_per_detection_argmax(monkeypatch, block
     assert best[1] == 32 and np.isnan(overlap[1])
 
 
+def test_ap_is_never_above_one():
+    from vocli.metrics import voc_ap
+
+    # Eleven precisions of 1: adding 1/11 eleven times (voc_eval.py) gives 1.0000000000000002;
+    # the sum divided once is exactly 1.
+    assert sum([1 / 11.0] * 11) > 1.0  # the float excess is real
+    ones = np.ones(1)
+    assert voc_ap(ones, ones, use_07_metric=True) == 1.0
+    # Recall 0.5 at precision 1, then 1.0 at 2/3: t = 0 .. 0.5 (6 points) take 1, t = 0.6 .. 1 (5) take 2/3:
+    # (6 + 5 * 2/3) / 11 = 28/33.
+    assert voc_ap(np.array([0.5, 1.0]), np.array([1.0, 2 / 3]), use_07_metric=True) == pytest.approx(28 / 33, abs=1e-15)
+
+
 def test_forty_tied_detections_keep_input_order():
     """Ties are ranked in input order: 20 misses given before 20 hits at the same score.
 

@@ -52,6 +52,12 @@ def _commands(root, det, tmp_path):
         "convert yolo": (["convert", "yolo", "--root", root, "--sets", "2007/trainval", "--json"], 0),
         "convert voc": (["convert", "voc", tmp_path / "images", "--labels", tmp_path / "labels", "--classes",
                          tmp_path / "out" / "voc.names", "--out", tmp_path / "VOCback", "--json"], 0),
+        "convert coco": (["convert", "coco", "--root", root, "--sets", "2007/trainval", "--out", tmp_path / "coco",
+                          "--json"], 0),
+        "convert voc --from-coco": (["convert", "voc", "--from-coco", tmp_path / "coco" / "instances_2007_trainval.json",
+                                     "--images", tmp_path / "images", "--out", tmp_path / "VOCcoco", "--json"], 0),
+        "evaluate --metric coco": (["evaluate", "--detections", det, "--root", root, "--sets", "2007/trainval",
+                                    "--metric", "coco", "--json"], 0),
     }
 
 

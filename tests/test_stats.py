@@ -168,3 +168,25 @@ def test_shapes_dataset_counts_match_generator(tmp_path):
     assert result.total.difficult == generated.difficult and result.total.truncated == generated.truncated
     assert result.total.missing_images == 0 and result.total.anomaly_counts.get("no_objects", 0) == 0
     assert result.total.image_sizes["most_common"] == [(96, 96, 30)]
+
+
+def test_missing_images_are_named_not_hidden_behind_no_anomalies(broken_tree, capsys):
+    jpgs = broken_tree / "VOCdevkit" / "VOC2007" / "JPEGImages"
+    result = dataset_stats(broken_tree)
+    # Listed in train (a b c d) then test (e f g); only a.jpg exists: six missing, the first five named.
+    assert result.total.missing_images == 6
+    assert result.missing_image_files == [str(jpgs / f"{i}.jpg") for i in "bcdef"]
+    # An annotation-clean set whose images are missing does not say "no anomalies".
+    for name in "bcdefg":
+        (broken_tree / "VOCdevkit" / "VOC2007" / "Annotations" / f"{name}.xml").unlink(missing_ok=True)
+    (broken_tree / "VOCdevkit" / "VOC2007" / "ImageSets" / "Main" / "test.txt").unlink()
+    (broken_tree / "VOCdevkit" / "VOC2007" / "ImageSets" / "Main" / "train.txt").write_text("a\nh\n")
+    (broken_tree / "VOCdevkit" / "VOC2007" / "Annotations" / "h.xml").write_text(_xml(100, 80, [("cat", 1, 1, 9, 9, 0, 0)]))
+    (broken_tree / "VOCdevkit" / "VOC2007" / "Annotations" / "a.xml").write_text(_xml(100, 80, [("dog", 1, 1, 9, 9, 0, 0)]))
+    assert main(["stats", "--root", str(broken_tree), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["missing_image_files"] == [str(jpgs / "h.jpg")] and doc["total"]["anomaly_counts"] == {}
+    assert main(["stats", "--root", str(broken_tree)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: 1 listed image(s) missing; the first:" in err and f"  {jpgs / 'h.jpg'}" in err.splitlines()
+    assert "no anomalies" not in err.replace("no annotation anomalies", "")

@@ -395,5 +395,75 @@ def test_sigterm_during_train_exits_143_with_last_pt(tiny, tmp_path):
         child.kill()
     assert child.returncode == 143, err
     assert "terminated" in err and "Traceback" not in err
+    assert f"resume: vocli train --resume {out / 'last.pt'}" in err  # where the state is, and the command
     ck = load(out / "last.pt")
     assert (ck["epoch"], ck["batch"]) == (0, 2)  # saved at the last optimizer step before the signal
+
+
+def test_missing_images_are_counted_before_training(tiny, tmp_path):
+    from vocli.errors import DatasetNotFoundError
+
+    cfg, data = tiny
+    images = sorted((data.parent / "JPEGImages").glob("*.png"))
+    images[1].unlink()  # of the 8 training images
+    images[5].unlink()
+    images[9].unlink()  # of the 4 validation images
+    with pytest.raises(DatasetNotFoundError, match=r"2 of 8 training images in .*train.txt are missing "
+                                                   r"\(first: .*0001.png, .*0005.png\)"):
+        train(base_config(cfg, data, tmp_path / "run"))
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_best_pt_keeps_only_what_inference_needs(tiny, tmp_path):
+    from vocli.predict import load_model
+
+    cfg, data = tiny
+    result = train(base_config(cfg, data, tmp_path / "run", epochs=1, eval_every=1, optimizer="adam", lr=0.001))
+    best, last = load(result.best), load(result.last)
+    assert set(best) == {"model", "cfg_text", "classes", "config", "epoch", "best_map", "best_epoch", "metrics",
+                         "img_size"}
+    assert best["img_size"] == 64 and best["classes"] == list(CLASSES)
+    assert {"optimizer", "raw_model", "rng", "scheduler"} <= set(last)  # last.pt still resumes
+    for name, tensor in last["model"].items():  # the same (EMA) weights
+        assert torch.equal(best["model"][name], tensor), name
+    # Adam keeps two moments per weight and EMA a second copy: best.pt is well under half of last.pt.
+    assert result.best.stat().st_size < 0.5 * result.last.stat().st_size
+    loaded = load_model(result.best, device="cpu")
+    assert loaded.img_size == 64 and loaded.names == tuple(CLASSES)
+
+
+def test_interrupted_train_says_where_last_pt_is_and_how_to_resume(tiny, tmp_path, capsys, monkeypatch):
+    import vocli.yolo.train as train_module
+    from vocli.cli.app import main
+
+    cfg, data = tiny
+    real_step = train_module._optimizer_step
+    steps = []
+
+    def step_then_ctrl_c(*args):
+        real_step(*args)
+        steps.append(1)
+        if len(steps) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "_optimizer_step", step_then_ctrl_c)
+    out = tmp_path / "a run"  # a space: the command quotes the path
+    rc = main(["train", "--data", str(data), "--cfg", str(cfg), "--img-size", "64", "--epochs", "2",
+               "--batch-size", "4", "--accumulate", "1", "--workers", "0", "--out", str(out), "--eval-every", "0"])
+    err = capsys.readouterr().err
+    assert rc == 130 and (out / "last.pt").is_file()
+    assert f"saved {out / 'last.pt'}" in err
+    assert f"resume: vocli train --resume '{out / 'last.pt'}'" in err
+    assert err.rstrip().endswith("interrupted")
+
+
+def test_device_auto_is_cuda_when_present(monkeypatch):
+    from vocli.yolo.setup import resolve_device
+
+    assert TrainConfig().device == "auto"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("auto") == torch.device("cuda", 0)
+    assert resolve_device("auto", local_rank=1) == torch.device("cuda", 1)  # under torchrun

@@ -377,14 +377,31 @@ def format_cfg_anchors(anchors: Sequence[tuple[int, int]]) -> str:
 def compute_anchors(k: int = 9, root=None, sets=None, labels=None, img_size: int = 416,
                     include_difficult: bool = False, restarts: int = 10, iters: int = 300,
                     evolve: int = 0, seed: int = 0, write_cfg=None, plot=None,
-                    update: str = "median", progress: Progress = None, workers: Optional[int] = None) -> AnchorResult:
-    """Everything ``vocli anchors`` does: load shapes, cluster, measure, optionally write cfg/plot."""
+                    update: str = "median", progress: Progress = None, workers: Optional[int] = None,
+                    cfg=None) -> AnchorResult:
+    """Everything ``vocli anchors`` does: load shapes, cluster, measure, optionally write cfg/plot.
+
+    ``write_cfg``: a cfg file whose [yolo] anchors are rewritten in place; with ``cfg`` (a
+    shipped name or a cfg path), a new file: a copy of ``cfg`` with the anchors put in.
+    """
     if k < 1:
         raise AnchorError(f"--k must be at least 1, got {k}")
     if img_size < 1:
         raise AnchorError(f"--img-size must be positive, got {img_size}")
-    if write_cfg is not None and not Path(write_cfg).is_file():
-        raise DarknetFormatError(f"{write_cfg}: cfg file not found", hint="--write-cfg edits an existing cfg in place")
+    if cfg is not None:
+        from vocli.darknet.cfg import load_cfg
+
+        if write_cfg is None:
+            raise AnchorError("--cfg names the cfg to start from; give the new file with --write-cfg FILE")
+        if Path(write_cfg).exists():
+            raise DarknetFormatError(f"{write_cfg} exists", hint="drop --cfg to rewrite its anchors in place, "
+                                                                  "or choose a new file name")
+        load_cfg(cfg)  # an unknown name or a bad cfg fails now, before the clustering
+    elif write_cfg is not None and not Path(write_cfg).is_file():
+        raise DarknetFormatError(
+            f"{write_cfg}: cfg file not found",
+            hint=f"start from a shipped cfg: add --cfg yolov3-voc to write {write_cfg} from it "
+                 "(`vocli models` lists them), or edit an existing cfg in place")
     shapes = load_shapes(root, sets, labels, include_difficult, progress, workers)
     if len(shapes.wh) == 0:
         dropped = f" ({shapes.dropped_zero} zero-size dropped)" if shapes.dropped_zero else ""
@@ -406,7 +423,16 @@ def compute_anchors(k: int = 9, root=None, sets=None, labels=None, img_size: int
         invalid=shapes.invalid,
     )
     if write_cfg is not None:
-        result.cfg_sections = write_cfg_anchors(write_cfg, anchors)
+        if cfg is not None:
+            from vocli.darknet.cfg import export_cfg
+
+            export_cfg(cfg, write_cfg)
+        try:
+            result.cfg_sections = write_cfg_anchors(write_cfg, anchors)
+        except BaseException:
+            if cfg is not None:  # a copy that did not take the anchors is no use
+                Path(write_cfg).unlink(missing_ok=True)
+            raise
         result.cfg_written = Path(write_cfg)
     if plot is not None:
         result.plot = plot_anchors(plot, shapes.wh, anchors_px, img_size, seed)

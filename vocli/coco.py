@@ -10,9 +10,11 @@ Ids are stable, so files written at different times agree:
 * category id: 1..C in class-list order (0 is never used: pycocotools reads a match to
   an annotation id 0 as "no match", so annotation ids also start at 1).
 
-Difficult objects are kept with ``iscrowd: 1`` (and ``ignore: 1``), as mmdetection's
-``pascal_voc.py`` converter marks them: pycocotools' ``COCOeval`` overwrites ``ignore``
-with ``iscrowd``, so ``iscrowd`` is the flag that makes it leave them out of the count.
+Difficult objects are kept with ``iscrowd: 1`` and ``ignore: 0``, exactly as mmdetection's
+``tools/dataset_converters/pascal_voc.py`` marks them: pycocotools' ``COCOeval`` overwrites
+``ignore`` with ``iscrowd``, so ``iscrowd`` is the flag that leaves them out of the count (a
+detection on one is neither TP nor FP); and mmdetection's COCO loader drops an annotation with
+``ignore: 1`` altogether but puts an ``iscrowd`` one among the boxes to ignore in training.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def instances_document(images: Sequence[dict], classes: Sequence[str], descripti
                                          np.asarray(im["difficult"]).tolist()):
             annotations.append({"id": next_id, "image_id": image_id, "category_id": int(label) + 1,
                                 "bbox": [_number(v) for v in box], "area": _number(box[2] * box[3]),
-                                "iscrowd": int(bool(difficult)), "ignore": int(bool(difficult)),
+                                "iscrowd": int(bool(difficult)), "ignore": 0,
                                 "segmentation": []})
             next_id += 1
     return {"info": {"description": description, "version": "1.0", "contributor": "vocli"},

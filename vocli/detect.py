@@ -30,7 +30,8 @@ from vocli.detection_files import detection_json_line, to_voc_pixels
 from vocli.errors import VocliError
 from vocli.images import IMAGE_SUFFIXES
 from vocli.paths import atomic_path, atomic_write_text, make_folder
-from vocli.predict import ImagePrediction, SkippedImage, load_model, predict_images
+from vocli.predict import (DEFAULT_IMG_SIZE, ImagePrediction, SkippedImage, device_name, load_model,
+                           predict_images)
 
 LIST_SUFFIXES = (".txt", ".list")
 
@@ -48,6 +49,7 @@ class DetectResult:
     seconds: float = 0.0
     images_per_second: float = 0.0
     json_path: Optional[Path] = None
+    img_size: int = 0  # the network input size used
 
 
 def resolve_sources(sources: Sequence[Union[str, os.PathLike]]) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -178,9 +180,9 @@ def coco_results(parts: Sequence[tuple]) -> list[dict]:
 
 
 def detect(sources: Sequence[Union[str, os.PathLike]], weights: Union[str, os.PathLike], cfg=None,
-           conf: float = 0.25, iou: float = 0.45, nms: str = "standard", img_size: int = 416,
+           conf: float = 0.25, iou: float = 0.45, nms: str = "standard", img_size: Optional[int] = None,
            out: Optional[Union[str, os.PathLike]] = None, save_txt: bool = False, save_xml: bool = False,
-           save_json: bool = False, draw: bool = True, device: str = "cpu", json_format: str = "vocli",
+           save_json: bool = False, draw: bool = True, device: str = "auto", json_format: str = "vocli",
            classes: Optional[Sequence[str]] = None, names: Optional[Sequence[str]] = None,
            batch_size: int = 8, max_det: int = 300, exist_ok: bool = False,
            progress: Optional[Callable[[int], None]] = None, model=None) -> DetectResult:
@@ -211,11 +213,14 @@ def detect(sources: Sequence[Union[str, os.PathLike]], weights: Union[str, os.Pa
     stems = {path: _unique_stem(path, used) for path in images}
     out = _output_folder(out, images, stems, weights, draw=draw, save_txt=save_txt, save_xml=save_xml,
                          save_json=save_json, exist_ok=exist_ok)
+    device = device_name(device)
     if model is None:
         loaded = load_model(weights, cfg=cfg, device=device)
-        model, model_names = loaded.model, loaded.names
+        model, model_names, trained_size = loaded.model, loaded.names, loaded.img_size
     else:
-        model_names = None
+        model_names, trained_size = None, None
+    if img_size is None:  # the size the model was trained at, when its checkpoint says
+        img_size = trained_size or DEFAULT_IMG_SIZE
     names = class_names_for(model_names, int(model.num_classes), names)
     keep = None
     if classes:
@@ -257,11 +262,16 @@ def detect(sources: Sequence[Union[str, os.PathLike]], weights: Union[str, os.Pa
             atomic_write_text(out / "Annotations" / f"{stem}.xml", voc_xml(pred, names))
             written["xml"] += 1
         if save_json and json_format == "coco":
-            coco_parts.append((stem, to_voc_pixels(pred.boxes), pred.scores, pred.class_ids))
+            coco_parts.append((stem, to_voc_pixels(pred.boxes, pred.width, pred.height), pred.scores, pred.class_ids))
         elif save_json:
-            json_lines.append(detection_json_line(stem, to_voc_pixels(pred.boxes), pred.scores, pred.class_ids,
+            json_lines.append(detection_json_line(stem, to_voc_pixels(pred.boxes, pred.width, pred.height),
+                                                  pred.scores, pred.class_ids,
                                                   names, width=pred.width, height=pred.height))
     seconds = time.perf_counter() - start
+    if not done:  # every input was unreadable: nothing was detected, which is no success
+        path, reason = skipped[-1]
+        raise VocliError(f"none of the {len(images)} image(s) could be read (e.g. {path}: {reason})",
+                         hint="pass readable JPEG or PNG files")
     json_path = None
     if save_json and json_format == "coco":
         json_path = out / "detections.json"
@@ -271,4 +281,5 @@ def detect(sources: Sequence[Union[str, os.PathLike]], weights: Union[str, os.Pa
         atomic_write_text(json_path, "".join(json_lines))
     return DetectResult(out=out, images=done, num_detections=sum(counts.values()), counts=counts,
                         skipped=skipped, written=written, seconds=seconds,
-                        images_per_second=done / seconds if seconds > 0 else 0.0, json_path=json_path)
+                        images_per_second=done / seconds if seconds > 0 else 0.0, json_path=json_path,
+                        img_size=img_size)

@@ -219,13 +219,17 @@ def load_detections(source: str | os.PathLike, classes: Sequence[str]) -> tuple[
     return Detections.concat(parts), files
 
 
-def to_voc_pixels(boxes: np.ndarray) -> np.ndarray:
-    """(N, 4) xyxy original 0-based continuous pixels -> VOC 1-based corners (darknet convention: + 1).
+def to_voc_pixels(boxes: np.ndarray, width: float, height: float) -> np.ndarray:
+    """(N, 4) xyxy original 0-based continuous pixels -> VOC 1-based corners (darknet convention: + 1),
+    clipped to ``1 <= x <= width``, ``1 <= y <= height`` as the VOC XML of the same boxes is.
 
     The inverse of ``converters.voc_to_yolo``'s default labels, so model boxes and
-    ground truth converted to labels meet in the same frame.
+    ground truth converted to labels meet in the same frame. A box reaching the image's
+    right edge (x2 = width) would be ``width + 1`` unclipped, a pixel outside the image.
     """
-    return np.asarray(boxes, np.float64).reshape(-1, 4) + 1.0
+    corners = np.asarray(boxes, np.float64).reshape(-1, 4) + 1.0
+    limit = np.array([width, height, width, height], np.float64)
+    return np.minimum(np.maximum(corners, 1.0), limit)
 
 
 def detection_json_line(image_id: str, boxes_voc: np.ndarray, scores: np.ndarray, class_ids: np.ndarray,

@@ -159,7 +159,7 @@ def evaluate_model(model, image_paths: Sequence[Union[str, os.PathLike]], ground
         if isinstance(pred, SkippedImage):
             raise VocliError(f"{pred.path}: {pred.reason}", hint="fix or remove it from the image list")
         ids.extend([str(raw)] * len(pred.scores))
-        boxes.append(to_voc_pixels(pred.boxes))
+        boxes.append(to_voc_pixels(pred.boxes, pred.width, pred.height))
         scores.append(pred.scores)
         labels.append(pred.class_ids)
     detections = Detections(np.array(ids, dtype=object), np.concatenate(boxes) if boxes else np.zeros((0, 4)),
@@ -197,9 +197,9 @@ def _image_list(data, split: str) -> tuple[list[Path], tuple[str, ...]]:
 
 
 def evaluate(weights=None, data=None, detections=None, root=None, sets=None, cfg=None, split: str = "valid",
-             classes: Optional[Sequence[str]] = None, img_size: int = 416, conf: float = 0.005, iou: float = 0.45,
-             metric: Optional[str] = None, iou_threshold: float = 0.5, plots=None, batch_size: int = 16,
-             device: str = "cpu", nms: str = "standard", workers: Optional[int] = None,
+             classes: Optional[Sequence[str]] = None, img_size: Optional[int] = None, conf: float = 0.005,
+             iou: float = 0.45, metric: Optional[str] = None, iou_threshold: float = 0.5, plots=None,
+             batch_size: int = 16, device: str = "auto", nms: str = "standard", workers: Optional[int] = None,
              progress: Progress = None) -> EvalResult:
     """Score ``detections`` (comp4 files / vocli JSON lines) or a model (``weights``) on VOC ground truth.
 
@@ -249,13 +249,16 @@ def evaluate(weights=None, data=None, detections=None, root=None, sets=None, cfg
             gt = ground_truth_for_images(images, names, workers=workers)
             left_out = set(gt.invalid_ids)
             images = [p for p in images if str(p) not in left_out]
-        from vocli.predict import load_model
+        from vocli.predict import DEFAULT_IMG_SIZE, device_name, load_model
 
+        device = device_name(device)
         loaded = load_model(weights, cfg=cfg, device=device)
+        if img_size is None:  # the size the model was trained at, when its checkpoint says
+            img_size = loaded.img_size or DEFAULT_IMG_SIZE
         result = evaluate_model(loaded.model, images, gt, classes=names, img_size=img_size, conf=conf, iou=iou,
                                 batch_size=batch_size, device=device, metric=metric, nms=nms,
                                 iou_threshold=iou_threshold, progress=progress)
-        result.source = f"{weights} on {len(images)} images"
+        result.source = f"{weights} on {len(images)} images at {img_size} px"
     result.invalid = gt.invalid
     if plots is not None:
         write_plots(result, plots)
@@ -298,7 +301,9 @@ def write_plots(result: EvalResult, folder: Union[str, os.PathLike], max_points:
         rec = np.concatenate((c.recall[::step], c.recall[-1:]))
         prec = np.concatenate((c.precision[::step], c.precision[-1:]))
         panels.append((f"{c.name}  AP {c.ap:.3f}", {"precision": (rec.tolist(), prec.tolist())}))
-    curves = multi_line_grid(folder / "pr_curves.png", panels, xlabel="recall", cols=4)
+    # The same 0..1 axes in every panel, so curves of different classes compare at a glance.
+    curves = multi_line_grid(folder / "pr_curves.png", panels, xlabel="recall", cols=4, xlim=(0.0, 1.0),
+                             ylim=(0.0, 1.0))
     scored = [c for c in result.per_class if c.num_gt > 0]
     bars = bar_chart(folder / "ap_per_class.png", [c.name for c in scored] + ["mAP"],
                      [c.ap for c in scored] + [result.map],

@@ -17,7 +17,9 @@ so the whole class is scored with one ``np.unique(..., return_index=True)``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -169,16 +171,23 @@ def voc_ap(recall: np.ndarray, precision: np.ndarray, use_07_metric: bool) -> fl
     recall = np.asarray(recall, np.float64)
     precision = np.asarray(precision, np.float64)
     if use_07_metric:
-        ap = 0.0
+        # Summed, then divided once: eleven precisions of 1 give exactly 1 (adding 1/11 eleven
+        # times, as voc_eval.py does, gives 1.0000000000000002).
+        total = 0.0
         for t in np.arange(0.0, 1.1, 0.1):
             reached = recall >= t
-            ap += (float(precision[reached].max()) if reached.any() else 0.0) / 11.0
-        return ap
+            total += float(precision[reached].max()) if reached.any() else 0.0
+        return _unit(total / 11.0)
     mrec = np.concatenate(([0.0], recall, [1.0]))
     mpre = np.concatenate(([0.0], precision, [0.0]))
     mpre = np.maximum.accumulate(mpre[::-1])[::-1]
     steps = np.nonzero(mrec[1:] != mrec[:-1])[0]
-    return float(np.sum((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1]))
+    return _unit(float(np.sum((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1])))
+
+
+def _unit(ap: float) -> float:
+    """An AP in [0, 1]: rounding in the sums can leave it a few ulps outside (NaN stays NaN)."""
+    return ap if ap != ap else min(max(ap, 0.0), 1.0)
 
 
 # --------------------------------------------------------------------------- matching
@@ -304,7 +313,7 @@ def evaluate_detections(detections: Detections, ground_truth: GroundTruth, class
         if progress is not None:
             progress(1)
     scored = [r for r in per_class if r.num_gt > 0]
-    mean = float(np.mean([r.ap for r in scored])) if scored else float("nan")
+    mean = _unit(float(np.mean([r.ap for r in scored]))) if scored else float("nan")
     return EvalResult(metric=metric, iou_threshold=iou_threshold, map=mean, per_class=per_class,
                       num_images=num_images, num_detections=len(det_scores),
                       excluded=[r.name for r in per_class if r.num_gt == 0])
@@ -333,7 +342,9 @@ def evaluate_coco(detections: Detections, ground_truth: GroundTruth, classes: Se
                 else voc_to_coco(np.asarray(detections.boxes, np.float64).reshape(-1, 4)))
     dt = CocoBoxes(det_image, np.asarray(detections.labels, np.int64), det_xywh,
                    score=np.asarray(detections.scores, np.float64))
-    ids = np.asarray(coco_image_ids(list(ground_truth.image_ids)), np.int64)
+    # images scored by path (a model's run) are numbered by file stem, as `vocli detect` numbers them
+    names = [Path(i).stem if "/" in str(i) or os.sep in str(i) else str(i) for i in ground_truth.image_ids]
+    ids = np.asarray(coco_image_ids(names), np.int64)
     rank = np.empty(len(ids), np.int64)
     rank[np.argsort(ids, kind="stable")] = np.arange(len(ids))
     coco = coco_evaluate(gt, dt, len(classes), rank)

@@ -27,6 +27,10 @@ class LoadedModel:
     cfg: object     # vocli.darknet.cfg.DarknetCfg
     names: Optional[tuple[str, ...]]
     source: Path
+    img_size: Optional[int] = None  # the input size the checkpoint was trained at, when it says
+
+
+DEFAULT_IMG_SIZE = 416  # for weights that do not say what size they were trained at
 
 
 @dataclass
@@ -51,26 +55,40 @@ class SkippedImage:
     reason: str
 
 
-def load_model(weights: Union[str, os.PathLike], cfg=None, device: str = "cpu") -> LoadedModel:
+def device_name(spec: Optional[str]) -> str:
+    """``--device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``) -> the torch device string it means."""
+    from vocli.yolo.setup import resolve_device
+
+    return str(resolve_device(spec or "auto"))
+
+
+def load_model(weights: Union[str, os.PathLike], cfg=None, device: str = "auto") -> LoadedModel:
     """Build ``Darknet`` from ``cfg`` (name, path, or the cfg stored in the file) and load ``weights``.
 
-    ``weights``: darknet ``.weights`` (needs ``cfg``), a converted ``.pt``/``.h5`` or a
-    ``vocli train`` checkpoint. Tensors that do not fit the cfg are an error here (a detector
-    with a random head is no use), unlike when initialising training.
+    ``weights``: darknet ``.weights`` (without ``cfg``: the shipped cfg its size fits, as
+    ``convert-weights`` picks it), a converted ``.pt``/``.h5`` or a ``vocli train`` checkpoint
+    (its input size in ``img_size``). A bare file name is also looked up where ``vocli fetch``
+    keeps weights. Tensors that do not fit the cfg are an error here (a detector with a random
+    head is no use), unlike when initialising training.
     """
-    from converters.darknet_weights import load_payload, load_weights
+    from converters.darknet_weights import cfg_for_weights, load_payload, load_weights
     from vocli.darknet.cfg import load_cfg, parse_cfg
     from vocli.darknet.model import Darknet
+    from vocli.paths import find_weights_file
 
-    path = Path(weights).expanduser()
+    path = find_weights_file(weights)
     if not path.is_file():
-        raise VocliError(f"{path}: weights file not found", hint="train one, or `vocli weights fetch`")
+        raise VocliError(f"{path}: weights file not found",
+                         hint="train one with `vocli train`, or `vocli fetch yolov3.weights`")
     state: Union[Path, dict] = path
-    names, text, cfg_name = None, None, None
+    names, text, cfg_name, img_size = None, None, None, None
     if path.suffix.lower() != ".weights":  # converted .pt/.h5 or a train checkpoint: one reader
         payload = load_payload(path)
         names, text, cfg_name, state = payload.names, payload.cfg_text, payload.cfg_name, payload.state_dict
-    if cfg is not None:
+        img_size = payload.img_size
+    if path.suffix.lower() == ".weights":
+        model_cfg = cfg_for_weights(path, cfg)[0]
+    elif cfg is not None:
         model_cfg = load_cfg(cfg)
     elif text is not None:
         model_cfg = parse_cfg(text, source=f"{path} (embedded cfg)", name=path.stem)
@@ -85,8 +103,8 @@ def load_model(weights: Union[str, os.PathLike], cfg=None, device: str = "cpu") 
         raise DarknetFormatError(
             f"{path}: {len(report.skipped)} tensors do not fit the cfg and {len(report.missing)} are missing "
             f"(first: {first[0]}: {first[1]})", hint="pass the --cfg the weights were made with")
-    model.to(device).eval()
-    return LoadedModel(model=model, cfg=model_cfg, names=names, source=path)
+    model.to(device_name(device)).eval()
+    return LoadedModel(model=model, cfg=model_cfg, names=names, source=path, img_size=img_size)
 
 
 def _prepare(path: Path, size: int, keep_image: bool):

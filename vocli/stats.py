@@ -29,6 +29,7 @@ DUPLICATE_IOU = 0.95
 KNOWN_CLASS_LISTS: tuple[tuple[str, ...], ...] = (VOC_CLASSES, SHAPES_CLASSES)
 _MAX_SCATTER_POINTS = 6000
 
+MISSING_LISTED = 5  # missing images named in a result (the count covers them all)
 ANOMALY_KINDS = ("missing_annotation", "invalid_annotation", "box_outside_image", "inverted_box",
                  "zero_size_box", "duplicate_box", "no_objects", "unknown_class")
 
@@ -109,6 +110,7 @@ class StatsResult:
     splits: list[SplitStats]
     total: SplitStats
     plots: list[Path] = field(default_factory=list)
+    missing_image_files: list[str] = field(default_factory=list)  # the first few listed images without a file
 
 
 def _classify(err: AnnotationError) -> str:
@@ -314,7 +316,9 @@ def dataset_stats(root: str | os.PathLike, sets: str | Sequence[str] | None = No
                                    anomalies_of, class_names))
     total = _split_stats("all", np.array(list(everything), dtype=np.int64),
                          np.array(list(everything.values()), dtype=bool), table, anomalies_of, class_names)
-    result = StatsResult(root=root, classes=class_names, classes_source=source, splits=splits, total=total)
+    missing = [p for p, present in image_present.items() if not present][:MISSING_LISTED]
+    result = StatsResult(root=root, classes=class_names, classes_source=source, splits=splits, total=total,
+                         missing_image_files=missing)
     if plots is not None:
         valid = np.flatnonzero(table.valid)
         result.plots = write_plots(Path(plots), [table.annotation(i) for i in valid.tolist()], total, class_names)

@@ -24,7 +24,10 @@ def anchors(
     evolve: int = typer.Option(0, "--evolve", help="Generations of mutations kept only when the mean IoU rises."),
     seed: int = typer.Option(0, "--seed", help="Random seed; same seed and data give the same anchors."),
     write_cfg: Optional[Path] = typer.Option(
-        None, "--write-cfg", help="Rewrite anchors= and num= of every [yolo] section of this cfg in place."),
+        None, "--write-cfg", help="Rewrite anchors= and num= of every [yolo] section of this cfg in place "
+                                  "(with --cfg: write this new file from that cfg)."),
+    cfg: Optional[str] = typer.Option(
+        None, "--cfg", help="With --write-cfg FILE: start FILE from this shipped cfg (`vocli models`) or cfg path."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG scatter of box shapes and anchors."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Processes reading VOC XML (default: all cores)."),
     skip_invalid: bool = SKIP_INVALID_OPTION,
@@ -41,6 +44,7 @@ def anchors(
     \b
     Example: vocli anchors --k 9 --sets 2007/trainval,2012/trainval
     Example: vocli anchors --k 9 --labels train.txt --write-cfg yolov3-voc.cfg --plot anchors.png
+    Example: vocli anchors --sets 2007/trainval --cfg yolov3-voc --write-cfg my-yolov3-voc.cfg
     """
     from vocli.anchors import compute_anchors
 
@@ -50,7 +54,7 @@ def anchors(
         result = compute_anchors(
             k=k, root=root, sets=sets, labels=labels, img_size=img_size, include_difficult=include_difficult,
             restarts=restarts, iters=iters, evolve=evolve, seed=seed, write_cfg=write_cfg, plot=plot,
-            progress=advance, workers=workers,
+            progress=advance, workers=workers, cfg=cfg,
         )
     if json_out:
         emit_json(result)

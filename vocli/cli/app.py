@@ -96,6 +96,7 @@ COMMAND_MODULES = (
     "train",
     "evaluate",
     "detect",
+    "export_onnx",
     "stats",
     "demo",
 )

@@ -8,10 +8,10 @@ from typing import Callable, Iterator, Optional
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from vocli.cli.common import (JSON_OPTION, ROOT_OPTION, SETS_OPTION, SKIP_INVALID_OPTION, emit_json, err_console,
-                              progress_bar, render_invalid, resolve_root)
+from vocli.cli.common import (JSON_OPTION, ROOT_OPTION, SETS_OPTION, SKIP_INVALID_OPTION, Col, emit_json,
+                              err_console, print_missing_images, print_table, progress_bar, render_invalid,
+                              resolve_root)
 from vocli.clock import process_seconds
 
 convert_app = typer.Typer(
@@ -93,18 +93,18 @@ def yolo(
     result.seconds = process_seconds()  # the whole command, not the library call
     if not json_out:
         console = err_console()
-        table = Table(title=f"YOLO labels ({result.convention} convention) in {escape(str(result.out))}",
-                      title_justify="left")
-        for column in ("set", "images", "objects", "list"):
-            table.add_column(column, justify="right" if column in ("images", "objects") else "left")
-        for s in result.sets:
-            table.add_row(s.name, str(s.images), str(s.objects), escape(str(s.list_file)))
-        console.print(table)
+        print_table(f"YOLO labels ({result.convention} convention), lists",
+                    [Col("set", "key"), Col("images", "num"), Col("objects", "num"), Col("no\nimage", "num"),
+                     Col("list", "path")],
+                    [(s.name, s.images, s.objects, s.missing_images, s.list_file) for s in result.sets],
+                    root=result.out)
         console.print(f"labels: {result.labels_written} written, {result.labels_unchanged} unchanged, "
                       f"{result.labels_cached} up to date (cached) in {result.seconds:.2f} s")
         console.print(f"data file: {escape(str(result.data_file))}")
         for note in result.notes:
             console.print(f"[yellow]note:[/] {escape(note)}")
+        print_missing_images(result.missing_images, result.missing_image_files,
+                             "kept in the lists; `vocli train` needs them")
     _finish(result, json_out, skip_invalid)
 
 
@@ -138,14 +138,11 @@ def coco(
     if json_out:
         emit_json(result)
         return
-    table = Table(title=f"COCO instances ({len(result.classes)} categories) in {escape(str(result.out))}",
-                  title_justify="left")
-    for column in ("set", "images", "objects", "difficult (iscrowd)", "file"):
-        table.add_column(column, justify="left" if column in ("set", "file") else "right")
-    for f in result.files:
-        table.add_row(f.set, str(f.images), str(f.objects), str(f.difficult), escape(str(f.path)))
     console = err_console()
-    console.print(table)
+    print_table(f"COCO instances ({len(result.classes)} categories)",
+                [Col("set", "key"), Col("images", "num"), Col("objects", "num"), Col("difficult\n(iscrowd)", "num"),
+                 Col("file", "path")],
+                [(f.set, f.images, f.objects, f.difficult, f.path) for f in result.files], root=result.out)
     console.print(f"done in {result.seconds:.2f} s")
 
 
@@ -253,13 +250,10 @@ def ssd(
     result.seconds = process_seconds()  # the whole command, not the library call
     if not json_out:
         console = err_console()
-        table = Table(title=f"SSD{result.size} targets ({result.num_priors} priors) in {escape(str(result.out))}",
-                      title_justify="left")
-        for column in ("set", "images", "objects", "positives/image", "KB/image", "file"):
-            table.add_column(column, justify="left" if column in ("set", "file") else "right")
-        for f in result.files:
-            table.add_row(f.set, str(f.images), str(f.objects), f"{f.positives_per_image:.1f}",
-                          f"{f.bytes_per_image / 1024:.1f}", escape(str(f.path)))
-        console.print(table)
+        print_table(f"SSD{result.size} targets ({result.num_priors} priors)",
+                    [Col("set", "key"), Col("images", "num"), Col("objects", "num"), Col("positives\n/image", "num"),
+                     Col("KB\n/image", "num"), Col("file", "path")],
+                    [(f.set, f.images, f.objects, f"{f.positives_per_image:.1f}", f"{f.bytes_per_image / 1024:.1f}",
+                      f.path) for f in result.files], root=result.out)
         console.print(f"done in {result.seconds:.2f} s")
     _finish(result, json_out, skip_invalid)

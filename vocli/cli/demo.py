@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from vocli.cli.common import JSON_OPTION, emit_json, err_console
 
@@ -13,7 +14,7 @@ def demo(
     out: Path = typer.Option(Path("vocli-demo"), "--out", help="Folder for the data and every output."),
     minutes: float = typer.Option(5.0, "--minutes", min=0.05,
                                   help="Time budget for the whole demo; training gets what the other steps leave."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N."),
     images: int = typer.Option(1000, "--images", min=10,
                                help="Shapes images to generate (50 % train, 10 % val, 40 % test)."),
     img_size: int = typer.Option(160, "--img-size", help="Network input size (multiple of 32)."),
@@ -64,37 +65,34 @@ def demo(
 
 
 def render(result) -> None:
-    """Summary on stderr: steps with their times, mAP, where each artefact is."""
-    from rich.table import Table
+    """Summary on stderr: steps with their times, mAP, where each artefact is (paths whole, never cut)."""
+    from vocli.cli.common import Col, print_table, short_path
 
     console = err_console()
-    table = Table(title=f"vocli demo: {result.seconds / 60:.1f} of {result.budget_seconds / 60:g} minutes",
-                  title_justify="left")
-    table.add_column("step")
-    table.add_column("seconds", justify="right")
-    table.add_column("result", overflow="fold")
-    for step in result.steps:
-        table.add_row(step.name, f"{step.seconds:.1f}", step.summary)
-    console.print(table)
+    print_table(f"vocli demo: {result.seconds / 60:.1f} of {result.budget_seconds / 60:g} minutes",
+                [Col("step", "key"), Col("seconds", "num"), Col("result")],
+                [(step.name, f"{step.seconds:.1f}", step.summary) for step in result.steps])
     paths = result.paths
+    out = Path(result.out).resolve()
+
+    def here(value) -> str:
+        return short_path(Path(value).resolve(), out)
+
     lines = [
-        ("dataset (VOC layout)", paths["dataset"]),
-        ("YOLO labels", paths["labels"]),
-        ("darknet .data", paths["data_file"]),
-        ("SSD targets", ", ".join(str(p) for p in paths["ssd"])),
-        ("cfg with fitted anchors", paths["cfg"]),
-        ("trained weights", paths["weights"]),
-        ("training curves", paths["train_curves"]),
-        ("PR curves", paths["pr_curves"]),
-        ("AP per class", paths["ap_per_class"]),
-        ("annotated test images", f"{paths['detect']}/ ({len(paths['detect_images'])} images)"),
+        ("dataset (VOC layout)", here(paths["dataset"])),
+        ("YOLO labels", here(paths["labels"])),
+        ("darknet .data", here(paths["data_file"])),
+        ("SSD targets", ", ".join(here(p) for p in paths["ssd"])),
+        ("cfg with fitted anchors", here(paths["cfg"])),
+        ("trained weights", here(paths["weights"])),
+        ("training curves", here(paths["train_curves"])),
+        ("PR curves", here(paths["pr_curves"])),
+        ("AP per class", here(paths["ap_per_class"])),
+        ("annotated test images", f"{here(paths['detect'])}/ ({len(paths['detect_images'])} images)"),
     ]
-    where = Table(title="where everything is", title_justify="left", show_header=False)
-    where.add_column("what")
-    where.add_column("path", overflow="fold")
+    console.print(f"[bold]where everything is[/], under {escape(str(out))}", soft_wrap=True, highlight=False)
     for label, value in lines:
-        where.add_row(label, str(value))
-    console.print(where)
+        console.print(escape(f"  {label}: {value}"), soft_wrap=True, highlight=False)
     stopped = "time limit" if result.train_stopped == "time_limit" else "all epochs done"
     console.print(f"[bold]mAP@0.5 ({result.metric}) = {result.map:.4f}[/] on the test split after "
                   f"{result.epochs_run} epoch(s) of training at {result.img_size} px ({stopped})", soft_wrap=True)

@@ -17,7 +17,9 @@ def detect(
     conf: float = typer.Option(0.25, "--conf", help="Keep detections scoring above this."),
     iou: float = typer.Option(0.45, "--iou", help="NMS IoU threshold."),
     nms: str = typer.Option("standard", "--nms", help="standard or diou (DIoU-NMS)."),
-    img_size: int = typer.Option(416, "--img-size", help="Network input size (multiple of 32)."),
+    img_size: Optional[int] = typer.Option(
+        None, "--img-size", help="Network input size, a multiple of 32 (default: the size a vocli checkpoint was "
+                                 "trained at, else 416).", show_default=False),
     classes: Optional[str] = typer.Option(None, "--classes", help="Comma-separated class names to keep."),
     names: Optional[Path] = typer.Option(None, "--names", help="Class list file (default: from the checkpoint, else VOC)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default runs/detect/exp, exp2, ...).",
@@ -33,7 +35,7 @@ def detect(
                                                                    "category_id, bbox, score)."),
     no_draw: bool = typer.Option(False, "--no-draw", help="Do not write annotated images."),
     batch_size: int = typer.Option(8, "--batch-size", help="Images per forward pass."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N."),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Detect objects in images; write annotated images, labels, VOC XML or JSON lines.
@@ -82,7 +84,8 @@ def render(result) -> None:
     console.print(table)
     wrote = ", ".join(f"{n} {k}" for k, n in result.written.items() if n)
     json_part = f", {result.json_path.name}" if result.json_path else ""
-    console.print(f"{result.images_per_second:.1f} images/s; wrote {wrote or 'nothing'}{json_part} under {result.out}")
+    console.print(f"{result.images_per_second:.1f} images/s at {result.img_size} px; wrote {wrote or 'nothing'}"
+                  f"{json_part} under {result.out}", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,8 +8,8 @@ from typing import Optional
 
 import typer
 
-from vocli.cli.common import (JSON_OPTION, ROOT_OPTION, SETS_OPTION, SKIP_INVALID_OPTION, emit_json, err_console,
-                              exit_if_invalid, progress_bar, render_invalid)
+from vocli.cli.common import (JSON_OPTION, ROOT_OPTION, SETS_OPTION, SKIP_INVALID_OPTION, Col, emit_json,
+                              err_console, exit_if_invalid, print_table, progress_bar, render_invalid)
 
 METRIC_NAMES = {
     "voc07": "VOC2007 11-point interpolated AP",
@@ -31,12 +31,14 @@ def evaluate(
     classes: Optional[Path] = typer.Option(None, "--classes", help="Class list file (.names); default VOC's 20."),
     metric: Optional[str] = typer.Option(None, "--metric", help="voc07, voc12 or coco (default: voc07 for 2007/test, else voc12)."),
     iou_threshold: float = typer.Option(0.5, "--iou-threshold", help="A match needs IoU strictly above this."),
-    img_size: int = typer.Option(416, "--img-size", help="Network input size (multiple of 32)."),
+    img_size: Optional[int] = typer.Option(
+        None, "--img-size", help="Network input size, a multiple of 32 (default: the size a vocli checkpoint was "
+                                 "trained at, else 416).", show_default=False),
     conf: float = typer.Option(0.005, "--conf", help="Detections scoring at most this are dropped."),
     iou: float = typer.Option(0.45, "--iou", help="NMS IoU threshold."),
     nms: str = typer.Option("standard", "--nms", help="standard or diou."),
     batch_size: int = typer.Option(16, "--batch-size", help="Images per forward pass."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Folder for pr_curves.png and ap_per_class.png."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Processes reading VOC XML (default: all cores)."),
     skip_invalid: bool = SKIP_INVALID_OPTION,
@@ -85,22 +87,20 @@ def _fmt(value) -> str:
 
 def render(result, plots: Optional[Path] = None) -> None:
     """Per-class table and the mAP line on stderr."""
-    from rich.table import Table
-
     console = err_console()
     coco = result.metric == "coco"
     rule = "IoU >= 0.5" if coco else f"IoU > {result.iou_threshold:g}"
-    table = Table(title=f"AP per class: {result.metric} ({METRIC_NAMES[result.metric]}), {rule}",
-                  title_justify="left")
-    for col in ("class", "AP") + (("AP@[.5:.95]",) if coco else ()) + ("gt", "difficult", "detections", "recall"):
-        table.add_column(col, justify="left" if col == "class" else "right")
+    columns = [Col("class", "key"), Col("AP", "num")] + ([Col("AP@\n[.5:.95]", "num")] if coco else []) + [
+        Col("gt", "num"), Col("diffi-\ncult", "num"), Col("detec-\ntions", "num"), Col("recall", "num")]
+    rows = []
     for c in result.per_class:
-        recall = float(c.recall[-1]) if len(c.recall) and c.num_gt else float("nan")
-        row = [c.name, _fmt(c.ap)] + ([_fmt(c.ap_50_95)] if coco else [])
-        table.add_row(*row, str(c.num_gt), str(c.num_difficult), str(c.num_det), _fmt(recall))
-    console.print(table)
+        # No detections of a class with ground truth: recall 0, not "n/a" (that is for no ground truth).
+        recall = (float(c.recall[-1]) if len(c.recall) else 0.0) if c.num_gt else float("nan")
+        rows.append([c.name, _fmt(c.ap)] + ([_fmt(c.ap_50_95)] if coco else []) +
+                    [c.num_gt, c.num_difficult, c.num_det, _fmt(recall)])
+    print_table(f"AP per class: {result.metric} ({METRIC_NAMES[result.metric]}), {rule}", columns, rows)
     console.print(f"{result.source}; {result.num_images} images, {result.num_detections} detections; "
-                  f"scores sorted {result.sort}")
+                  f"scores sorted {result.sort}", soft_wrap=True)
     if result.excluded:
         console.print(f"[yellow]no ground truth, left out of the mAP:[/] {', '.join(result.excluded)}")
     if coco and result.coco_stats:

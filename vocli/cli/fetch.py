@@ -9,7 +9,7 @@ from typing import Iterator, List, Optional
 import typer
 from rich.markup import escape
 
-from vocli.cli.common import JSON_OPTION, ROOT_OPTION, emit_json, err_console
+from vocli.cli.common import JSON_OPTION, ROOT_OPTION, Col, emit_json, err_console, print_table
 
 
 def register(app: typer.Typer) -> None:
@@ -113,11 +113,7 @@ def fetch(
     if json_out:
         emit_json(result)
         return
-    from rich.table import Table
-
-    table = Table(title=f"fetched into {result.root}", title_justify="left")
-    for col in ("name", "file", "size", "status", "where"):
-        table.add_column(col)
+    rows = []
     for item in result.items:
         for f in item.files:
             if f.skipped:
@@ -131,11 +127,15 @@ def fetch(
                 if len(f.attempts) > 1:
                     status += f" via mirror {len(f.attempts)}"
             where = item.tree if (f.extracted and item.tree) else f.path
-            table.add_row(item.name, f.filename, _size(f.size), status, str(where or "-"))
-    err_console().print(table)
+            rows.append((item.name, f.filename, _size(f.size), status, where))
+    print_table("fetched", [Col("name", "key"), Col("file", "key"), Col("size", "num"), Col("status"),
+                            Col("where", "path")], rows, root=result.root, root_label="into")
     for item in result.items:
+        if item.replaced:
+            err_console().print(f"[yellow]note:[/] {escape(item.replaced)}", soft_wrap=True)
         if item.splits:
-            err_console().print(f"{item.name}: " + ", ".join(f"{k} {v}" for k, v in item.splits.items()))
+            err_console().print(f"{item.name}: " + ", ".join(f"{k} {v}" for k, v in item.splits.items()),
+                                soft_wrap=True)
 
 
 def verify(
@@ -160,21 +160,18 @@ def verify(
     if json_out:
         emit_json(result)
     else:
-        from rich.table import Table
-
-        table = Table(title=f"verify under {result.root}", title_justify="left")
-        for col in ("name", "tar", "split", "listed", "expected", "missing xml", "missing jpg"):
-            table.add_column(col)
+        rows, styles = [], []
         for item in result.items:
             tar_cell = item.tar_status or "-"
-            rows = item.splits or [None]
-            for i, split in enumerate(rows):
+            for i, split in enumerate(item.splits or [None]):
                 cells = ["-"] * 5 if split is None else [
-                    split.set, str(split.listed), "-" if split.expected is None else str(split.expected),
-                    str(split.missing_annotations), str(split.missing_images)]
-                table.add_row(item.name if i == 0 else "", tar_cell if i == 0 else "", *cells,
-                              style=None if item.ok else "red")
-        err_console().print(table)
+                    split.set, split.listed, "-" if split.expected is None else split.expected,
+                    split.missing_annotations, split.missing_images]
+                rows.append([item.name if i == 0 else "", tar_cell if i == 0 else "", *cells])
+                styles.append(None if item.ok else "red")
+        print_table("verify", [Col("name", "key"), Col("tar"), Col("split", "key"), Col("listed", "num"),
+                               Col("expected", "num"), Col("missing\nxml", "num"), Col("missing\njpg", "num")],
+                    rows, root=result.root, root_label="under", row_styles=styles)
     if not result.ok:
         raise DatasetNotFoundError(f"verify failed: {result.summary()}",
                                    hint="run `vocli fetch NAME --force` to fetch and extract again")
@@ -195,18 +192,18 @@ def datasets(root: Optional[Path] = ROOT_OPTION, json_out: bool = JSON_OPTION) -
     if json_out:
         emit_json(result)
         return
-    from rich.table import Table
-
-    table = Table(title=f"datasets under {result.root} (weights in {result.weights_dir})", title_justify="left")
-    for col in ("name", "file", "size", "file state", "extracted"):
-        table.add_column(col, no_wrap=col in ("name", "size"))
+    rows = []
     for ds in result.datasets:
         files = ds.files or [None]
         for i, f in enumerate(files):
-            state = "-" if f is None else ("verified" if f.verified else "present, unchecked" if f.present else "absent")
+            state = "-" if f is None else ("verified" if f.verified else "unchecked" if f.present else "absent")
             extracted = "" if ds.kind in ("weights", "group") else ("yes" if ds.extracted else "no")
-            if ds.kind == "group":
-                extracted = "= " + ", ".join(ds.members)
-            table.add_row(ds.name if i == 0 else "", f.filename if f else "-", _size(f.size) if f else "",
-                          "" if f is None else state, extracted if i == 0 else "")
-    err_console().print(table)
+            rows.append((ds.name if i == 0 else "", f.filename if f else "-", _size(f.size) if f else "",
+                         "" if f is None else state, extracted if i == 0 else ""))
+    print_table(f"datasets (weights in {result.weights_dir})",
+                [Col("name", "key"), Col("file", "key"), Col("size", "num"), Col("state", "key"),
+                 Col("extracted", "key")], rows, root=result.root, root_label="under")
+    for ds in result.datasets:
+        if ds.kind == "group":
+            err_console().print(f"{ds.name} = {' + '.join(ds.members)}", soft_wrap=True, highlight=False)
+

@@ -9,7 +9,8 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from vocli.cli.common import JSON_OPTION, ROOT_OPTION, emit_json, err_console, progress_bar, resolve_root
+from vocli.cli.common import (JSON_OPTION, ROOT_OPTION, emit_json, err_console, print_missing_images,
+                              progress_bar, resolve_root)
 
 MAX_LISTED = 20
 
@@ -110,6 +111,7 @@ def render(result) -> None:
     console.print(dist)
 
     anomalies = total.anomalies
+    print_missing_images(total.missing_images, result.missing_image_files)
     if anomalies:
         counts = ", ".join(f"{k}: {n}" for k, n in total.anomaly_counts.items())
         console.print(f"[yellow]{len(anomalies)} anomalies[/] ({counts})")
@@ -117,8 +119,10 @@ def render(result) -> None:
             console.print(f"  {a.kind}: {escape(a.file)}: {escape(a.detail)}", soft_wrap=True)
         if len(anomalies) > MAX_LISTED:
             console.print(f"  ... and {len(anomalies) - MAX_LISTED} more (--json lists all)")
-    else:
+    elif not total.missing_images:
         console.print("[green]no anomalies[/]")
+    else:
+        console.print("no annotation anomalies")
     for path in result.plots:
         console.print(f"wrote {escape(str(path))}")
 

@@ -40,7 +40,7 @@ def train(
     ema: bool = typer.Option(True, "--ema/--no-ema", help="Evaluate and keep an exponential moving average of the weights."),
     amp: bool = typer.Option(False, "--amp", help="Mixed precision (CUDA only; ignored on CPU)."),
     sync_bn: bool = typer.Option(False, "--sync-bn", help="Synchronised batch norm under torchrun."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N."),
     workers: int = typer.Option(2, "--workers", help="DataLoader worker processes."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice)."),
     cache: bool = typer.Option(False, "--cache", help="Keep decoded training images in RAM."),
@@ -66,7 +66,7 @@ def train(
     Example: vocli train --resume runs/train/exp/last.pt
     """
     from vocli.datasets.voc import read_classes
-    from vocli.yolo.train import TrainConfig
+    from vocli.yolo.train import TrainConfig, TrainingInterrupted
     from vocli.yolo.train import train as run_train
 
     anchor_list = None
@@ -99,8 +99,13 @@ def train(
 
             config.root = str(resolve_root(root))
     main_rank = int(os.environ.get("RANK", "0")) == 0
-    with _epoch_progress(enabled=main_rank) as report:
-        result = run_train(config, progress=report)
+    try:
+        with _epoch_progress(enabled=main_rank) as report:
+            result = run_train(config, progress=report)
+    except TrainingInterrupted as stop:
+        if main_rank:
+            _say_how_to_resume(stop.last)
+        raise
     if not main_rank:
         return
     if json_out:
@@ -147,6 +152,18 @@ def _epoch_progress(enabled: bool):
                 bar.update(tasks[event.epoch], description=f"epoch {event.epoch + 1}/{event.epochs} "
                                                            f"mAP@0.5 {event.map:.4f}")
         yield report
+
+
+def _say_how_to_resume(last: Optional[Path]) -> None:
+    """Where the interrupted run's state is and the command that goes on from it."""
+    import shlex
+
+    console = err_console()
+    if last is None:
+        console.print("nothing saved yet (interrupted before the first optimizer step)", soft_wrap=True)
+        return
+    console.print(f"saved {last}\nresume: vocli train --resume {shlex.quote(str(last))}",
+                  soft_wrap=True, markup=False, highlight=False)
 
 
 def render(result) -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
 import typer
 
-from vocli.cli.common import JSON_OPTION, OVERWRITE_OPTION, emit_json, err_console, progress_bar
+from vocli.cli.common import JSON_OPTION, OVERWRITE_OPTION, Col, emit_json, err_console, print_table, progress_bar
 
 
 def register(app: typer.Typer) -> None:
@@ -76,26 +76,42 @@ def export_weights_cmd(
 
 def models_cmd(
     img_size: int = typer.Option(416, "--img-size", min=32, help="Input size for the GFLOPs column."),
+    export: Optional[Tuple[str, Path]] = typer.Option(
+        None, "--export", metavar="NAME FILE",
+        help="Copy the shipped cfg NAME to FILE, to edit or to give `vocli anchors --write-cfg`."),
+    overwrite: bool = OVERWRITE_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
-    """List the shipped model cfgs: classes, layers, parameters, GFLOPs and .weights size.
+    """List the shipped model cfgs: classes, layers, parameters, GFLOPs, .weights size and where each cfg is.
 
     \b
     Example: vocli models
     Example: vocli models --img-size 608 --json
+    Example: vocli models --export yolov3-voc my-yolov3-voc.cfg
     """
+    if export is not None:
+        from vocli.darknet.cfg import export_cfg, shipped_cfg_path
+
+        name, dest = export
+        shipped_cfg_path(name)  # a shipped name, or an error listing them
+        written = export_cfg(name, dest, overwrite=overwrite)
+        if json_out:
+            emit_json({"name": name, "cfg": str(written)})
+        else:
+            err_console().print(f"[green]wrote[/] {written} (a copy of the shipped {name}.cfg)", soft_wrap=True)
+        return
     from vocli.darknet.summary import models
 
     infos = models(img_size)
     if json_out:
         emit_json(infos)
         return
-    from rich.table import Table
-
-    table = Table(title=f"shipped cfgs (GFLOPs at {img_size}x{img_size})")
-    for column in ("name", "classes", "layers", "params", "GFLOPs", ".weights bytes"):
-        table.add_column(column, justify="left" if column == "name" else "right")
-    for info in infos:
-        table.add_row(info.name, str(info.classes), str(info.layers), f"{info.params:,}",
-                      f"{info.gflops:.2f}", f"{info.weights_bytes:,}")
-    err_console().print(table)
+    print_table(f"shipped cfgs (GFLOPs at {img_size}x{img_size})",
+                [Col("name", "key"), Col("classes", "num"), Col("layers", "num"), Col("params", "num"),
+                 Col("GFLOPs", "num"), Col(".weights bytes", "num")],
+                [(i.name, i.classes, i.layers, f"{i.params:,}", f"{i.gflops:.2f}", f"{i.weights_bytes:,}")
+                 for i in infos])
+    folder = Path(infos[0].cfg_path).parent if infos else None
+    if folder is not None:
+        err_console().print(f"cfg files in {folder}; copy one with `vocli models --export NAME FILE`",
+                            soft_wrap=True, highlight=False)

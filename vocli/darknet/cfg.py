@@ -325,6 +325,29 @@ def shipped_cfg_names() -> list[str]:
     return [n for n in SHIPPED_ORDER if n in present] + sorted(present - set(SHIPPED_ORDER))
 
 
+def shipped_cfg_path(name: str) -> Path:
+    """Where the shipped cfg ``name`` is installed (read it, or copy it with ``export_cfg``)."""
+    path = Path(str(_cfg_dir() / f"{name}.cfg"))
+    if name not in shipped_cfg_names():
+        raise DarknetFormatError(f"{name!r} is not a shipped cfg", hint=f"shipped cfgs: {', '.join(shipped_cfg_names())}")
+    return path
+
+
+def export_cfg(name_or_path, dest, overwrite: bool = False) -> Path:
+    """Copy a shipped cfg (by name) or a cfg file to ``dest``, byte for byte, to start your own from.
+
+    An existing ``dest`` is kept unless ``overwrite``. The source is parsed first: only a cfg
+    vocli can build is copied.
+    """
+    from vocli.paths import atomic_write_bytes
+
+    dest = Path(dest).expanduser()
+    if dest.exists() and not overwrite:
+        raise DarknetFormatError(f"{dest} exists", hint="choose another file name, or pass --overwrite to replace it")
+    atomic_write_bytes(dest, load_cfg(name_or_path).text.encode("utf-8"))
+    return dest
+
+
 def load_cfg(name_or_path) -> DarknetCfg:
     """A shipped cfg by name (``yolov3``, ``yolov3-tiny-voc`` ...) or a cfg file path."""
     if isinstance(name_or_path, DarknetCfg):

@@ -57,11 +57,12 @@ class ModelInfo:
     weight_floats: int       # floats in a full .weights file (BN running stats included)
     gflops: float            # at img_size x img_size, darknet's 2 x multiply-add count
     weights_bytes: int       # full .weights file with the 20-byte (v0.2) header
+    cfg_path: str = ""       # where the shipped cfg is installed (`vocli models --export NAME FILE` copies it)
 
 
 def models(img_size: int = 416) -> list[ModelInfo]:
     """The shipped cfgs with their sizes (what `vocli models` lists)."""
-    from vocli.darknet.cfg import shipped_cfg_names
+    from vocli.darknet.cfg import shipped_cfg_names, shipped_cfg_path
 
     infos = []
     for name in shipped_cfg_names():
@@ -70,5 +71,6 @@ def models(img_size: int = 416) -> list[ModelInfo]:
         infos.append(ModelInfo(name=name, classes=cfg.num_classes, layers=summary["layers"],
                                conv_layers=summary["conv_layers"], backbone_layers=summary["backbone_layers"],
                                params=summary["params"], weight_floats=summary["weight_floats"],
-                               gflops=round(summary["gflops"], 3), weights_bytes=20 + 4 * summary["weight_floats"]))
+                               gflops=round(summary["gflops"], 3), weights_bytes=20 + 4 * summary["weight_floats"],
+                               cfg_path=str(shipped_cfg_path(name))))
     return infos

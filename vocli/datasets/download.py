@@ -411,7 +411,7 @@ def _try_mirror(url: str, part: _PartFile, session, config: DownloadConfig, size
             else:
                 failures += 1
             if failures > config.retries:
-                attempt.reason = f"{err} (gave up after {attempt.tries} tries)"
+                attempt.reason = f"{err} (gave up after {attempt.tries} {'try' if attempt.tries == 1 else 'tries'})"
                 return attempt, None
             if progress:
                 progress(ProgressEvent("retry", label, part.offset, size, message=f"{url}: {err}; retrying"))

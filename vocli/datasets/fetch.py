@@ -56,6 +56,7 @@ class FetchedItem:
     files: list[FetchedFile]
     tree: Optional[Path] = None  # the extracted VOC<year> folder, when there is one
     splits: dict[str, int] = field(default_factory=dict)  # "VOC2007/trainval" -> images listed
+    replaced: Optional[str] = None  # what an extraction replaced, said in words (a shapes set of other parameters)
 
 
 @dataclass
@@ -296,6 +297,11 @@ def _fetch_shapes(root: Path, images: int, size: int, seed: int, force: bool, ex
         item = _run(job, root, force, extract, keep_tar, config, progress)
         for file in item.files:
             file.source = f"generated (images={images}, size={size}, seed={seed})"
+        old = record.get("params")
+        if extract and old and old != params and (root / "VOCdevkit" / "VOCshapes").is_dir():
+            was = ", ".join(f"{k}={old[k]}" for k in params if k in old)
+            item.replaced = f"replaced the shapes set generated with {was} by this one of {images} images " \
+                            f"(size {size}, seed {seed})"
         return item
     finally:
         shutil.rmtree(staging, ignore_errors=True)

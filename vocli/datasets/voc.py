@@ -41,6 +41,9 @@ SPLITS: tuple[str, ...] = ("train", "val", "trainval", "test")
 MAX_OBJECTS = 10_000
 MAX_IMAGE_SIDE = 1_000_000
 MAX_ANNOTATION_BYTES = 16 << 20
+#: libxml2's own limit on one text node (XML_MAX_TEXT_LENGTH without huge_tree), applied here too, so
+#: that the verdict does not depend on the libxml2 version lxml was built with (4.9.1's accepts more).
+MAX_TEXT_BYTES = 10_000_000
 
 
 def _hardened_parser() -> etree.XMLParser:
@@ -193,6 +196,9 @@ def _parse_annotation_checked(data: bytes, path: Path, classes: Sequence[str] | 
         root = etree.fromstring(data, _PARSER)
     except etree.XMLSyntaxError as err:
         raise AnnotationError(path, f"not valid XML ({err.msg})", hint="re-download or fix the file") from None
+    if root is not None and len(data) > MAX_TEXT_BYTES and any(len(t) > MAX_TEXT_BYTES for t in root.itertext()):
+        raise AnnotationError(path, f"not valid XML (a text node over {MAX_TEXT_BYTES:,} bytes)",
+                              hint="re-download or fix the file")
     if root is None or root.tag != "annotation":
         tag = None if root is None else root.tag
         raise AnnotationError(path, f"root element is <{tag}>, expected <annotation>")

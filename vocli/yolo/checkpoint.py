@@ -140,6 +140,19 @@ def check_enough_loaded(model_keys: Sequence[str], loaded: Sequence[str], skippe
                                "or --weights none to train from scratch")
 
 
+# What evaluate, detect and export-weights read from best.pt; the resume state (optimizer,
+# raw weights, RNG, scheduler, ...) stays in last.pt only.
+INFERENCE_KEYS = ("model", "cfg_text", "classes", "config", "epoch", "best_map", "best_epoch", "metrics")
+
+
+def inference_checkpoint(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """``checkpoint`` without its resume state: the weights to use (EMA when on), cfg, class names,
+    training input size (``img_size``), config and metrics. A third of an SGD checkpoint's size."""
+    slim = {k: checkpoint[k] for k in INFERENCE_KEYS if k in checkpoint}
+    slim["img_size"] = int(checkpoint["config"]["img_size"])
+    return slim
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a ``vocli train`` checkpoint (``weights_only=True``, CRCs checked) and check it is one."""
     path = Path(path)

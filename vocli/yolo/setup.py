@@ -21,8 +21,11 @@ from vocli.yolo.data import LabelledImages, darknet_images, voc_images
 
 
 def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
-    """``cpu``, ``cuda`` or ``cuda:N`` -> a device; ``cuda`` under torchrun means ``cuda:LOCAL_RANK``."""
-    spec = (spec or "cpu").strip().lower()
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` -> a device; ``auto`` is ``cuda`` when CUDA is
+    available, else ``cpu``; ``cuda`` under torchrun means ``cuda:LOCAL_RANK``."""
+    spec = (spec or "auto").strip().lower()
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
     if spec == "cpu":
         return torch.device("cpu")
     if spec == "cuda" or spec.startswith("cuda:"):
@@ -33,7 +36,7 @@ def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
         if index >= torch.cuda.device_count():
             raise VocliError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s)")
         return torch.device("cuda", index)
-    raise VocliError(f"--device {spec!r} is not known", hint="use cpu, cuda or cuda:N")
+    raise VocliError(f"--device {spec!r} is not known", hint="use auto, cpu, cuda or cuda:N")
 
 
 @dataclass
@@ -135,6 +138,8 @@ def load_datasets(config) -> tuple[LabelledImages, ValidSet, tuple[str, ...]]:
                              hint="fix classes= or the names file")
         train = darknet_images(df.train, len(classes))
         valid = ValidSet(darknet_images(df.valid, len(classes)))
+        check_images_present(train, "training", df.train)
+        check_images_present(valid.data, "validation", df.valid)
         return train, valid, classes
     if not config.sets:
         raise VocliError("no training data given", hint="pass --data voc.data, or --root and --sets 2007/trainval")
@@ -142,7 +147,34 @@ def load_datasets(config) -> tuple[LabelledImages, ValidSet, tuple[str, ...]]:
     classes = tuple(config.classes or _voc_classes(config.sets))
     train = voc_images(root, config.sets, classes)
     valid_sets = config.valid_sets or ("shapes/test" if classes == _voc_classes("shapes/x") else "2007/test")
-    return train, ValidSet(voc_images(root, valid_sets, classes)), classes
+    valid = ValidSet(voc_images(root, valid_sets, classes))
+    check_images_present(train, "training", config.sets)
+    check_images_present(valid.data, "validation", valid_sets)
+    return train, valid, classes
+
+
+def check_images_present(data: LabelledImages, what: str, source) -> None:
+    """Raise naming how many of ``data``'s images have no file (and the first), before any training.
+
+    Each folder is listed once (one directory read, not a stat per image).
+    """
+    listed: dict[Path, set] = {}
+    missing = []
+    for path in data.paths:
+        if path.parent not in listed:
+            try:
+                listed[path.parent] = set(os.listdir(path.parent))
+            except OSError:
+                listed[path.parent] = set()
+        if path.name not in listed[path.parent]:
+            missing.append(path)
+    if missing:
+        from vocli.errors import DatasetNotFoundError
+
+        first = ", ".join(str(p) for p in missing[:3])
+        raise DatasetNotFoundError(
+            f"{len(missing)} of {len(data)} {what} images in {source} are missing (first: {first})",
+            hint="put the images in place (`vocli verify` and `vocli stats` name them), or train on sets that have them")
 
 
 # --------------------------------------------------------------------------- anchors

@@ -75,7 +75,7 @@ class TrainConfig:
     ema: bool = True
     amp: bool = False
     sync_bn: bool = False
-    device: str = "cpu"
+    device: str = "auto"               # CUDA when present, else CPU
     workers: int = 2
     seed: int = 0
     cache: bool = False
@@ -417,7 +417,7 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
                 ck = checkpoint(epoch + 1)
                 ckpt_io.save_checkpoint(paths["last"], ck)
                 if best_epoch == epoch + 1 or config.eval_every <= 0 or not paths["best"].exists():
-                    ckpt_io.save_checkpoint(paths["best"], ck)
+                    ckpt_io.save_checkpoint(paths["best"], ckpt_io.inference_checkpoint(ck))
                 write_metrics(out, history)
             epochs_done, dirty = epoch + 1, False
             report(TrainEvent("epoch", epoch=epoch, epochs=config.epochs, losses=dataclasses.asdict(row),
@@ -430,11 +430,20 @@ def _run(config: TrainConfig, dist, resume_ckpt, progress) -> TrainResult:
         # Mid-epoch: keep the progress up to the last optimizer step; --resume goes on from there.
         if is_main and dirty:
             ckpt_io.save_checkpoint(paths["last"], checkpoint(epochs_done, mark))
-        raise
+        raise TrainingInterrupted(paths["last"] if is_main and paths["last"].is_file() else None) from None
     return TrainResult(out=out, last=paths["last"], best=paths["best"], best_map=best_map, best_epoch=best_epoch,
                        final_map=final_map, epochs_run=len(history), stopped=stopped,
                        seconds=time.monotonic() - started, metrics=history, weights_report=weights_report,
                        config=ckpt_io.plain(dataclasses.asdict(config)))
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped training. ``last``: the checkpoint ``--resume`` goes on from
+    (None when the run had saved none yet)."""
+
+    def __init__(self, last: Optional[Path]):
+        super().__init__()
+        self.last = last
 
 
 @dataclass
