@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import posixpath
@@ -45,7 +46,7 @@ def snapshot(folder: Path) -> set[str]:
 GOOD = ("VOCdevkit/VOC2007/Annotations/000001.xml", "file", b"<annotation/>")
 
 MALICIOUS = {
-    "absolute path": [GOOD, ("/tmp/vocli-evil.txt", "file", b"x")],
+    "absolute path": [GOOD, ("{outside}/evil.txt", "file", b"x")],  # under the test's own folder
     "dotdot": [GOOD, ("VOCdevkit/../../evil.txt", "file", b"x")],
     "leading dotdot": [("../evil.txt", "file", b"x")],
     "symlink absolute": [GOOD, ("VOCdevkit/link", "sym", "/etc")],
@@ -75,13 +76,13 @@ def test_malicious_tar_is_refused_and_nothing_is_written(tmp_path, monkeypatch, 
     target = outside / "target"
     target.mkdir()
     (target / "keep.txt").write_text("mine")
-    tar = write_tar(tmp_path / "evil.tar", MALICIOUS[case])
+    entries = [(name.format(outside=outside), kind, payload) for name, kind, payload in MALICIOUS[case]]
+    tar = write_tar(tmp_path / "evil.tar", entries)
     before_outside, before_target = snapshot(outside), snapshot(target)
     with pytest.raises(UnsafeArchiveError) as err:
         safe_extract(tar, target)
     assert "refusing to extract" in str(err.value)
     assert snapshot(outside) == before_outside and snapshot(target) == before_target
-    assert not Path("/tmp/vocli-evil.txt").exists()
 
 
 def test_two_link_chain_passes_a_per_link_check_but_not_the_member_check(tmp_path):
@@ -184,3 +185,197 @@ def test_pack_tree_is_reproducible_and_round_trips(tmp_path):
         assert all(m.mtime == ex.PACK_MTIME and m.uid == 0 for m in tar.getmembers())
     safe_extract(first, tmp_path / "back")
     assert (tmp_path / "back" / "VOCdevkit" / "VOCshapes" / "JPEGImages" / "b.jpg").read_bytes() == b"\xff\xd8b"
+
+
+# --------------------------------------------------------------------------- exact behaviour (mutation testing)
+
+
+def test_refusal_message_and_hint_in_full(tmp_path):
+    tar = write_tar(tmp_path / "evil.tar", [("../evil.txt", "file", b"x")])
+    with pytest.raises(UnsafeArchiveError) as err:
+        safe_extract(tar, tmp_path / "out")
+    assert err.value.args[0] == f"{tar}: refusing to extract '../evil.txt': '..' in the path"
+    assert err.value.hint == "the archive is damaged or malicious; nothing was extracted"
+
+
+@pytest.mark.parametrize("entries, why", [
+    ([("/abs.txt", "file", b"x")], "absolute path"),
+    ([("\\win.txt", "file", b"x")], "absolute path"),
+    ([("C:/win.txt", "file", b"x")], "absolute path"),
+    ([("a\\..\\b.txt", "file", b"x")], "'..' in the path"),
+    ([("a/l", "sym", "/etc")], "symlink to the absolute path '/etc'"),
+    ([("a/l", "sym", "\\etc")], "symlink to the absolute path '\\\\etc'"),
+    ([("a/l", "sym", "D:/x")], "symlink to the absolute path 'D:/x'"),
+    ([("a/l", "sym", "../..")], "symlink to '../..' points outside the target folder"),
+    ([("a/h", "hard", "/etc/passwd")], "hard link to '/etc/passwd' outside the target folder"),
+    ([("a/h", "hard", "C:/x")], "hard link to 'C:/x' outside the target folder"),
+    ([("a/h", "hard", "../x")], "hard link to '../x' outside the target folder"),
+    ([("a/l", "sym", "b"), ("a/l/f.txt", "file", b"x")], "writes through the link 'a/l'"),
+    ([("a/h", "hard", "a/x"), ("a/h/f.txt", "file", b"x")], "writes through the link 'a/h'"),
+    ([("a/d", "chr", None)], "device entries are not allowed"),
+    ([("a/d", "blk", None)], "device entries are not allowed"),
+    ([("a/p", "fifo", None)], "FIFO entries are not allowed"),
+])
+def test_each_refusal_names_its_reason(tmp_path, entries, why):
+    tar = write_tar(tmp_path / "evil.tar", entries)
+    with tarfile.open(tar) as t:
+        with pytest.raises(UnsafeArchiveError) as err:
+            ex.check_members(tar, t.getmembers())
+    assert err.value.args[0] == f"{tar}: refusing to extract {entries[-1][0]!r}: {why}"
+
+
+def test_escapes_and_resolve_by_hand():
+    assert ex._escapes("..") and ex._escapes("../x") and not ex._escapes("..x") and not ex._escapes("a/..")
+    assert ex._resolve("a/./b//c", {}) == "a/b/c"
+    assert ex._resolve("a/../b", {}) == "b"
+    assert ex._resolve("a/../..", {}) is None
+    links = {"d/up": "..", "d/sub": "x/y", "d/abs": "/etc", "d/win": "\\x", "d/drive": "C:/x"}
+    assert ex._resolve("d/up/d/sub", links) == "d/x/y"       # up -> the root, then d/sub -> d/x/y
+    assert ex._resolve("d/up/..", links) is None               # the root's parent
+    assert ex._resolve("d/sub/../z", links) == "d/x/z"        # .. after a link climbs from its target
+    for name in ("d/abs", "d/win", "d/drive"):
+        assert ex._resolve(name, links) is None
+    # a chain of exactly 40 links resolves; 41 is treated as a loop (Linux's limit)
+    chain = {f"c{i}": f"c{i + 1}" for i in range(40)}
+    assert ex._resolve("c0", chain) == "c40"
+    chain["c40"] = "c41"
+    assert ex._resolve("c0", chain) is None
+
+
+def test_extract_result_counts_and_progress(tmp_path):
+    entries = [("VOCdevkit/", "dir", None)] + [(f"VOCdevkit/f{i:04d}", "file", b"x" * (i % 3)) for i in range(1000)]
+    entries.append(("extra.txt", "file", b"12345"))
+    tar = write_tar(tmp_path / "many.tar", entries)
+    events = []
+    result = safe_extract(tar, tmp_path / "out", progress=events.append)
+    # sizes i % 3: 334 files of 0 bytes, 333 of 1, 333 of 2, and 5 bytes of extra.txt
+    assert (result.members, result.files, result.bytes) == (1002, 1001, 333 * 1 + 333 * 2 + 5)
+    assert result.top_level == ["VOCdevkit", "extra.txt"] and result.dest == tmp_path / "out"
+    assert [(e.stage, e.label, e.done, e.total) for e in events] == [
+        ("extract", "many.tar", 500, 1002), ("extract", "many.tar", 1000, 1002), ("extract", "many.tar", 1002, 1002)]
+
+
+def test_merge_messages_name_what_is_in_the_way(tmp_path):
+    root = tmp_path / "root"
+    (root / "VOCdevkit" / "thing").mkdir(parents=True)
+    tar = write_tar(tmp_path / "c.tar", [("VOCdevkit/thing", "file", b"x")])
+    with pytest.raises(VocliError) as err:
+        safe_extract(tar, root)
+    assert err.value.args[0] == f"{root / 'VOCdevkit' / 'thing'}: the archive c.tar holds a file there but a folder is in the way"
+    assert err.value.hint == "move it away or fetch into another --root; nothing was extracted"
+    (root / "VOCdevkit" / "other").write_text("mine")
+    tar = write_tar(tmp_path / "d.tar", [("VOCdevkit/other/inside.txt", "file", b"x")])
+    with pytest.raises(VocliError) as err:
+        safe_extract(tar, root)
+    assert err.value.args[0] == f"{root / 'VOCdevkit' / 'other'}: the archive d.tar holds a folder there but a file is in the way"
+    link = root / "VOCdevkit" / "dangling"
+    link.symlink_to(tmp_path / "nowhere")
+    tar = write_tar(tmp_path / "e.tar", [("VOCdevkit/dangling/inside.txt", "file", b"x")])
+    with pytest.raises(VocliError, match="e.tar holds a folder there but a file is in the way"):
+        safe_extract(tar, root)
+    assert (root / "VOCdevkit" / "other").read_text() == "mine"
+
+
+def test_replace_only_touches_the_named_folder_when_the_archive_has_it(tmp_path):
+    root = tmp_path / "root"
+    for name in ("VOCshapes", "VOC2007"):
+        (root / "VOCdevkit" / name).mkdir(parents=True)
+        (root / "VOCdevkit" / name / "old.xml").write_text("old")
+    tar = write_tar(tmp_path / "s.tar", [("VOCdevkit/VOCshapes/new.xml", "file", b"new")])
+    safe_extract(tar, root, replace=("VOCdevkit/VOCshapes", "VOCdevkit/VOC2007", "VOCdevkit/absent"))
+    assert snapshot(root / "VOCdevkit") == {"VOCshapes", "VOCshapes/new.xml", "VOC2007", "VOC2007/old.xml"}
+
+
+def test_damaged_archive_messages(tmp_path):
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(b"this is not a tar archive" * 40)
+    with pytest.raises(VocliError) as err:
+        safe_extract(bad, tmp_path / "out")
+    assert err.value.args[0].startswith(f"{bad}: not a readable tar archive (")
+    assert err.value.hint == "re-fetch it with --force"
+    good = write_tar(tmp_path / "good.tar", [GOOD, ("VOCdevkit/b.txt", "file", b"y" * 2000)])
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(good.read_bytes()[:1536 + 700])  # the second member's data ends early
+    with pytest.raises(VocliError) as err:
+        safe_extract(cut, tmp_path / "out2")
+    assert "damaged" in err.value.args[0] and err.value.hint == "re-fetch it with --force"
+    assert not (tmp_path / "out2" / "VOCdevkit").exists()
+
+
+@pytest.mark.parametrize("data_filter", [True, False], ids=["data-filter", "no-data-filter"])
+def test_benign_archive_extracts_the_same_with_or_without_the_filter(tmp_path, monkeypatch, data_filter):
+    if not data_filter:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    tar = tmp_path / "ok.tar"
+    with tarfile.open(tar, "w") as t:
+        for name, kind, mode, payload in [("VOCdevkit/", tarfile.DIRTYPE, 0o700, b""),
+                                          ("VOCdevkit/private.txt", tarfile.REGTYPE, 0o600, b"secret"),
+                                          ("VOCdevkit/alias", tarfile.SYMTYPE, 0o777, b"private.txt")]:
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = kind, mode
+            if kind == tarfile.SYMTYPE:
+                info.linkname = payload.decode()
+                t.addfile(info)
+            else:
+                info.size = len(payload)
+                t.addfile(info, io.BytesIO(payload) if payload else None)
+    result = safe_extract(tar, tmp_path / "out")
+    out = tmp_path / "out" / "VOCdevkit"
+    assert (out / "alias").read_bytes() == b"secret" and os.readlink(out / "alias") == "private.txt"
+    assert (out / "private.txt").stat().st_mode & 0o777 == 0o600  # files keep their mode
+    assert (result.members, result.files, result.bytes, result.top_level) == (3, 1, 6, ["VOCdevkit"])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["VOCdevkit"]  # no temp folder left
+
+
+@pytest.mark.parametrize("entries, link", [
+    ([("l", "sym", "VOCdevkit"), ("l/f.txt", "file", b"x")], "l"),                  # a top-level link
+    ([("a/l/f.txt", "file", b"x"), ("a/l", "sym", "elsewhere")], "a/l"),            # the link comes later
+])
+def test_writes_through_any_link_of_the_archive_are_refused(tmp_path, entries, link):
+    tar = write_tar(tmp_path / "evil.tar", entries)
+    with tarfile.open(tar) as t:
+        with pytest.raises(UnsafeArchiveError, match=f"writes through the link '{link}'"):
+            ex.check_members(tar, t.getmembers())
+
+
+def test_merge_moves_across_file_systems(tmp_path, monkeypatch):
+    # os.replace cannot cross devices (EXDEV): the merge falls back to a copying move
+    real_replace, crossed = os.replace, []
+
+    def cross_device(src, dst):
+        if str(dst).startswith(str(tmp_path / "root")):
+            crossed.append(dst)
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(ex.os, "replace", cross_device)
+    tar = write_tar(tmp_path / "t.tar", [GOOD])
+    safe_extract(tar, tmp_path / "root")
+    assert crossed and (tmp_path / "root" / GOOD[0]).read_bytes() == b"<annotation/>"
+
+
+def test_merge_passes_on_other_os_errors(tmp_path, monkeypatch):
+    def refuse(src, dst):
+        raise OSError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(ex.os, "replace", refuse)
+    with pytest.raises(OSError) as err:
+        safe_extract(write_tar(tmp_path / "t.tar", [GOOD]), tmp_path / "root")
+    assert err.value.errno == errno.EACCES
+
+
+def test_pack_tree_member_attributes(tmp_path):
+    src = tmp_path / "src"
+    (src / "VOCdevkit" / "B").mkdir(parents=True)
+    (src / "VOCdevkit" / "a.txt").write_text("aa")
+    (src / "VOCdevkit" / "B" / "c.txt").write_text("c")
+    (src / "VOCdevkit" / "link").symlink_to("a.txt")  # links are left out
+    tar = pack_tree(src, "VOCdevkit", tmp_path / "p.tar")
+    with tarfile.open(tar) as t:
+        members = t.getmembers()
+    assert [m.name for m in members] == ["VOCdevkit", "VOCdevkit/B", "VOCdevkit/B/c.txt", "VOCdevkit/a.txt"]
+    assert [(m.type, m.mode, m.size) for m in members] == [
+        (tarfile.DIRTYPE, 0o755, 0), (tarfile.DIRTYPE, 0o755, 0), (tarfile.REGTYPE, 0o644, 1), (tarfile.REGTYPE, 0o644, 2)]
+    assert all((m.uid, m.gid, m.uname, m.gname, m.mtime) == (0, 0, "", "", ex.PACK_MTIME) for m in members)
+    with pytest.raises(VocliError, match="nothing to pack"):
+        pack_tree(src, "missing", tmp_path / "q.tar")

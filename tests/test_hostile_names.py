@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import write_voc_xml
+from helpers import write_voc_xml
 from hostile_common import run, tree_state
 
 from vocli.paths import entry_name_problem

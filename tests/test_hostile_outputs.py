@@ -37,7 +37,7 @@ def test_detect_out_into_the_image_folder_is_refused_even_with_exist_ok(tmp_path
 
 
 def test_detect_xml_over_ground_truth_annotations_is_refused(tmp_path, tiny_pt, capsys):
-    from conftest import write_voc_xml
+    from helpers import write_voc_xml
 
     weights, names = tiny_pt
     voc = tmp_path / "VOCdevkit" / "VOCshapes"

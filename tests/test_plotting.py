@@ -167,3 +167,49 @@ def test_draw_detections_unknown_id_and_empty():
     assert np.array_equal(np.asarray(blank), np.asarray(image))
     with pytest.raises(ValueError):
         plotting.draw_detections(image, np.zeros((1, 4)), ["a"], None, [])
+
+
+def _colour_mask(path, col, tolerance=40) -> np.ndarray:
+    with Image.open(path) as im:
+        rgb = np.asarray(im.convert("RGB")).astype(int)
+    return np.abs(rgb - np.array(col)).sum(-1) < tolerance
+
+
+def test_nan_leaves_a_gap_of_the_right_width_in_a_level_line(tmp_path):
+    # y = 0.5 at x = 0, 1, (NaN at 2), 3, 4: segments 0..1 and 3..4, nothing over 1..3
+    out = plotting.line_chart(tmp_path / "gap.png", {"": (range(5), [0.5, 0.5, math.nan, 0.5, 0.5])},
+                              "t", "x", "y", xlim=(0, 4), ylim=(0, 1))
+    mask = _colour_mask(out, plotting.PALETTE[0])
+    columns = np.where(mask.any(0))[0]
+    rows = np.where(mask.any(1))[0]
+    assert rows.max() - rows.min() <= 4  # level: one line a few pixels thick
+    runs = np.split(columns, np.where(np.diff(columns) > 1)[0] + 1)
+    assert len(runs) == 2
+    span = columns.max() - columns.min()
+    gap = runs[1].min() - runs[0].max()
+    assert gap / span == pytest.approx(0.5, abs=0.03)  # x 1..3 of 0..4
+    assert (runs[0].max() - runs[0].min()) / span == pytest.approx(0.25, abs=0.03)
+
+
+def test_scatter_places_points_in_proportion(tmp_path):
+    # highlight diamonds at x = 2, 3, 5 on one level (axes 0..10 from the dots at the corners):
+    # their centres keep the spacing 1 : 2
+    out = plotting.scatter_chart(tmp_path / "s.png", {"boxes": ([0.0, 10.0], [0.0, 10.0])}, "t", "w", "h",
+                                 highlight={"anchors": ([2.0, 3.0, 5.0], [5.0, 5.0, 5.0])})
+    mask = _colour_mask(out, plotting.PALETTE[1], tolerance=60)
+    columns = np.where(mask.any(0))[0]
+    runs = np.split(columns, np.where(np.diff(columns) > 1)[0] + 1)
+    assert len(runs) == 4  # the three points, then the legend's key at the right edge
+    centres = [r.mean() for r in runs[:3]]
+    assert (centres[2] - centres[1]) / (centres[1] - centres[0]) == pytest.approx(2.0, rel=0.05)
+
+
+def test_multi_line_grid_draws_each_panel_in_its_cell(tmp_path):
+    panels = [(f"class {i}", {"pr": ([0, 1], [0.5, 0.5])}) for i in range(5)]
+    out = plotting.multi_line_grid(tmp_path / "g.png", panels, "recall", cols=3, xlim=(0, 1), ylim=(0, 1))
+    with Image.open(out) as im:
+        rgb = np.asarray(im.convert("RGB")).astype(int)
+    mask = rgb[..., 2] - rgb[..., 0] > 40  # bluish: the thin first-palette line after downsampling
+    cells = [[mask[r * 250:(r + 1) * 250, c * 340:(c + 1) * 340].sum() for c in range(3)] for r in range(2)]
+    assert all(n > 50 for n in cells[0]) and cells[1][0] > 50 and cells[1][1] > 50
+    assert cells[1][2] == 0  # the sixth cell is empty

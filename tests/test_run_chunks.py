@@ -18,7 +18,7 @@ def _sigint_handler(_job: int):
     return signal.getsignal(signal.SIGINT)
 
 
-def test_workers_leave_ctrl_c_to_the_parent():
+def test_workers_leave_ctrl_c_to_the_parent(default_sigint):
     # Ctrl-C reaches the whole process group; only the parent reports it (no worker tracebacks).
     handlers = list(run_chunks(_sigint_handler, [1, 2, 3, 4], workers=2, sizes=[1] * 4))
     assert handlers == [signal.SIG_IGN] * 4

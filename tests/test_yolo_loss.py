@@ -116,8 +116,22 @@ def test_total_combines_weights_and_batch():
     t = torch.tensor([[1.0, 0.0, 0.5, 0.5, 0.2, 0.2]])
     cfg = LossConfig(box_weight=2.0, obj_weight=3.0, cls_weight=5.0)
     parts = yolo_loss(outs, t, HEADS, cfg)
-    expected = 2 * (2.0 * parts.box + 3.0 * parts.obj + 5.0 * parts.cls)
-    assert parts.total.item() == pytest.approx(expected.item(), rel=1e-6)
+    # Hand-worked. The truth is 25.6 x 25.6 px: best anchor (23, 27) (IoU 588.8 / 688.0 = 0.856),
+    # head 1 (stride 16, 8x8), cell (4, 4); truth box in cells: centre (4, 4), size 1.6 x 1.6.
+    # The empty prediction there decodes to centre (4.5, 4.5), size 23/16 x 27/16 = 1.4375 x 1.6875.
+    px1, py1, px2, py2 = 4.5 - 1.4375 / 2, 4.5 - 1.6875 / 2, 4.5 + 1.4375 / 2, 4.5 + 1.6875 / 2
+    inter = (4.8 - px1) * (4.8 - py1)                      # 1.01875 x 1.14375
+    iou = inter / (1.4375 * 1.6875 + 1.6 * 1.6 - inter)   # 1.16520 / 3.82058 = 0.30498
+    diag2 = (px2 - 3.2) ** 2 + (py2 - 3.2) ** 2           # enclosing box 2.01875 x 2.14375
+    v = 4 / math.pi ** 2 * (math.atan(1.0) - math.atan(1.4375 / 1.6875)) ** 2
+    box = 1 - (iou - 0.5 / diag2 - v * v / (1 - iou + v))  # centres 0.5 apart in x and y: d^2 = 0.5
+    obj = 20.0 / (2 * 3 * 8 * 8)   # one cell of head 1's 384 at BCE(-20, 1) = 20; the rest ~2e-9 each
+    cls = 20.0 / 3                 # one of three class outputs at BCE(-20, 1) = 20
+    assert parts.box.item() == pytest.approx(box, rel=1e-5)
+    assert parts.obj.item() == pytest.approx(obj, rel=1e-5)
+    assert parts.cls.item() == pytest.approx(cls, rel=1e-5)
+    # total = batch x (weighted sum)
+    assert parts.total.item() == pytest.approx(2 * (2.0 * box + 3.0 * obj + 5.0 * cls), rel=1e-5)
 
 
 def test_empty_targets_give_only_objectness():
@@ -178,3 +192,29 @@ def test_box_loss_kinds_on_an_imperfect_prediction_by_hand(box, expected):
 def test_default_box_loss_is_ciou():
     parts = yolo_loss(_offset_wide_outputs(), TARGET, HEADS)
     assert parts.box.item() == pytest.approx(_CIOU_LOSS, abs=2e-6)
+
+
+def test_ignore_mask_on_a_non_square_input_with_several_truths_per_image():
+    """Zero outputs decode to each anchor's own box at each cell centre; a truth equal to one of
+    them (IoU 1) marks exactly that (image, anchor, row, column) above an ignore threshold of 0.99."""
+    from vocli.yolo.loss import _ignore_mask
+
+    head = HEADS[1]  # stride 16, anchors (10, 14), (23, 27), (37, 58)
+    pred = torch.zeros(2, 3, 4, 8, 5 + NUM_CLASSES)  # input 64 high, 128 wide: 4 rows, 8 columns
+    h, w = 64.0, 128.0
+    targets = torch.tensor([
+        # image, class, cx, cy, w, h (normalised): cell (column 2, row 3) centre (40, 56), anchor 2
+        [1.0, 0.0, 40 / w, 56 / h, 37 / w, 58 / h],
+        # image 0: cell (6, 1) centre (104, 24), anchor 1
+        [0.0, 1.0, 104 / w, 24 / h, 23 / w, 27 / h],
+        # image 1 again: cell (0, 0) centre (8, 8), anchor 0
+        [1.0, 2.0, 8 / w, 8 / h, 10 / w, 14 / h],
+    ])
+    mask = _ignore_mask(pred, head, targets, (64, 128), 2, 0.99)
+    assert mask.shape == (2, 3, 4, 8)
+    assert sorted(map(tuple, mask.nonzero().tolist())) == [(0, 1, 1, 6), (1, 0, 0, 0), (1, 2, 3, 2)]
+    # at 0.5: also neighbours whose boxes overlap enough, never the other image's cells
+    loose = _ignore_mask(pred, head, targets, (64, 128), 2, 0.5)
+    assert loose[0, 1, 1, 6] and not loose[0, :, 3, 2].any() and loose[1, 2, 3, 2]
+    assert not _ignore_mask(pred, head, targets, (64, 128), 2, 1.0).any()  # >= 1: nothing is ignored
+    assert not _ignore_mask(pred, head, targets[:0], (64, 128), 2, 0.5).any()
