@@ -189,3 +189,32 @@ def make_darknet_set(root: Path, n: int = 12, size: int = 64, box: Optional[int]
     return data
 
 
+
+
+#: A two-class model of two convolutions and one [yolo] head at 64 px: the smallest that detects.
+TWO_CLASS_CFG = """[net]
+width=64
+height=64
+channels=3
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=2
+pad=1
+activation=leaky
+
+[convolutional]
+size=1
+stride=1
+pad=1
+filters=21
+activation=linear
+
+[yolo]
+mask=0,1,2
+anchors=8,8, 16,16, 24,24
+classes=2
+num=3
+"""

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from helpers import TINY_CFG as TRAIN_CFG  # 4 classes, two heads
+from helpers import TWO_CLASS_CFG as TINY_CFG  # 2 classes, one head
 from vocli.cli.app import main
 
 
@@ -49,32 +50,6 @@ def error_line(err: str) -> str:
     return errors[0]
 
 
-TINY_CFG = """[net]
-width=64
-height=64
-channels=3
-
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=2
-pad=1
-activation=leaky
-
-[convolutional]
-size=1
-stride=1
-pad=1
-filters=21
-activation=linear
-
-[yolo]
-mask=0,1,2
-anchors=8,8, 16,16, 24,24
-classes=2
-num=3
-"""
 
 
 def write_tiny_pt(folder: Path, cfg: str = TINY_CFG, name: str = "tiny") -> tuple[Path, Path]:

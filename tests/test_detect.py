@@ -12,6 +12,7 @@ from PIL import Image
 from vocli.boxes import batched_nms, nms
 from vocli.cli.app import main
 from vocli.datasets.voc import parse_annotation
+from helpers import TWO_CLASS_CFG as TINY_CFG
 from vocli.detect import resolve_sources
 from vocli.images import LetterboxInfo
 from vocli.predict import _to_prediction
@@ -73,32 +74,6 @@ def test_resolve_sources(tmp_path):
 
 # --------------------------------------------------------------------------- end to end
 
-TINY_CFG = """[net]
-width=64
-height=64
-channels=3
-
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=2
-pad=1
-activation=leaky
-
-[convolutional]
-size=1
-stride=1
-pad=1
-filters=21
-activation=linear
-
-[yolo]
-mask=0,1,2
-anchors=8,8, 16,16, 24,24
-classes=2
-num=3
-"""
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from helpers import md5
 from vocli.cli.app import main
 from vocli.datasets import registry
 from vocli.datasets.registry import DatasetSpec, FolderCount, RemoteFile, SplitCount
-from vocli.errors import ChecksumMismatch, DownloadError, VocliError
+from vocli.errors import ChecksumMismatch, VocliError
 from vocli.fetch import fetch, list_datasets, verify
 
 

@@ -13,7 +13,7 @@ from vocli.cli.app import main
 
 def _tiny_h5(path):
     from converters.darknet_weights import DarknetWeights, save_h5
-    from test_detect import TINY_CFG
+    from helpers import TWO_CLASS_CFG as TINY_CFG
     from vocli.darknet.cfg import parse_cfg
     from vocli.darknet.model import Darknet
 
