@@ -2,8 +2,9 @@
 from what works on a fresh machine.
 
 Installing reaches the package registries, so this runs only where VOCLI_TEST_FRESH_VENV=1 is set
-(.ci/run sets it). The demo runs with a small budget, and the suite part runs a few modules and
-collects the rest: the whole demo and the whole suite are what .ci/run and a user run.
+(.ci/run sets it). The demo runs with a budget too small to reach its target (it must say so, exit 1), and
+the suite part runs a few modules and collects the rest: the whole demo and the whole suite are what
+.ci/run and a user run.
 """
 
 from __future__ import annotations
@@ -72,9 +73,13 @@ def test_quickstart_in_a_fresh_venv(tmp_path, index):
                               env=env, capture_output=True, text=True, cwd=tmp_path)
     assert imported.stdout.strip() == str(tmp_path / "venv"), imported.stderr
     if then == "vocli demo":
-        _shell(f"{then} --out {tmp_path / 'demo'} --images 40 --minutes 0.3 --img-size 64", env, tmp_path,
-               timeout=600)
-        assert (tmp_path / "demo").is_dir()
+        # A budget far too small for a working detector: the whole pipeline still runs, and the demo
+        # ends by saying so (exit 1) with the --minutes to pass; any other failure fails the test.
+        demo = subprocess.run(["bash", "-c", f"{then} --out {tmp_path / 'demo'} --images 40 --minutes 0.3"],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert "Traceback" not in demo.stderr and "No module named" not in demo.stderr, demo.stderr
+        assert demo.returncode == 0 or (demo.returncode == 1 and "vocli demo --minutes" in demo.stderr), demo.stderr
+        assert (tmp_path / "demo" / "data" / "VOCdevkit").is_dir()
     else:
         _shell(f"{then} --collect-only -p no:cacheprovider", env, REPO, timeout=600)
         _shell(f"{then} -p no:cacheprovider tests/test_cli.py tests/test_cli_help.py", env, REPO, timeout=600)
