@@ -49,7 +49,12 @@ def test_completion_of_command_names(tmp_path):
 
 
 def test_install_completion_writes_a_bash_script_under_home(tmp_path):
-    result = _vocli(["--install-completion", "bash"], tmp_path, SHELL="/bin/bash")
+    # Typer finds the user's shell among the process's parents: run it from bash, as a user types it,
+    # whatever started pytest (nohup, CI, an IDE).
+    environ = {**os.environ, "HOME": str(tmp_path), "SHELL": "/bin/bash"}
+    environ.pop("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", None)
+    result = subprocess.run(["bash", "-c", f'"{sys.executable}" -m vocli --install-completion; exit $?'],
+                            capture_output=True, text=True, env=environ, timeout=120)
     assert result.returncode == 0, result.stderr + result.stdout
     script = tmp_path / ".bash_completions" / "vocli.sh"
     assert "_VOCLI_COMPLETE" in script.read_text()
