@@ -166,13 +166,14 @@ def test_box_iou_columns_is_box_iou_bit_for_bit():
 def test_shape_iou_of_unequal_sides():
     # (4, 1) vs (3, 3) at a common centre: min(4,3) x min(1,3) = 3 / (4 + 9 - 3)
     assert wh_iou(np.array([[4.0, 1]]), np.array([[3.0, 3]]))[0, 0] == pytest.approx(0.3)
-    a = np.array([[4.0, 1], [2, 2], [1, 5]])
-    b = np.array([[3.0, 3], [2, 2], [2, 1]])
-    # row by row: 3 / 10; 1; 1 x 1 / (5 + 2 - 1)
-    np.testing.assert_allclose(wh_iou_aligned(a, b), [0.3, 1.0, 1 / 6])
+    a = np.array([[4.0, 1], [2, 2], [1, 5], [4, 1]])
+    b = np.array([[3.0, 3], [2, 2], [2, 1], [3, 2]])
+    # row by row: 3 / 10; 1; 1 x 1 / (5 + 2 - 1); min(4,3) x min(1,2) / (4 + 6 - 3)
+    want = [0.3, 1.0, 1 / 6, 3 / 7]
+    np.testing.assert_allclose(wh_iou_aligned(a, b), want)
     t = wh_iou_aligned(torch.tensor(a), torch.tensor(b))
-    assert isinstance(t, torch.Tensor) and np.allclose(t.numpy(), [0.3, 1.0, 1 / 6])
-    np.testing.assert_allclose(wh_iou_aligned(a[None], b[None]), [[0.3, 1.0, 1 / 6]])
+    assert isinstance(t, torch.Tensor) and np.allclose(t.numpy(), want)
+    np.testing.assert_allclose(wh_iou_aligned(a[None], b[None]), [want])
 
 
 def _reference_iou(a, b, kind):
@@ -286,3 +287,24 @@ def test_coco_iou_by_hand_with_crowds_and_no_overlap():
     two = coco_iou_paired(np.array([[0.0, 0, 10, 10]]), np.array([[5.0, 0, 10, 10], [0, 0, 10, 10]]),
                           np.array([False, False]))
     np.testing.assert_allclose(two, [1 / 3, 1.0])
+
+
+
+def test_coco_iou_general_boxes_partial_pixels_and_zero_areas_without_warnings():
+    import warnings
+
+    # dt (2,1) 4 x 6, gt (3,4) 5 x 2: overlap x 3..6 (3), y 4..6 (2) -> 6 / (24 + 10 - 6)
+    assert coco_iou_paired(np.array([2.0, 1, 4, 6]), np.array([3.0, 4, 5, 2]), False) == pytest.approx(6 / 28)
+    # less than a pixel of overlap still counts: width .5 -> .5 / (1 + 1 - .5)
+    assert coco_iou_paired(np.array([0.0, 0, 1, 1]), np.array([0.5, 0, 1, 1]), False) == pytest.approx(1 / 3)
+    dt = np.array([[0.0, 0, 10, 10],   # gt overlaps in x (3) but lies below (h -10): 0, not -30 / 145
+                   [0, 0, 0, 5],       # zero-width crowd detection on the gt's edge: 0 / 0 -> 0
+                   [0, 0, 5, 0],       # zero-height, the same
+                   [10, 10, 0, 5],     # zero width, apart in both axes: 25 / 0 -> 0
+                   [0, 0, 0, 0]])      # both empty, not a crowd: 0 / 0 -> 0
+    gt = np.array([[2.0, 20, 3, 5], [0, 0, 5, 5], [0, 0, 5, 5], [0, 0, 5, 5], [0, 0, 0, 0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = coco_iou_paired(dt, gt, np.array([False, True, True, True, False]))
+    assert got.tolist() == [0.0, 0.0, 0.0, 0.0, 0.0]
+

@@ -308,6 +308,9 @@ def test_ground_truth_and_detections_of_nothing_have_typed_empty_arrays():
     assert gt.image_ids == ["a", "b"] and gt.image_index.tolist() == [1]
     assert gt.boxes.tolist() == [[1.0, 2.0, 3.0, 4.0]] and gt.labels.tolist() == [2]
     assert gt.difficult.dtype == bool and gt.difficult.tolist() == [True]
+    # per-image labels and flags of any shape are flattened to one row per object
+    gt = GroundTruth.from_images([("c", [[1, 1, 2, 2], [3, 3, 4, 4]], [[1], [0]], [[0], [1]])])
+    assert gt.labels.tolist() == [1, 0] and gt.difficult.tolist() == [False, True]
     empty = Detections.empty()
     assert len(empty) == 0 and empty.image_ids.dtype == object and empty.boxes.shape == (0, 4)
     assert empty.scores.shape == (0,) and empty.labels.shape == (0,) and empty.labels.dtype == np.int64
@@ -329,6 +332,13 @@ def test_detections_concat_keeps_order_types_and_coco_boxes_only_when_all_have_t
     b.coco_boxes = None
     assert Detections.concat([a, b]).coco_boxes is None
     assert Detections.concat([b, a]).coco_boxes is None
+    # plain lists everywhere: ids stay Python strings (object: a fixed-width array would cut longer
+    # names assigned later), scores float, labels int, column shapes flattened
+    c = Detections(["a", "b"], [[1, 1, 2, 2], [3, 3, 4, 4]], [[1], [0]], [[0.0], [2.0]])
+    lists = Detections.concat([c, c])
+    assert lists.image_ids.dtype == object and lists.image_ids.tolist() == ["a", "b", "a", "b"]
+    assert lists.scores.dtype == np.float64 and lists.scores.tolist() == [1.0, 0.0, 1.0, 0.0]
+    assert lists.labels.dtype == np.int64 and lists.labels.tolist() == [0, 2, 0, 2]
     none = Detections.concat([])
     assert len(none) == 0 and none.boxes.shape == (0, 4) and none.image_ids.dtype == object
 
@@ -337,7 +347,7 @@ def test_summary_is_the_result_without_curves():
     from converters._common import InvalidFile
     from vocli.metrics import ClassResult, EvalResult
 
-    per_class = [ClassResult("dog", 0.75, 2, 5, 1, recall=np.array([0.5, 0.75]), precision=np.array([1.0, 0.6]),
+    per_class = [ClassResult("dog", 0.75, 2, 5, 1, recall=np.array([0.25, 0.5, 0.75]), precision=np.array([1.0, 0.5, 0.6]),
                              ap_50_95=0.25),
                  ClassResult("cat", 0.0, 1, 0)]
     result = EvalResult(metric="voc12", iou_threshold=0.4, map=0.375, per_class=per_class, num_images=3,
@@ -494,3 +504,25 @@ def test_coco_metric_takes_the_files_coco_boxes_and_is_nan_without_ground_truth(
                                   metric="coco")
     assert math.isnan(nothing.map) and math.isnan(nothing.map_50_95) and nothing.num_detections == 0
     assert nothing.excluded == list(CLASSES)
+
+
+def test_ap_rounding_outside_the_unit_interval_is_clamped():
+    from vocli.metrics import _unit
+
+    assert _unit(1.0000000000000002) == 1.0 and _unit(-1e-17) == 0.0 and _unit(0.25) == 0.25
+    assert math.isnan(_unit(float("nan")))
+
+
+def test_coco_image_order_follows_numeric_ids_only():
+    dog_ap = {}
+    for first, second in (("2008_000002", "2008_000001"), ("2.jpg", "1.jpg")):
+        det, gt = coco_case()  # the same boxes, the two images renamed
+        names = {"/data/2008_000002.jpg": first, "/data/2008_000001.jpg": second}
+        gt.image_ids = [names[i] for i in gt.image_ids]
+        det.image_ids = np.array([names[i] for i in det.image_ids], object)
+        dog_ap[first] = evaluate_detections(det, gt, CLASSES, metric="coco").per_class[DOG].ap
+    # numeric VOC ids: 2008000001 comes first, as for the paths: TP, FP, TP (see test_coco_metric_by_hand)
+    assert dog_ap["2008_000002"] == pytest.approx((51 + 50 * 2 / 3) / 101)
+    # "2.jpg" is no numeric id (and no path to take a stem of): images numbered in input order, so the
+    # tie goes to the first image's FP: FP, TP, TP -> precision 0, 1/2, 2/3; envelope 2/3 everywhere
+    assert dog_ap["2.jpg"] == pytest.approx(2 / 3)
