@@ -291,3 +291,238 @@ def test_forty_tied_detections_keep_input_order():
     # 11-point: t = 0 -> 1; t = 0.1 .. 1 -> 21/41
     assert evaluate_detections(det, gt, CLASSES, metric="voc07").per_class[DOG].ap == pytest.approx(
         (1 + 10 * 21 / 41) / 11)
+
+
+# --------------------------------------------------------------------------- containers, edges, COCO view
+# (added for mutation testing: each test pins a behaviour a surviving mutant changed)
+
+
+def test_ground_truth_and_detections_of_nothing_have_typed_empty_arrays():
+    gt = GroundTruth.from_images([])
+    assert gt.image_ids == [] and gt.boxes.shape == (0, 4) and gt.boxes.dtype == np.float64
+    assert gt.labels.shape == (0,) and gt.labels.dtype == np.int64
+    assert gt.difficult.shape == (0,) and gt.difficult.dtype == bool
+    assert gt.image_index.shape == (0,) and gt.image_index.dtype == np.int64
+    # an image without objects still counts as an image, with no rows
+    gt = GroundTruth.from_images([("a", [], [], []), ("b", [[1, 2, 3, 4]], [2], [1])])
+    assert gt.image_ids == ["a", "b"] and gt.image_index.tolist() == [1]
+    assert gt.boxes.tolist() == [[1.0, 2.0, 3.0, 4.0]] and gt.labels.tolist() == [2]
+    assert gt.difficult.dtype == bool and gt.difficult.tolist() == [True]
+    # per-image labels and flags of any shape are flattened to one row per object
+    gt = GroundTruth.from_images([("c", [[1, 1, 2, 2], [3, 3, 4, 4]], [[1], [0]], [[0], [1]])])
+    assert gt.labels.tolist() == [1, 0] and gt.difficult.tolist() == [False, True]
+    empty = Detections.empty()
+    assert len(empty) == 0 and empty.image_ids.dtype == object and empty.boxes.shape == (0, 4)
+    assert empty.scores.shape == (0,) and empty.labels.shape == (0,) and empty.labels.dtype == np.int64
+    assert empty.coco_boxes is None
+
+
+def test_detections_concat_keeps_order_types_and_coco_boxes_only_when_all_have_them():
+    a = Detections(np.array(["x"], object), np.array([[1, 2, 3, 4]]), np.array([0.5]), np.array([1]),
+                   coco_boxes=np.array([[0, 1, 3, 3]]))
+    b = Detections(["y", "z"], [1, 1, 2, 2, 5, 5, 9, 9], [0.25, 1], [0, 2], coco_boxes=[[0, 0, 2, 2], [4, 4, 5, 5]])
+    both = Detections.concat([a, b])
+    assert both.image_ids.dtype == object and both.image_ids.tolist() == ["x", "y", "z"]
+    assert both.boxes.dtype == np.float64 and both.boxes.tolist() == [[1, 2, 3, 4], [1, 1, 2, 2], [5, 5, 9, 9]]
+    assert both.scores.dtype == np.float64 and both.scores.tolist() == [0.5, 0.25, 1.0]
+    assert both.labels.dtype == np.int64 and both.labels.tolist() == [1, 0, 2]
+    assert both.coco_boxes.dtype == np.float64
+    assert both.coco_boxes.tolist() == [[0, 1, 3, 3], [0, 0, 2, 2], [4, 4, 5, 5]]
+    assert len(both) == 3
+    b.coco_boxes = None
+    assert Detections.concat([a, b]).coco_boxes is None
+    assert Detections.concat([b, a]).coco_boxes is None
+    # plain lists everywhere: ids stay Python strings (object: a fixed-width array would cut longer
+    # names assigned later), scores float, labels int, column shapes flattened
+    c = Detections(["a", "b"], [[1, 1, 2, 2], [3, 3, 4, 4]], [[1], [0]], [[0.0], [2.0]])
+    lists = Detections.concat([c, c])
+    assert lists.image_ids.dtype == object and lists.image_ids.tolist() == ["a", "b", "a", "b"]
+    assert lists.scores.dtype == np.float64 and lists.scores.tolist() == [1.0, 0.0, 1.0, 0.0]
+    assert lists.labels.dtype == np.int64 and lists.labels.tolist() == [0, 2, 0, 2]
+    none = Detections.concat([])
+    assert len(none) == 0 and none.boxes.shape == (0, 4) and none.image_ids.dtype == object
+
+
+def test_summary_is_the_result_without_curves():
+    from converters._common import InvalidFile
+    from vocli.metrics import ClassResult, EvalResult
+
+    per_class = [ClassResult("dog", 0.75, 2, 5, 1, recall=np.array([0.25, 0.5, 0.75]), precision=np.array([1.0, 0.5, 0.6]),
+                             ap_50_95=0.25),
+                 ClassResult("cat", 0.0, 1, 0)]
+    result = EvalResult(metric="voc12", iou_threshold=0.4, map=0.375, per_class=per_class, num_images=3,
+                        num_detections=5, excluded=["bird"], map_50_95=0.125, source="dets.txt",
+                        invalid=[InvalidFile("a.xml", "no size")], coco_stats={"AP": 0.125})
+    assert result.summary() == {
+        "metric": "voc12", "iou_threshold": 0.4, "map": 0.375, "map_50_95": 0.125, "num_images": 3,
+        "num_detections": 5, "excluded": ["bird"], "sort": "stable (ties keep input order)",
+        "source": "dets.txt", "coco_stats": {"AP": 0.125},
+        "invalid": [{"path": "a.xml", "reason": "no size"}],
+        "per_class": [
+            {"name": "dog", "ap": 0.75, "ap_50_95": 0.25, "num_gt": 2, "num_difficult": 1, "num_det": 5,
+             "recall": 0.75},  # the last point of the curve
+            {"name": "cat", "ap": 0.0, "ap_50_95": None, "num_gt": 1, "num_difficult": 0, "num_det": 0,
+             "recall": 0.0},  # no curve
+        ],
+    }
+    assert isinstance(result.summary()["per_class"][0]["recall"], float)
+
+
+def test_threshold_bounds_hint_progress_and_no_ground_truth_at_all():
+    det, gt = hand_case()
+    with pytest.raises(VocliError) as err:
+        evaluate_detections(det, gt, CLASSES, metric="voc10")
+    assert err.value.hint == "use one of voc07, voc12, coco"
+    for bad in (1.0, 1.5, -0.1):
+        with pytest.raises(VocliError, match=r"IoU threshold .* must be in \[0, 1\)"):
+            evaluate_detections(det, gt, CLASSES, iou_threshold=bad)
+    # 0 is allowed: any overlap counts. Dog at IoU > 0: the 0.7 detection on the difficult B is
+    # still ignored, the rest as at 0.5 -> the same curve, AP .75 (voc12)
+    zero = evaluate_detections(det, gt, CLASSES, iou_threshold=0.0, metric="voc12")
+    assert zero.iou_threshold == 0.0 and zero.per_class[DOG].ap == pytest.approx(0.75)
+    calls = []
+    r = evaluate_detections(det, gt, CLASSES, iou_threshold=0.25, metric="voc07", progress=calls.append)
+    assert calls == [1, 1, 1, 1] and r.iou_threshold == 0.25 and r.metric == "voc07"
+    # bird has no ground truth: NaN AP under the 11-point metric too (not 0), and no recall
+    bird = r.per_class[BIRD]
+    assert math.isnan(bird.ap) and bird.recall.dtype == np.float64 and np.isnan(bird.recall).all()
+    assert r.excluded == ["bird"]
+    # no ground truth of any class: every class excluded, mAP NaN
+    nothing = evaluate_detections(det, GroundTruth.from_images([(i, [], [], []) for i in ("img1", "img2", "img3")]),
+                                  CLASSES, metric="voc12")
+    assert math.isnan(nothing.map) and nothing.excluded == list(CLASSES)
+
+
+def test_labels_outside_the_class_list_are_dropped_even_far_outside_int16():
+    # 65538 and -65534 wrap to 2 in int16: clipping first keeps them out of class 2
+    gt = GroundTruth.from_images([("a", [[1, 1, 10, 10]] * 3, [2, 65538, -65534], [False] * 3)])
+    det = Detections(np.array(["a"] * 3, object), np.array([[1., 1, 10, 10]] * 3), np.array([0.9, 0.8, 0.7]),
+                     np.array([65538, -65534, 3]))
+    r = evaluate_detections(det, gt, ["a", "b", "c"], metric="voc12")
+    assert [c.num_gt for c in r.per_class] == [0, 0, 1]
+    assert [c.num_det for c in r.per_class] == [0, 0, 0]
+    assert r.per_class[2].ap == 0.0
+
+
+def test_unknown_image_message_lists_three_then_dots():
+    det, gt = hand_case()
+    det.image_ids[:4] = ["w", "z", "y", "x"]
+    with pytest.raises(VocliError) as err:
+        evaluate_detections(det, gt, CLASSES)
+    assert err.value.message == "4 detected image id(s) are not in the evaluated set: w, x, y ..."
+    assert err.value.hint == "evaluate the sets the detections were made on (--sets), or drop those lines"
+    det.image_ids[0] = "img1"
+    with pytest.raises(VocliError) as err:
+        evaluate_detections(det, gt, CLASSES)
+    assert err.value.message == "3 detected image id(s) are not in the evaluated set: x, y, z"
+
+
+def test_iou_blocks_hold_as_many_whole_rows_as_fit(monkeypatch):
+    """Memory bound: each IoU block has at most _IOU_BLOCK pairs (or one row), and is filled with whole rows."""
+    import vocli.metrics as metrics
+
+    sizes, original = [], metrics.box_iou_paired
+
+    def recording(a, b, plus_one):
+        sizes.append(len(a))
+        return original(a, b, plus_one=plus_one)
+
+    box = [[1.0, 1, 10, 10]]
+    det_boxes = np.array(box * 6)
+    for block, gt_per_image, expected in ((3, 1, [3, 3]), (1, 1, [1] * 6), (4, 2, [4, 4, 4]), (3, 2, [2] * 6)):
+        monkeypatch.setattr(metrics, "_IOU_BLOCK", block)
+        monkeypatch.setattr(metrics, "box_iou_paired", recording)
+        sizes.clear()
+        gt_image = np.repeat(np.arange(6), gt_per_image)
+        best, overlap = metrics.best_ground_truth(np.arange(6), det_boxes, gt_image,
+                                                  np.array(box * len(gt_image)), num_images=6)
+        monkeypatch.undo()
+        assert sizes == expected, (block, gt_per_image)
+        assert best.tolist() == [gt_per_image * i for i in range(6)] and overlap.tolist() == [1.0] * 6
+
+
+def coco_case():
+    """Two images named by path (COCO ids 2008000002 and 2008000001: the second comes first in pycocotools).
+
+    Dog ground truth 60 x 20 (area 1200: "medium"): A in the first image, D in the second, B difficult
+    (crowd). Cat: one, never detected. Cow: no ground truth, one detection.
+    """
+    gt = GroundTruth.from_images([
+        ("/data/2008_000002.jpg", [[1, 1, 60, 20], [101, 101, 160, 120], [301, 301, 360, 320]],
+         [DOG, DOG, CAT], [False, True, False]),
+        ("/data/2008_000001.jpg", [[1, 1, 60, 20]], [DOG], [False]),
+    ])
+    ids = ["/data/2008_000002.jpg", "/data/2008_000001.jpg", "/data/2008_000002.jpg", "/data/2008_000002.jpg"]
+    boxes = [[201, 201, 260, 220],  # dog, 0.8, first image: nothing there -> FP
+             [1, 1, 60, 20],        # dog, 0.8, second image: D exactly -> TP; tied, but its image id is lower
+             [1, 1, 31, 20],        # dog, 0.5: inside A, IoU 31 * 20 / (60 * 20) = .5167: TP at .5 only
+             [1, 1, 60, 20]]        # cow, 0.3
+    det = Detections(np.array(ids, object), np.array(boxes, float), np.array([0.8, 0.8, 0.5, 0.3]),
+                     np.array([DOG, DOG, DOG, COW]))
+    return det, gt
+
+
+def test_coco_metric_by_hand():
+    from vocli.metrics import evaluate_coco
+
+    det, gt = coco_case()
+    # dog at IoU .5, pycocotools order (score, then image id): TP (D), FP, TP (A); npos 2
+    #   recall .5, .5, 1; precision 1, .5, 2/3; 101 points: 51 (r <= .5) at 1, 50 at 2/3
+    ap50 = (51 + 50 * 2 / 3) / 101
+    # IoU .55 ... .95 (9 thresholds): TP, FP, FP -> 51 points at 1, the rest 0
+    ap_rest = 51 / 101
+    dog_50_95 = (ap50 + 9 * ap_rest) / 10
+    for r in (evaluate_detections(det, gt, CLASSES, metric="coco"), evaluate_coco(det, gt, CLASSES)):
+        assert [c.name for c in r.per_class] == list(CLASSES)
+        dog, cat, bird, cow = r.per_class
+        assert (dog.num_gt, dog.num_difficult, dog.num_det) == (2, 1, 3)
+        assert (cat.num_gt, cat.num_difficult, cat.num_det) == (1, 0, 0)
+        assert (cow.num_gt, cow.num_difficult, cow.num_det) == (0, 0, 1)
+        assert dog.ap == pytest.approx(ap50) and dog.ap_50_95 == pytest.approx(dog_50_95)
+        np.testing.assert_allclose(dog.recall, np.linspace(0, 1, 101))
+        np.testing.assert_allclose(dog.precision, [1.0] * 51 + [2 / 3] * 50)
+        assert cat.ap == 0.0 and cat.ap_50_95 == 0.0  # ground truth, no detection
+        assert math.isnan(cow.ap) and cow.ap_50_95 is None and len(cow.recall) == 0 and len(cow.precision) == 0
+        assert math.isnan(bird.ap) and bird.num_det == 0
+        assert r.excluded == ["bird", "cow"]
+        assert r.metric == "coco" and r.iou_threshold == 0.5 and r.num_images == 2 and r.num_detections == 4
+        assert r.sort == "stable; pycocotools order (score, then image id, then input order)"
+        assert r.map == pytest.approx(ap50 / 2) and r.map_50_95 == pytest.approx(dog_50_95 / 2)
+        assert r.coco_stats["AP50"] == pytest.approx(ap50 / 2) and r.coco_stats["AP"] == pytest.approx(dog_50_95 / 2)
+        # every ground truth is 60 x 20 = 1200 pixels: "medium"; none small or large -> -1
+        assert r.coco_stats["APs"] == -1 and r.coco_stats["APl"] == -1
+
+
+def test_coco_metric_takes_the_files_coco_boxes_and_is_nan_without_ground_truth():
+    det, gt = coco_case()
+    # COCO boxes of the same detections (VOC corners x1 - 1, y1 - 1, w, h), VOC boxes made useless
+    det.coco_boxes = [[200, 200, 60, 20], [0, 0, 60, 20], [0, 0, 31, 20], [0, 0, 60, 20]]
+    det.boxes = np.zeros((4, 4))
+    r = evaluate_detections(det, gt, CLASSES, metric="coco")
+    assert r.per_class[DOG].ap == pytest.approx((51 + 50 * 2 / 3) / 101)
+    nothing = evaluate_detections(Detections.empty(), GroundTruth.from_images([("a", [], [], [])]), CLASSES,
+                                  metric="coco")
+    assert math.isnan(nothing.map) and math.isnan(nothing.map_50_95) and nothing.num_detections == 0
+    assert nothing.excluded == list(CLASSES)
+
+
+def test_ap_rounding_outside_the_unit_interval_is_clamped():
+    from vocli.metrics import _unit
+
+    assert _unit(1.0000000000000002) == 1.0 and _unit(-1e-17) == 0.0 and _unit(0.25) == 0.25
+    assert math.isnan(_unit(float("nan")))
+
+
+def test_coco_image_order_follows_numeric_ids_only():
+    dog_ap = {}
+    for first, second in (("2008_000002", "2008_000001"), ("2.jpg", "1.jpg")):
+        det, gt = coco_case()  # the same boxes, the two images renamed
+        names = {"/data/2008_000002.jpg": first, "/data/2008_000001.jpg": second}
+        gt.image_ids = [names[i] for i in gt.image_ids]
+        det.image_ids = np.array([names[i] for i in det.image_ids], object)
+        dog_ap[first] = evaluate_detections(det, gt, CLASSES, metric="coco").per_class[DOG].ap
+    # numeric VOC ids: 2008000001 comes first, as for the paths: TP, FP, TP (see test_coco_metric_by_hand)
+    assert dog_ap["2008_000002"] == pytest.approx((51 + 50 * 2 / 3) / 101)
+    # "2.jpg" is no numeric id (and no path to take a stem of): images numbered in input order, so the
+    # tie goes to the first image's FP: FP, TP, TP -> precision 0, 1/2, 2/3; envelope 2/3 everywhere
+    assert dog_ap["2.jpg"] == pytest.approx(2 / 3)

@@ -218,3 +218,54 @@ def test_ignore_mask_on_a_non_square_input_with_several_truths_per_image():
     assert loose[0, 1, 1, 6] and not loose[0, :, 3, 2].any() and loose[1, 2, 3, 2]
     assert not _ignore_mask(pred, head, targets, (64, 128), 2, 1.0).any()  # >= 1: nothing is ignored
     assert not _ignore_mask(pred, head, targets[:0], (64, 128), 2, 0.5).any()
+
+
+# --------------------------------------------------------------------------- added for mutation testing
+
+
+def test_mse_box_loss_by_hand():
+    # darknet's MSE on the offset, widened prediction (grid units, anchor (37, 58) / 16 = 2.3125 x 3.625):
+    # sigmoid(tx) 0.2 vs tx* 4.8 - 4 = 0.8; sigmoid(ty) 0.4 vs 0.4;
+    # tw = log(48 / 37) vs tw* = log(2.0 / 2.3125) = log(32 / 37): difference log(1.5); th exact
+    # scale 2 - w h = 2 - 0.25 * 0.3 = 1.925
+    expected = 1.925 * (0.6 ** 2 + math.log(1.5) ** 2)  # 1.925 * 0.524402 = 1.009474
+    parts = yolo_loss(_offset_wide_outputs(), TARGET, HEADS, LossConfig(box="mse"))
+    assert parts.box.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_unknown_box_loss_message_lists_the_choices():
+    with pytest.raises(ValueError, match=r"^unknown box loss 'l1'; use one of ciou, diou, giou, mse$"):
+        yolo_loss(empty_outputs(), TARGET, HEADS, LossConfig(box="l1"))
+
+
+def test_single_class_has_no_class_term():
+    outs = [o[..., :6].clone() for o in perfect_outputs()]  # 5 + 1 outputs; the class logit is -20
+    one_class = TARGET.clone()
+    one_class[:, 1] = 0
+    parts = yolo_loss(outs, one_class, HEADS)
+    assert parts.cls.item() == 0.0  # with one class there is nothing to tell apart (not BCE(-20, 1) = 20)
+
+
+def test_head_ignore_thresh_is_used_when_the_config_has_none():
+    """A truth 37 x 58 px at (72, 40) px is assigned to head 1, anchor (37, 58), cell (4, 2), which
+    decodes from zeros to exactly that box. Anchor (23, 27) of the same cell is widened to 32 x 58 px:
+    IoU 32 / 37 = 0.865 with the truth (nested), and it says "object" (logit 5) where the target is 0."""
+    outs = empty_outputs()
+    outs[1][..., 4] = 0.0                  # head 1 objectness logit 0: BCE log 2 against 0 and against 1
+    p = outs[1][0, 1, 2, 4]
+    p[2], p[3], p[4] = math.log(32 / 23), math.log(58 / 27), 5.0
+    truth = torch.tensor([[0.0, 0.0, 72 / 128, 40 / 128, 37 / 128, 58 / 128]])
+
+    def obj(heads, cfg=LossConfig()):
+        return yolo_loss(outs, truth, heads, cfg).obj.item()
+
+    # counted: 192 cells of head 1 (balance 1.0 at stride 16); head 0's logits -20 add about 1e-9.
+    # Not ignored: (191 log 2 + softplus(5)) / 192. Ignored: only cells at log 2 remain -> log 2
+    # (neighbours at IoU 0.567 may be ignored at 0.5 too; they are log 2 as well).
+    kept = (191 * math.log(2) + 5 + math.log1p(math.exp(-5))) / 192
+    ignored = math.log(2)
+    with_thresh = [[SimpleNamespace(**vars(h), ignore_thresh=t) for h in HEADS] for t in (0.9, 0.5)]
+    assert obj(with_thresh[0]) == pytest.approx(kept, rel=1e-6)     # the head's 0.9 > 0.865
+    assert obj(with_thresh[1]) == pytest.approx(ignored, rel=1e-6)  # the head's 0.5
+    assert obj(HEADS) == pytest.approx(ignored, rel=1e-6)           # no head value: 0.7
+    assert obj(with_thresh[1], LossConfig(ignore_thresh=0.95)) == pytest.approx(kept, rel=1e-6)  # config wins
