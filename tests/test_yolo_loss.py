@@ -411,3 +411,13 @@ def test_ignore_mask_decodes_each_coordinate_from_its_own_output():
     assert iou_capped == pytest.approx(3.256e-17, rel=1e-3)
     assert _ignore_mask(pred, head, truth, (64, 128), 1, 2e-17)[0, 0, 3, 7]
     assert not _ignore_mask(pred, head, truth, (64, 128), 1, 4e-17)[0, 0, 3, 7]
+
+
+def test_float64_targets_and_anchors_give_the_same_float32_loss():
+    # Targets straight from numpy (float64) and anchors built in float64 are converted to float32:
+    # the parts keep the outputs' dtype and the values of test_box_loss_kinds_on_an_imperfect_prediction_by_hand.
+    heads64 = [SimpleNamespace(anchors=h.anchors.double(), stride=h.stride) for h in HEADS]
+    for box, expected in (("ciou", _CIOU_LOSS), ("mse", 1.925 * (0.6 ** 2 + math.log(1.5) ** 2))):
+        parts = yolo_loss(_offset_wide_outputs(), TARGET.double(), heads64, LossConfig(box=box))
+        assert parts.box.dtype == parts.obj.dtype == parts.total.dtype == torch.float32
+        assert parts.box.item() == pytest.approx(expected, rel=1e-5)
