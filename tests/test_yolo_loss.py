@@ -269,3 +269,155 @@ def test_head_ignore_thresh_is_used_when_the_config_has_none():
     assert obj(with_thresh[1]) == pytest.approx(ignored, rel=1e-6)  # the head's 0.5
     assert obj(HEADS) == pytest.approx(ignored, rel=1e-6)           # no head value: 0.7
     assert obj(with_thresh[1], LossConfig(ignore_thresh=0.95)) == pytest.approx(kept, rel=1e-6)  # config wins
+
+
+# --------------------------------------------------------------------------- second round (surviving mutants)
+
+
+def test_scaled_weights_for_one_head():
+    from vocli.yolo.loss import scaled_weights
+
+    # one head: every term x 3/1 (640 px and 80 classes leave obj and cls otherwise unchanged)
+    assert scaled_weights(0.05, 1.0, 0.5, 640, 80, 1) == pytest.approx((0.15, 3.0, 1.5))
+
+
+def test_centres_on_or_outside_the_border_are_clamped_into_the_grid():
+    # 10 x 14 px truths (anchor (10, 14) itself: shape IoU 1) -> head 1 (8x8), anchor 0, all in image 0.
+    w, h = 10 / 128, 14 / 128
+    t = torch.tensor([
+        [0.0, 0.0, 1.0, 1.0, w, h],      # centre on the far border: 8.0 -> last cell 7
+        [0.0, 0.0, -0.2, -0.2, w, h],    # outside: -1.6 -> -1 -> first cell 0
+        [0.0, 0.0, 0.99, 0.05, w, h],    # 7.92 -> 7, 0.4 -> 0
+        [0.0, 0.0, 0.45, 0.0, w, h],     # row 0, column 3 (image 0, anchor 0: the lowest flat index)
+        [0.0, 0.0, 0.0, 0.7, w, h],      # column 0, row 5
+    ])
+    a = assign_targets(t, HEADS, [(4, 4), (8, 8)], (SIZE, SIZE))[1]
+    assert a.anchor.tolist() == [0] * 5 and a.image.tolist() == [0] * 5
+    assert a.gi.tolist() == [7, 0, 7, 3, 0]
+    assert a.gj.tolist() == [7, 0, 0, 0, 5]
+
+
+def test_assignment_uses_both_width_and_height():
+    # 40 x 10 px: shape IoU with (23, 27): 23*10 / (400 + 621 - 230) = 230 / 791 = 0.291 <- best;
+    # (10, 14): 100 / 440 = 0.227; (37, 58): 370 / 2176 = 0.170; (81, 82): 400 / 6642 = 0.060.
+    # (A 10 x 10 px box would pick (10, 14): 100 / 140 = 0.714.)
+    t = torch.tensor([[0.0, 1.0, 0.5, 0.5, 40 / 128, 10 / 128]])
+    asg = assign_targets(t, HEADS, [(4, 4), (8, 8)], (SIZE, SIZE))
+    assert len(asg[0].image) == 0 and asg[1].anchor.tolist() == [1]
+
+
+def test_non_square_input_with_two_classes():
+    """Input 64 high x 128 wide: head 0 is 2 x 4, head 1 is 4 x 8; two classes (5 + 2 outputs).
+
+    The truth (class 1, centre (0.6, 0.3), size 0.25 x 0.3) is 32 x 19.2 px. Shape IoU:
+    (23, 27): 23*19.2 / (614.4 + 621 - 441.6) = 441.6 / 793.8 = 0.556 <- best;
+    (37, 58): 614.4 / 2146 = 0.286; (10, 14): 140 / 614.4 = 0.228 (a 128-high reading, 32 x 38.4 px,
+    would pick (37, 58)). Head 1, anchor 1, cell (floor(0.6*8), floor(0.3*4)) = (4, 1);
+    box in cells (4.8, 1.2, 2.0, 1.2); anchor in cells 23/16 x 27/16.
+    """
+    outs = []
+    for hd in HEADS:
+        o = torch.zeros(1, 3, 64 // hd.stride, 128 // hd.stride, 5 + 2)
+        o[..., 4:] = -20.0
+        outs.append(o)
+    p = outs[1][0, 1, 1, 4]
+    p[0], p[1] = logit(0.8), logit(0.2)
+    p[2], p[3] = math.log(2.0 / (23 / 16)), math.log(1.2 / (27 / 16))
+    p[4] = 20.0                   # objectness right; both class logits -20: class 1 wrong
+    t = torch.tensor([[0.0, 1.0, 0.6, 0.3, 0.25, 0.3]])
+    parts = yolo_loss(outs, t, HEADS)
+    assert parts.box.item() < 1e-5
+    assert parts.obj.item() < 1e-6
+    assert parts.cls.item() == pytest.approx(20.0 / 2, rel=1e-5)  # BCE(-20, 1) = 20 over 2 outputs
+
+
+def _one_cell_head(stride: int):
+    return SimpleNamespace(anchors=torch.tensor([[float(stride), float(stride)]]), stride=stride)
+
+
+@pytest.mark.parametrize("stride, balance_on, factor", [
+    (64, True, 0.1), (64, False, 1.0), (8, True, 4.0), (32, True, 0.4), (4, True, 1.0), (128, True, 1.0)])
+def test_objectness_balance_per_stride_on_a_single_one_cell_head(stride, balance_on, factor):
+    # One head, one anchor, a 1 x 1 grid, no truths, objectness logit 0: BCE log 2 over 1 counted
+    # cell, times the stride's balance (4.0, 1.0, 0.4, 0.1 for 8, 16, 32, 64; 1 for others or off).
+    out = torch.zeros(1, 1, 1, 1, 5 + 2)
+    parts = yolo_loss([out], torch.zeros((0, 6)), [_one_cell_head(stride)], LossConfig(obj_balance=balance_on))
+    assert parts.obj.item() == pytest.approx(factor * math.log(2), rel=1e-6)
+    assert parts.total.item() == pytest.approx(factor * math.log(2), rel=1e-6)  # batch 1, obj weight 1
+
+
+def test_mse_box_loss_of_two_truths_is_their_mean():
+    # The offset, widened prediction of test_mse_box_loss_by_hand (1.925 * 0.524402) and a second truth
+    # of the same shape at (0.2, 0.7) -> cell (1, 5), tx* = ty* = 0.6, predicted exactly (error 0).
+    outs = _offset_wide_outputs()
+    q = outs[1][0, 2, 5, 1]
+    q[0], q[1] = logit(0.6), logit(0.6)
+    q[2], q[3] = math.log(32.0 / 37.0), math.log(38.4 / 58.0)
+    q[4] = 20.0
+    t = torch.cat([TARGET, torch.tensor([[0.0, 2.0, 0.2, 0.7, 0.25, 0.3]])])
+    parts = yolo_loss(outs, t, HEADS, LossConfig(box="mse"))
+    expected = (1.925 * (0.6 ** 2 + math.log(1.5) ** 2) + 1.925 * 0.0) / 2
+    assert parts.box.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_mse_box_loss_of_a_zero_width_truth_is_finite():
+    # Width 0: shape IoU 0 with every anchor -> the first, (81, 82) of head 0 (4x4, stride 32),
+    # anchor in cells 2.53125 x 2.5625; centre (0.5, 0.5) -> cell (2, 2), tx* = ty* = 0.
+    # Zero outputs: sigmoid 0.5 against 0 twice; tw* = log(0 + 1e-9), th* = log(2 / 2.5625).
+    # scale 2 - 0 * 0.5 = 2.
+    t = torch.tensor([[0.0, 0.0, 0.5, 0.5, 0.0, 0.5]])
+    parts = yolo_loss(empty_outputs(), t, HEADS, LossConfig(box="mse"))
+    expected = 2 * (2 * 0.25 + math.log(1e-9) ** 2 + math.log(2 / 2.5625) ** 2)  # 2 * 430.015 = 860.03
+    assert parts.box.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_width_logit_is_capped_at_20_in_the_box_term():
+    # exp is clamped at 20 before decoding: above it, the width logit gets no gradient at all.
+    grads = []
+    for tw in (19.5, 20.5):
+        outs = perfect_outputs()
+        outs[1][0, 2, 2, 4, 2] = tw
+        for o in outs:
+            o.requires_grad_(True)
+        yolo_loss(outs, TARGET, HEADS).total.backward()
+        grads.append(outs[1].grad[0, 2, 2, 4, 2].item())
+    assert grads[0] != 0.0 and grads[1] == 0.0
+
+
+def test_ignore_mask_decodes_each_coordinate_from_its_own_output():
+    """One prediction (head 1, anchor 2 (37, 58), cell column 2, row 1) with ty = logit(0.25) and
+    tw = log(0.5), th = 0 decodes to centre (2.5 * 16, 1.25 * 16) = (40, 20), size 18.5 x 58 px;
+    a truth exactly there has IoU 1 with it. (Reading cy from tw would give (1 + 1/3) * 16 = 21.3;
+    the width from th would give 37.)"""
+    from vocli.yolo.loss import _ignore_mask
+
+    head = HEADS[1]
+    pred = torch.zeros(1, 3, 4, 8, 5 + NUM_CLASSES)
+    pred[0, 2, 1, 2, 1] = logit(0.25)
+    pred[0, 2, 1, 2, 2] = math.log(0.5)
+    # anchor 0 (10, 14) at column 7, row 3 (centre (120, 56)): width and height logits 20.5, capped at 20
+    pred[0, 0, 3, 7, 2:4] = 20.5
+    h, w = 64.0, 128.0
+    truth = torch.tensor([[0.0, 0.0, 40 / w, 20 / h, 18.5 / w, 58 / h]])
+    mask = _ignore_mask(pred, head, truth, (64, 128), 1, 0.99)
+    assert mask.nonzero().tolist() == [[0, 2, 1, 2]]
+    # Threshold 0: only an overlap above 0 is ignored; anchor 0 at column 0, row 3 (centre (8, 56),
+    # 10 x 14 px, x 3..13) does not reach the truth (x 30.75..49.25): IoU exactly 0, still counted.
+    zero = _ignore_mask(pred, head, truth, (64, 128), 1, 0.0)
+    assert zero[0, 2, 1, 2] and not zero[0, 0, 3, 0]
+    # The capped box (10 e^20 x 14 e^20 px) contains the truth: IoU = 18.5 * 58 / (140 e^40)
+    # = 7.664 e^-40 = 3.26e-17 (uncapped at 20.5: 7.664 e^-41 = 1.20e-17).
+    iou_capped = 18.5 * 58 / (140 * math.exp(40))
+    assert iou_capped == pytest.approx(3.256e-17, rel=1e-3)
+    assert _ignore_mask(pred, head, truth, (64, 128), 1, 2e-17)[0, 0, 3, 7]
+    assert not _ignore_mask(pred, head, truth, (64, 128), 1, 4e-17)[0, 0, 3, 7]
+
+
+def test_float64_targets_and_anchors_give_the_same_float32_loss():
+    # Targets straight from numpy (float64) and anchors built in float64 are converted to float32:
+    # the parts keep the outputs' dtype and the values of test_box_loss_kinds_on_an_imperfect_prediction_by_hand.
+    heads64 = [SimpleNamespace(anchors=h.anchors.double(), stride=h.stride) for h in HEADS]
+    for box, expected in (("ciou", _CIOU_LOSS), ("mse", 1.925 * (0.6 ** 2 + math.log(1.5) ** 2))):
+        parts = yolo_loss(_offset_wide_outputs(), TARGET.double(), heads64, LossConfig(box=box))
+        assert parts.box.dtype == parts.obj.dtype == parts.total.dtype == torch.float32
+        assert parts.box.item() == pytest.approx(expected, rel=1e-5)
