@@ -595,12 +595,15 @@ def test_modes_and_times_with_and_without_the_filter(tmp_path, monkeypatch, data
         f = tarfile.TarInfo("VOCdevkit/f.txt")
         f.mode, f.mtime, f.size = 0o666, 1_000_000, 1
         t.addfile(f, io.BytesIO(b"f"))
+        e = tarfile.TarInfo("VOCdevkit/empty")  # nothing is written into it after it is made
+        e.type, e.mode, e.mtime = tarfile.DIRTYPE, 0o700, 1
+        t.addfile(e)
     safe_extract(tar, tmp_path / "out")
     out = tmp_path / "out" / "VOCdevkit"
     # the data filter drops group/other write bits; without it the archive's mode stays
     assert (out / "f.txt").stat().st_mode & 0o777 == (0o644 if data_filter else 0o666)
     assert (out / "f.txt").stat().st_mtime == 1_000_000  # files keep their time
-    assert out.stat().st_mtime > 1_000_000               # folders get no attributes (not the archive's 1)
+    assert (out / "empty").stat().st_mtime > 1_000_000   # folders get no attributes (not the archive's 1)
 
 
 def test_a_filter_refusal_is_an_unsafe_archive_error(tmp_path, monkeypatch):
