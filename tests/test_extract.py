@@ -14,7 +14,7 @@ import pytest
 
 from vocli.datasets import extract as ex
 from vocli.datasets.extract import pack_tree, safe_extract
-from vocli.errors import UnsafeArchiveError, VocliError
+from vocli.errors import UnsafeArchiveError, VocliError, WriteError
 
 from helpers import md5
 
@@ -379,3 +379,314 @@ def test_pack_tree_member_attributes(tmp_path):
     assert all((m.uid, m.gid, m.uname, m.gname, m.mtime) == (0, 0, "", "", ex.PACK_MTIME) for m in members)
     with pytest.raises(VocliError, match="nothing to pack"):
         pack_tree(src, "missing", tmp_path / "q.tar")
+
+
+# --------------------------------------------------------------------------- more exact behaviour (mutation round 2)
+
+
+def test_one_line_joins_lines_and_cuts_at_200():
+    assert ex._one_line(ValueError("a\n  b\tc")) == "a b c"
+    assert ex._one_line(ValueError("x" * 200)) == "x" * 200          # exactly the limit: kept whole
+    assert ex._one_line(ValueError("x" * 201)) == "x" * 197 + "..."  # one over: 197 + 3 dots = 200
+    assert ex._one_line(ValueError("abcdef"), limit=5) == "ab..."
+
+
+class _Stream:
+    """A tar's fileobj stand-in: serves ``data``, or raises ``error`` on the first read."""
+
+    def __init__(self, data=b"", error=None):
+        self.io, self.error = io.BytesIO(data), error
+
+    def seek(self, offset):
+        self.io.seek(offset)
+
+    def read(self, n=-1):
+        if self.error is not None:
+            raise self.error
+        return self.io.read(n)
+
+
+class _Tar:
+    def __init__(self, fileobj):
+        self.fileobj, self.offset = fileobj, 0
+
+
+def test_check_archive_end_by_hand(tmp_path):
+    t = tmp_path / "x.tar"
+    ex.check_archive_end(t, _Tar(_Stream(b"\0" * 1024)))                 # the two zero blocks: fine
+    ex.check_archive_end(t, _Tar(_Stream(b"\0" * 1024 + b"junk" * 10)))  # only 1024 bytes are the marker
+    for data in (b"\0" * 1023, b"\0" * 1023 + b"x"):                      # short, or not all zero
+        with pytest.raises(VocliError) as err:
+            ex.check_archive_end(t, _Tar(_Stream(data)))
+        assert err.value.args[0] == f"{t}: the archive is cut short (no end-of-archive marker after its last member)"
+        assert err.value.hint == "the download or copy is incomplete; fetch it again with --force"
+    with pytest.raises(VocliError) as err:
+        ex.check_archive_end(t, _Tar(_Stream(error=EOFError("stream ended"))))
+    assert err.value.args[0] == f"{t}: the archive is cut short or damaged (EOFError: stream ended)"
+    assert err.value.hint == "the download or copy is incomplete; fetch it again with --force"
+    with pytest.raises(VocliError) as err:
+        ex.check_archive_end(t, _Tar(_Stream(error=RuntimeError("odd codec"))))
+    assert err.value.args[0] == f"{t}: damaged compressed stream (RuntimeError)"
+    assert err.value.hint == "fetch it again with --force"
+
+
+def test_vocli_owned_by_hand(tmp_path):
+    dl, out = tmp_path / "dl", tmp_path / "out"
+    dl.mkdir(), out.mkdir()
+    tar = dl / "data.tar"
+    assert ex._vocli_owned("a/.vocli-state.json", tar, out) == "names one of vocli's own files (.vocli*)"
+    assert ex._vocli_owned(".x.lock", tar, out) == "names one of vocli's lock or checksum files"
+    assert ex._vocli_owned(".x.verified.json", tar, out) == "names one of vocli's lock or checksum files"
+    assert ex._vocli_owned(".hidden", tar, out) is None      # a dot alone is not a lock file
+    assert ex._vocli_owned("x.lock", tar, out) is None       # a lock file name starts with a dot
+    assert ex._vocli_owned("x.part", tar, out) == "names a download in progress (.part)"
+    assert ex._vocli_owned("a/x.part", tar, out) is None     # only at the top
+    assert ex._vocli_owned("data.tar", tar, out) is None     # the archive lives elsewhere
+    assert ex._vocli_owned("data.tar", tar, dl) == "would replace the archive being extracted"
+    assert ex._vocli_owned(".data.tar.lock", tar, dl) == "names one of vocli's lock or checksum files"
+
+
+def test_vocli_owned_member_is_refused_with_its_reason(tmp_path):
+    tar = write_tar(tmp_path / "t.tar", [GOOD, ("x.part", "file", b"x")])
+    with pytest.raises(UnsafeArchiveError) as err:
+        safe_extract(tar, tmp_path / "out")
+    assert err.value.args[0] == f"{tar}: refusing to extract 'x.part': names a download in progress (.part)"
+
+
+def test_unknown_member_type_is_a_special_file(tmp_path):
+    # tarfile keeps a type it does not know (here 'Z'): neither file, folder, link, device nor FIFO
+    tar = tmp_path / "odd.tar"
+    with tarfile.open(tar, "w") as t:
+        info = tarfile.TarInfo("a/odd")
+        info.type = b"Z"
+        t.addfile(info)
+    with pytest.raises(UnsafeArchiveError) as err:
+        safe_extract(tar, tmp_path / "out")
+    assert err.value.args[0] == f"{tar}: refusing to extract 'a/odd': special file entries are not allowed"
+    assert not (tmp_path / "out" / "a").exists()
+
+
+def test_hard_link_to_a_backslash_path_is_refused(tmp_path):
+    tar = write_tar(tmp_path / "evil.tar", [("a/h", "hard", "\\etc")])
+    with tarfile.open(tar) as t, pytest.raises(UnsafeArchiveError) as err:
+        ex.check_members(tar, t.getmembers())
+    assert err.value.args[0] == f"{tar}: refusing to extract 'a/h': hard link to '\\\\etc' outside the target folder"
+
+
+MERGE_HINT = "move it away or fetch into another --root; nothing was extracted"
+
+
+def test_check_merge_messages_for_each_place(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "VOCdevkit").write_text("mine")  # a file where the first folder level goes
+    tar = write_tar(tmp_path / "a.tar", [("VOCdevkit/a/b.txt", "file", b"x")])
+    with pytest.raises(VocliError) as err:
+        safe_extract(tar, root)
+    assert err.value.args[0] == f"{root / 'VOCdevkit'}: the archive a.tar holds a folder there but a file is in the way"
+    assert err.value.hint == MERGE_HINT
+    (root / "VOCdevkit").unlink()
+    (root / "VOCdevkit").mkdir()
+    (root / "VOCdevkit" / "d").write_text("mine")  # a file where a folder member goes
+    tar = write_tar(tmp_path / "b.tar", [("VOCdevkit/", "dir", None), ("VOCdevkit/d/", "dir", None)])
+    with pytest.raises(VocliError) as err:
+        safe_extract(tar, root)
+    assert err.value.args[0] == f"{root / 'VOCdevkit' / 'd'}: the archive b.tar holds a folder there but a file is in the way"
+    assert err.value.hint == MERGE_HINT
+    (root / "VOCdevkit" / "d").unlink()
+    (root / "VOCdevkit" / "d").symlink_to(tmp_path / "nowhere")  # a dangling link counts as a file
+    with pytest.raises(VocliError) as err:
+        safe_extract(tar, root)
+    assert err.value.args[0] == f"{root / 'VOCdevkit' / 'd'}: the archive b.tar holds a folder there but a file is in the way"
+    assert snapshot(root) == {"VOCdevkit", "VOCdevkit/d"}
+
+
+def test_folder_members_merge_into_existing_folders(tmp_path):
+    tar = write_tar(tmp_path / "d.tar", [("VOCdevkit/", "dir", None), ("VOCdevkit/A/", "dir", None),
+                                         ("VOCdevkit/A/x.txt", "file", b"x")])
+    root = tmp_path / "root"
+    safe_extract(tar, root)
+    (root / "VOCdevkit" / "A" / "x.txt").unlink()
+    (root / "VOCdevkit" / "A" / "mine.txt").write_text("mine")
+    safe_extract(tar, root)  # the same folders again: merged, not "in the way"
+    assert snapshot(root) == {"VOCdevkit", "VOCdevkit/A", "VOCdevkit/A/x.txt", "VOCdevkit/A/mine.txt"}
+
+
+def test_merge_checks_go_on_after_an_owned_or_dot_member(tmp_path):
+    root = tmp_path / "root"
+    (root / "VOCdevkit" / "thing").mkdir(parents=True)
+    for first in ("VOCdevkit/VOCshapes/a.xml", "./"):
+        tar = write_tar(tmp_path / "c.tar", [(first, "dir" if first == "./" else "file", b"a"),
+                                             ("VOCdevkit/thing", "file", b"x")])
+        with pytest.raises(VocliError) as err:
+            safe_extract(tar, root, replace=("VOCdevkit/VOCshapes",))
+        assert err.value.args[0] == (f"{root / 'VOCdevkit' / 'thing'}: the archive c.tar holds a file there "
+                                     "but a folder is in the way")
+        assert err.value.hint == MERGE_HINT
+
+
+def test_owned_folder_skips_the_pre_flight_check_and_replaces_what_is_there(tmp_path):
+    root = tmp_path / "root"
+    old = root / "VOCdevkit" / "VOCshapes"
+    old.mkdir(parents=True)
+    (old / "Annotations").write_text("a file where the archive has a folder")
+    tar = write_tar(tmp_path / "s.tar", [("VOCdevkit/VOCshapes/Annotations/new.xml", "file", b"new")])
+    safe_extract(tar, root, replace=("VOCdevkit/VOCshapes",))
+    assert (old / "Annotations" / "new.xml").read_bytes() == b"new"
+
+
+def test_merge_refuses_what_only_it_can_see(tmp_path):
+    # an owned path is not pre-checked, and is removed only when both sides are folders: _merge meets the clash
+    root = tmp_path / "root"
+    (root / "VOCdevkit").mkdir(parents=True)
+    (root / "VOCdevkit" / "VOCshapes").write_text("mine")
+    tar = write_tar(tmp_path / "s.tar", [("VOCdevkit/VOCshapes/a.xml", "file", b"new")])
+    with pytest.raises(VocliError) as err:
+        safe_extract(tar, root, replace=("VOCdevkit/VOCshapes",))
+    assert err.value.args[0] == f"{root / 'VOCdevkit' / 'VOCshapes'}: the archive holds a folder there but a file is in the way"
+    assert err.value.hint == "move it away or fetch into another --root"
+    (root / "VOCdevkit" / "VOCshapes").unlink()
+    (root / "VOCdevkit" / "VOCshapes" / "a.xml").mkdir(parents=True)
+    with pytest.raises(VocliError) as err:
+        safe_extract(tar, root, replace=("VOCdevkit/VOCshapes/a.xml",))
+    assert err.value.args[0] == (f"{root / 'VOCdevkit' / 'VOCshapes' / 'a.xml'}: the archive holds a file there "
+                                 "but a folder is in the way")
+    assert err.value.hint == "move it away or fetch into another --root"
+
+
+def test_space_check_boundary_and_hint(tmp_path, monkeypatch):
+    tar = write_tar(tmp_path / "t.tar", [("a.txt", "file", b"12345")])
+    monkeypatch.setattr(ex, "free_bytes", lambda dest: 5 + ex.FREE_SPACE_MARGIN)  # exactly enough
+    safe_extract(tar, tmp_path / "ok")
+    monkeypatch.setattr(ex, "free_bytes", lambda dest: 4 + ex.FREE_SPACE_MARGIN)  # one byte short
+    with pytest.raises(VocliError) as err:
+        safe_extract(tar, tmp_path / "short")
+    free = 4 + 16 * 1024 * 1024
+    assert err.value.args[0] == f"{tar}: its members hold 5 bytes but {tmp_path / 'short'} has {free:,} bytes free (needs 1 more)"
+    assert err.value.hint == "free some space or fetch into another --root; nothing was extracted"
+
+
+def test_dest_is_created_with_its_parents_and_the_work_folder_sits_inside(tmp_path, monkeypatch):
+    seen = []
+    real_extract = tarfile.TarFile.extract
+
+    def spy(self, member, path, *args, **kwargs):
+        seen.append(Path(path))
+        return real_extract(self, member, path, *args, **kwargs)
+
+    monkeypatch.setattr(tarfile.TarFile, "extract", spy)
+    dest = tmp_path / "a" / "b"
+    events = []
+    safe_extract(write_tar(tmp_path / "t.tar", [GOOD]), dest, progress=events.append)
+    assert (dest / GOOD[0]).read_bytes() == b"<annotation/>"
+    assert len(seen) == 1 and seen[0].parent == dest and seen[0].name.startswith(".vocli-extract-")
+    assert [(e.done, e.total) for e in events] == [(1, 1)]  # one member: one event at 1 of 1
+
+
+@pytest.mark.parametrize("data_filter", [True, False], ids=["data-filter", "no-data-filter"])
+def test_modes_and_times_with_and_without_the_filter(tmp_path, monkeypatch, data_filter):
+    if not data_filter:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    tar = tmp_path / "m.tar"
+    with tarfile.open(tar, "w") as t:
+        d = tarfile.TarInfo("VOCdevkit")
+        d.type, d.mode, d.mtime = tarfile.DIRTYPE, 0o700, 1
+        t.addfile(d)
+        f = tarfile.TarInfo("VOCdevkit/f.txt")
+        f.mode, f.mtime, f.size = 0o666, 1_000_000, 1
+        t.addfile(f, io.BytesIO(b"f"))
+        e = tarfile.TarInfo("VOCdevkit/empty")  # nothing is written into it after it is made
+        e.type, e.mode, e.mtime = tarfile.DIRTYPE, 0o700, 1
+        t.addfile(e)
+    safe_extract(tar, tmp_path / "out")
+    out = tmp_path / "out" / "VOCdevkit"
+    # the data filter drops group/other write bits; without it the archive's mode stays
+    assert (out / "f.txt").stat().st_mode & 0o777 == (0o644 if data_filter else 0o666)
+    assert (out / "f.txt").stat().st_mtime == 1_000_000  # files keep their time
+    assert (out / "empty").stat().st_mtime > 1_000_000   # folders get no attributes (not the archive's 1)
+
+
+def test_a_filter_refusal_is_an_unsafe_archive_error(tmp_path, monkeypatch):
+    # a second line of defence refusing what the member check let through (the name "data" is looked up here)
+    elsewhere = tmp_path / "elsewhere"  # only named in the message; nothing is written there
+
+    def refuse(member, dest_path):
+        raise tarfile.OutsideDestinationError(member, str(elsewhere))
+
+    monkeypatch.setitem(tarfile._NAMED_FILTERS, "data", refuse)
+    tar = write_tar(tmp_path / "t.tar", [GOOD])
+    with pytest.raises(UnsafeArchiveError) as err:
+        safe_extract(tar, tmp_path / "out")
+    assert err.value.args[0] == (f"{tar}: refusing to extract {GOOD[0]!r}: {GOOD[0]!r} would be extracted to "
+                                 f"{str(elsewhere)!r}, which is outside the destination")
+    assert not (tmp_path / "out" / "VOCdevkit").exists()
+
+
+@pytest.mark.parametrize("code, message", [
+    (errno.EACCES, "cannot write: permission denied"),  # a creating failure: named only with creating=True
+    (errno.EIO, None),                                   # not a write failure: passed on as it is
+])
+def test_write_failures_while_extracting(tmp_path, monkeypatch, code, message):
+    def fail(self, member, *args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(tarfile.TarFile, "extract", fail)
+    tar = write_tar(tmp_path / "t.tar", [GOOD])
+    with pytest.raises(OSError if message is None else WriteError) as err:
+        safe_extract(tar, tmp_path / "out")
+    if message is None:
+        assert err.value.errno == errno.EIO
+    else:
+        assert err.value.args[0] == f"{tmp_path / 'out' / GOOD[0]}: {message}"
+        assert err.value.hint == "write it elsewhere"
+
+
+def test_damaged_member_and_damaged_listing_messages(tmp_path, monkeypatch):
+    good = write_tar(tmp_path / "good.tar", [GOOD, ("VOCdevkit/b.txt", "file", b"y" * 2000)])
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(good.read_bytes()[:1536 + 700])  # the second member's data ends early: the listing fails
+    with pytest.raises(VocliError) as err:
+        safe_extract(cut, tmp_path / "out")
+    assert err.value.args[0] == f"{cut}: damaged tar archive (unexpected end of data)"
+
+    def damaged(self, member, *args, **kwargs):  # a member whose data fails to read once listed
+        raise tarfile.ReadError("bad\ndata")
+
+    monkeypatch.setattr(tarfile.TarFile, "extract", damaged)
+    with pytest.raises(VocliError) as err:
+        safe_extract(good, tmp_path / "out2")
+    assert err.value.args[0] == f"{good}: damaged tar member {GOOD[0]!r} (bad data)"
+    assert err.value.hint == "re-fetch it with --force"
+
+
+def test_not_a_tar_names_tarfile_reason(tmp_path):
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(b"this is not a tar archive" * 40)
+    with pytest.raises(VocliError) as err:
+        safe_extract(bad, tmp_path / "out")
+    # tarfile lists each method it tried, one per line: joined onto one line and cut to 200 characters
+    head = f"{bad}: not a readable tar archive ("
+    assert err.value.args[0].startswith(head + "file could not be opened successfully: - method gz: ReadError(")
+    reason = err.value.args[0][len(head):-1]
+    assert len(reason) == 200 and reason.endswith("...") and "\n" not in reason
+
+
+def test_dot_member_is_not_a_top_level_name(tmp_path):
+    tar = write_tar(tmp_path / "dot.tar", [("./", "dir", None), ("./VOCdevkit/a.txt", "file", b"a")])
+    result = safe_extract(tar, tmp_path / "out")
+    assert result.top_level == ["VOCdevkit"] and (tmp_path / "out" / "VOCdevkit" / "a.txt").read_bytes() == b"a"
+
+
+def test_pack_tree_order_format_and_links_in_the_middle(tmp_path):
+    src = tmp_path / "src"
+    (src / "VOCdevkit" / "a").mkdir(parents=True)
+    (src / "VOCdevkit" / "a" / "c.txt").write_text("c")
+    (src / "VOCdevkit" / "a-b.txt").write_text("ab")
+    (src / "VOCdevkit" / "k").symlink_to("a-b.txt")  # left out; "z.txt" after it is still packed
+    (src / "VOCdevkit" / "z.txt").write_text("z")
+    tar = pack_tree(src, "VOCdevkit", tmp_path / "p.tar")
+    with tarfile.open(tar) as t:
+        names = t.getnames()
+    # sorted as strings: "-" (0x2d) comes before "/" (0x2f), so a-b.txt precedes the folder a's contents
+    assert names == ["VOCdevkit", "VOCdevkit/a", "VOCdevkit/a-b.txt", "VOCdevkit/a/c.txt", "VOCdevkit/z.txt"]
+    assert tar.read_bytes()[257:265] == b"ustar  \0"  # GNU format's magic and version (POSIX has "ustar\000")
