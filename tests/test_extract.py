@@ -535,17 +535,26 @@ def test_owned_folder_skips_the_pre_flight_check_and_replaces_what_is_there(tmp_
     assert (old / "Annotations" / "new.xml").read_bytes() == b"new"
 
 
-def test_merge_refuses_what_only_it_can_see(tmp_path):
-    # an owned path is not pre-checked, and is removed only when both sides are folders: _merge meets the clash
+def test_owned_folder_with_a_file_in_its_place_is_refused_before_anything_is_written(tmp_path):
     root = tmp_path / "root"
     (root / "VOCdevkit").mkdir(parents=True)
     (root / "VOCdevkit" / "VOCshapes").write_text("mine")
-    tar = write_tar(tmp_path / "s.tar", [("VOCdevkit/VOCshapes/a.xml", "file", b"new")])
+    # "AAA" sorts before "VOCshapes": a check made only while merging would have moved it in already
+    tar = write_tar(tmp_path / "s.tar", [("VOCdevkit/AAA/x.txt", "file", b"x"),
+                                         ("VOCdevkit/VOCshapes/a.xml", "file", b"new")])
     with pytest.raises(VocliError) as err:
         safe_extract(tar, root, replace=("VOCdevkit/VOCshapes",))
-    assert err.value.args[0] == f"{root / 'VOCdevkit' / 'VOCshapes'}: the archive holds a folder there but a file is in the way"
-    assert err.value.hint == "move it away or fetch into another --root"
-    (root / "VOCdevkit" / "VOCshapes").unlink()
+    assert err.value.args[0] == (f"{root / 'VOCdevkit' / 'VOCshapes'}: the archive s.tar holds a folder there "
+                                 "but a file is in the way")
+    assert err.value.hint == "move it away or fetch into another --root; nothing was extracted"
+    assert sorted(p.name for p in (root / "VOCdevkit").iterdir()) == ["VOCshapes"]
+    assert (root / "VOCdevkit" / "VOCshapes").read_text() == "mine"
+
+
+def test_merge_refuses_what_only_it_can_see(tmp_path):
+    # an owned path that is a folder is removed only when the archive holds a folder there too: _merge meets the clash
+    root = tmp_path / "root"
+    tar = write_tar(tmp_path / "s.tar", [("VOCdevkit/VOCshapes/a.xml", "file", b"new")])
     (root / "VOCdevkit" / "VOCshapes" / "a.xml").mkdir(parents=True)
     with pytest.raises(VocliError) as err:
         safe_extract(tar, root, replace=("VOCdevkit/VOCshapes/a.xml",))

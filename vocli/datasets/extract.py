@@ -181,6 +181,15 @@ def _check_merge(tar_path: Path, members: list[tarfile.TarInfo], dest: Path, rep
     a folder where it brings a file (the conflicts ``_merge`` would otherwise meet half way)."""
     owned = tuple(posixpath.normpath(r) + "/" for r in replace)
     checked: set[str] = set()
+    # A folder the archive owns replaces what is there only when that is a folder: a file at its
+    # place, or on its way, would stop the final move half way.
+    for rel in owned:
+        parts = rel.rstrip("/").split("/")
+        for i in range(1, len(parts) + 1):
+            where = dest.joinpath(*parts[:i])
+            if (where.exists() or where.is_symlink()) and not where.is_dir():
+                raise VocliError(f"{where}: the archive {tar_path.name} holds a folder there but a file is in the way",
+                                 hint="move it away or fetch into another --root; nothing was extracted")
     for m in members:
         norm = posixpath.normpath(m.name)
         if norm == "." or (norm + "/").startswith(owned):
