@@ -35,6 +35,8 @@ import numpy as np
 from vocli.coco import coco_image_ids, results_list
 from vocli.datasets.voc import VOC_CLASSES
 
+from bench_evaluate import write_annotation  # the same synthetic annotations as bench_evaluate.py
+
 PYCOCOTOOLS = """
 import json, sys
 from pycocotools.coco import COCO
@@ -65,13 +67,7 @@ def generate(root: Path, images: int, detections: int, seed: int = 0) -> Path:
         x2, y2 = np.minimum(x1 + rng.integers(8, 300, n), w), np.minimum(y1 + rng.integers(8, 300, n), h)
         cls = rng.integers(0, len(VOC_CLASSES), n)
         diff = rng.random(n) < 0.2
-        objs = "".join(
-            f"<object><name>{VOC_CLASSES[c]}</name><difficult>{int(d)}</difficult><bndbox><xmin>{a}</xmin>"
-            f"<ymin>{b}</ymin><xmax>{cc}</xmax><ymax>{dd}</ymax></bndbox></object>"
-            for c, d, a, b, cc, dd in zip(cls, diff, x1, y1, x2, y2))
-        (voc / "Annotations" / f"{image_id}.xml").write_text(
-            f"<annotation><filename>{image_id}.jpg</filename><size><width>{w}</width><height>{h}</height>"
-            f"<depth>3</depth></size>{objs}</annotation>")
+        write_annotation(voc, image_id, w, h, cls, diff, x1, y1, x2, y2)
         near = np.repeat(np.stack([x1, y1, x2, y2], 1), 4, axis=0) + rng.normal(0, 6, (4 * n, 4))
         k = per_image - len(near)
         rx, ry = rng.uniform(1, w - 20, k), rng.uniform(1, h - 20, k)

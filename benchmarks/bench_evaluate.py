@@ -25,6 +25,17 @@ import numpy as np
 from vocli.datasets.voc import VOC_CLASSES
 
 
+def write_annotation(voc: Path, image_id: str, w: int, h: int, cls, diff, x1, y1, x2, y2) -> None:
+    """``voc/Annotations/<image_id>.xml``: one object per entry of the (n,) arrays (class index, difficult, corners)."""
+    objs = "".join(
+        f"<object><name>{VOC_CLASSES[c]}</name><difficult>{int(d)}</difficult><bndbox><xmin>{a}</xmin>"
+        f"<ymin>{b}</ymin><xmax>{cc}</xmax><ymax>{dd}</ymax></bndbox></object>"
+        for c, d, a, b, cc, dd in zip(cls, diff, x1, y1, x2, y2))
+    (voc / "Annotations" / f"{image_id}.xml").write_text(
+        f"<annotation><filename>{image_id}.jpg</filename><size><width>{w}</width><height>{h}</height>"
+        f"<depth>3</depth></size>{objs}</annotation>")
+
+
 def generate(root: Path, images: int, dets_per_image: int, seed: int = 0) -> Path:
     """VOC2007-layout tree with a test split under ``root``; comp4 files in ``root/results``."""
     rng = np.random.default_rng(seed)
@@ -42,13 +53,7 @@ def generate(root: Path, images: int, dets_per_image: int, seed: int = 0) -> Pat
         y2 = np.minimum(y1 + rng.integers(20, 250, n), h)
         cls = rng.integers(0, len(VOC_CLASSES), n)
         diff = rng.random(n) < 0.1
-        objs = "".join(
-            f"<object><name>{VOC_CLASSES[c]}</name><difficult>{int(d)}</difficult><bndbox><xmin>{a}</xmin>"
-            f"<ymin>{b}</ymin><xmax>{cc}</xmax><ymax>{dd}</ymax></bndbox></object>"
-            for c, d, a, b, cc, dd in zip(cls, diff, x1, y1, x2, y2))
-        (voc / "Annotations" / f"{image_id}.xml").write_text(
-            f"<annotation><filename>{image_id}.jpg</filename><size><width>{w}</width><height>{h}</height>"
-            f"<depth>3</depth></size>{objs}</annotation>")
+        write_annotation(voc, image_id, w, h, cls, diff, x1, y1, x2, y2)
         # detections: 3 jittered copies per object (hits and duplicates), the rest random
         near = np.repeat(np.stack([x1, y1, x2, y2], 1), 3, axis=0) + rng.normal(0, 8, (3 * n, 4))
         near_cls = np.repeat(cls, 3)
