@@ -18,6 +18,7 @@ from converters._common import Progress
 from vocli.coco import instances_document
 from vocli.datasets.voc import VOC_CLASSES, dataset_classes, devkit_dir, read_classes, resolve_sets
 from vocli.datasets.voc_bulk import read_annotations
+from vocli.outputs import check_output_dir
 from vocli.paths import atomic_write_text
 
 
@@ -62,6 +63,9 @@ def convert_coco(root: str | os.PathLike, sets: Optional[str] = None, out: Optio
     voc_sets = resolve_sets(root, sets)
     names = resolve_classes(voc_sets, classes)
     out_dir = Path(out).expanduser() if out is not None else devkit_dir(root).parent / "annotations"
+    # The one output rule (vocli.outputs): its own instances files are replaced, an input never is.
+    check_output_dir(out_dir, [vs.split_file for vs in voc_sets],
+                     [out_dir / f"instances_{vs.year}_{vs.split}.json" for vs in voc_sets], overwrite=True)
     result = CocoConvertResult(out=out_dir, classes=names)
     set_ids = [vs.ids() for vs in voc_sets]
     listed = [(vs, image_id) for vs, ids in zip(voc_sets, set_ids) for image_id in ids]

@@ -130,3 +130,15 @@ def test_from_coco_custom_categories_and_crowd(tmp_path):
         doc["annotations"].pop()
         path.write_text(json.dumps(doc))
         convert_voc_from_coco(path, tmp_path, out=tmp_path / "VOCx", split="val")
+
+
+def test_convert_coco_never_writes_over_an_input(tiny_voc, tmp_path, capsys):
+    split = tiny_voc / "VOCdevkit" / "VOC2007" / "ImageSets" / "Main" / "test.txt"
+    before = split.read_bytes()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "instances_2007_test.json").symlink_to(split)  # the planned output is the split list itself
+    assert main(["convert", "coco", "--root", str(tiny_voc), "--sets", "2007/test", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"writing instances_2007_test.json there would replace the input {split}" in err
+    assert split.read_bytes() == before and (out / "instances_2007_test.json").is_symlink()
