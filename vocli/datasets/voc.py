@@ -13,13 +13,13 @@ its rule; this module never shifts them.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-from lxml import etree
 
 from vocli.errors import AnnotationError, DatasetNotFoundError, UnknownClassError, VocliError
 from vocli.paths import entry_name_problem
@@ -46,15 +46,17 @@ MAX_ANNOTATION_BYTES = 16 << 20
 MAX_TEXT_BYTES = 10_000_000
 
 
-def _hardened_parser() -> etree.XMLParser:
+@functools.cache
+def _hardened_parser():
+    """The one lxml parser of annotations, made on first use: a command whose files the batch
+    reader takes whole never imports lxml (5 ms of its start)."""
+    from lxml import etree
+
     # No entity expansion (billion laughs / XXE), no DTD or network access, no huge trees.
     return etree.XMLParser(
         resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
         huge_tree=False, remove_comments=True, remove_pis=True,
     )
-
-
-_PARSER = _hardened_parser()
 
 
 @dataclass(frozen=True)
@@ -192,8 +194,10 @@ def parse_annotation_bytes(
 def _parse_annotation_checked(data: bytes, path: Path, classes: Sequence[str] | None,
                               image_dir: str | os.PathLike | None) -> Annotation:
     """The lxml reading of any well-formed file, naming exactly what is wrong with a bad one."""
+    from lxml import etree
+
     try:
-        root = etree.fromstring(data, _PARSER)
+        root = etree.fromstring(data, _hardened_parser())
     except etree.XMLSyntaxError as err:
         raise AnnotationError(path, f"not valid XML ({err.msg})", hint="re-download or fix the file") from None
     if root is not None and len(data) > MAX_TEXT_BYTES and any(len(t) > MAX_TEXT_BYTES for t in root.itertext()):
