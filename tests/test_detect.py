@@ -174,6 +174,16 @@ def test_detect_class_filter_no_draw_and_diou(tmp_path, tiny_weights, capsys):
     assert "multiple of the model's stride" in capsys.readouterr().err
 
 
+# Worked by hand (VOC07 11-point AP, a match needs IoU > 0.5 on inclusive pixels). Every detection
+# scores sigmoid(2)^2, so they rank in file order: image 1's 300, image 2's 284, image 3's 252. Alpha
+# has 6 truths (2 an image); the true positives are image 1's first box, (1,1,6,6) itself (rank 1),
+# and the 17th box of images 2 and 3, squeezed by the letterbox: (1,1,7.25,4.75), IoU 28.5/41.94 =
+# 0.68 (rank 300 + 17), and (1,1,8.5,5.5), IoU 33/49.75 = 0.66 (rank 584 + 17). Precision: 1 at
+# recall 1/6 (recall points 0, 0.1), 2/317 at 2/6 (0.2, 0.3), 3/601 at 3/6 (0.4, 0.5), none beyond.
+# Beta: no detections, AP 0.
+ALPHA_AP = (2 * 1 + 2 * 2 / 317 + 2 * 3 / 601) / 11
+
+
 @pytest.mark.slow
 def test_model_evaluation_equals_scoring_its_detection_file(tmp_path, tiny_weights, capsys):
     from helpers import write_voc_xml
@@ -201,7 +211,13 @@ def test_model_evaluation_equals_scoring_its_detection_file(tmp_path, tiny_weigh
     rc = main(["evaluate", "--detections", str(tmp_path / "det" / "detections.jsonl"), *common])
     by_file = json.loads(capsys.readouterr().out)
     assert rc == 0
-    assert by_model["map"] > 0  # the (1,1,6,6) alpha in each image is found exactly
+    lines = [json.loads(line) for line in (tmp_path / "det" / "detections.jsonl").read_text().splitlines()]
+    assert [len(line["detections"]) for line in lines] == [300, 284, 252]  # the premises of ALPHA_AP
+    assert [lines[i]["detections"][k]["bbox"] for i, k in ((0, 0), (1, 16), (2, 16))] == \
+        [[1, 1, 6, 6], [1, 1, 7.25, 4.75], [1, 1, 8.5, 5.5]]
+    assert [(c["name"], c["ap"]) for c in by_model["per_class"]] == [("alpha", pytest.approx(ALPHA_AP, abs=1e-12)),
+                                                                     ("beta", 0.0)]
+    assert by_model["map"] == pytest.approx(ALPHA_AP / 2, abs=1e-12)
     assert by_file["map"] == pytest.approx(by_model["map"], abs=1e-12)
     assert [c["ap"] for c in by_file["per_class"]] == pytest.approx([c["ap"] for c in by_model["per_class"]])
     # COCO: detect writes a COCO results file; vocli scores it as it scores the model, and so does pycocotools

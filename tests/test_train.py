@@ -301,6 +301,30 @@ def test_cli_train_json(tiny, tmp_path, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("option, expected", [([], "ciou"), (["--box-loss", "mse"], "mse")])
+def test_cli_box_loss_reaches_every_training_step(tiny, tmp_path, capsys, monkeypatch, option, expected):
+    # The loss kinds' values are pinned by hand in test_yolo_loss.py; here: the option is the kind
+    # the trainer's loss really computes, at every step (CLI -> TrainConfig -> LossConfig -> yolo_loss).
+    import vocli.yolo.train as trainer
+    from vocli.cli.app import main
+
+    kinds = []
+    real = trainer.yolo_loss
+
+    def recording(outputs, targets, heads, config):
+        kinds.append(config.box)
+        return real(outputs, targets, heads, config)
+
+    monkeypatch.setattr(trainer, "yolo_loss", recording)
+    cfg, data = tiny
+    rc = main(["train", "--data", str(data), "--cfg", str(cfg), "--img-size", "64", "--epochs", "1",
+               "--batch-size", "4", "--workers", "0", "--out", str(tmp_path / "cli"), "--eval-every", "0",
+               "--json", *option])
+    assert rc == 0, capsys.readouterr().err
+    assert kinds and set(kinds) == {expected}
+
+
+@pytest.mark.slow
 def test_two_process_gloo_run(tiny, tmp_path):
     cfg, data = tiny
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
