@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -478,3 +479,196 @@ def test_golden_anchors_of_a_seeded_synthetic_set():
     assert result.best_restart == 0
     assert result.mean_iou == pytest.approx(0.661370, abs=1e-6)
     assert _mean_best_iou_by_loop(wh, result.centres) == pytest.approx(result.mean_iou, abs=1e-12)
+
+
+# --------------------------------------------------------------------------- mutation-pinned behaviour
+# Each test below fails under a deliberate change of anchors.py (mutmut); expected values are worked
+# out by hand in the comments, or by an independent loop written here.
+
+
+def _evolve_by_hand(wh, centres, generations, rng):
+    """ultralytics' anchor evolution, written out: each generation every coordinate mutates with
+    probability 0.9 by a factor 1 + r * N(0, 1) * 0.1 (r one uniform draw per generation), factors
+    clipped to [0.3, 3] (drawn again while none mutates), centres clipped to [1e-9, 1]; a
+    candidate is kept only when the mean best IoU (by loops) strictly rises."""
+    best, kept = _mean_best_iou_by_loop(wh, centres), 0
+    for _ in range(generations):
+        factor = np.ones_like(centres)
+        while (factor == 1).all():
+            mutate = rng.random(centres.shape) < 0.9
+            factor = np.clip(mutate * rng.random() * rng.standard_normal(centres.shape) * 0.1 + 1, 0.3, 3.0)
+        candidate = np.clip(centres * factor, 1e-9, 1.0)
+        score = _mean_best_iou_by_loop(wh, candidate)
+        if score > best:
+            best, centres, kept = score, candidate, kept + 1
+    return centres, best, kept
+
+
+@pytest.mark.parametrize("wh, start", [
+    # far-off start: most early generations improve
+    ([[0.2, 0.3], [0.6, 0.5], [0.25, 0.2]], [[0.05, 0.05], [0.9, 0.9]]),
+    # a full-image box: a centre mutated past 1 is clipped back to 1 (IoU 1 exactly)
+    ([[1.0, 1.0], [0.5, 0.5]], [[0.97, 0.97], [0.45, 0.5]]),
+    # a box below the 1e-9 floor: the centre stays at the floor however it mutates
+    ([[1e-12, 1e-12]], [[1e-9, 1e-9]]),
+])
+def test_evolve_matches_the_written_out_algorithm(wh, start):
+    from vocli.anchors import _evolve
+
+    wh, start = np.array(wh), np.array(start)
+    calls = []
+    got, score, kept = _evolve(wh, start, 40, np.random.default_rng(11), calls.append)
+    want, want_score, want_kept = _evolve_by_hand(wh, start, 40, np.random.default_rng(11))
+    np.testing.assert_array_equal(got, want)
+    assert score == pytest.approx(want_score, abs=1e-12) and kept == want_kept
+    assert calls == [1] * 40                       # one progress tick per generation
+    assert ((got > 0) & (got <= 1.0)).all() and got.min() >= 1e-9
+
+
+def test_evolve_improves_a_far_off_start_and_counts_each_kept_step():
+    from vocli.anchors import _evolve
+
+    wh = np.array([[0.2, 0.3], [0.6, 0.5]])
+    start = np.array([[0.05, 0.05], [0.9, 0.9]])
+    # start: (0.2,0.3) vs (0.05,0.05): 0.0025/0.06 = 1/24; vs (0.9,0.9): 0.06/0.81 = 2/27.
+    # (0.6,0.5) vs (0.9,0.9): 0.3/0.81 = 10/27. Mean best = (2/27 + 10/27) / 2 = 6/27 = 0.2222.
+    assert _mean_best_iou_by_loop(wh, start) == pytest.approx(6 / 27)
+    got, score, kept = _evolve(wh, start, 50, np.random.default_rng(0))
+    assert kept >= 5 and score > 6 / 27 + 0.1
+    assert score == pytest.approx(_mean_best_iou_by_loop(wh, got), abs=1e-12)
+    # no generation at all: the start comes back untouched, nothing kept
+    same, same_score, none = _evolve(wh, start, 0, np.random.default_rng(0))
+    assert np.array_equal(same, start) and none == 0 and same_score == pytest.approx(6 / 27)
+
+
+def test_kmeans_progress_ticks_restarts_then_each_generation():
+    wh = np.array([[0.1, 0.1], [0.1, 0.12], [0.5, 0.4], [0.52, 0.4]])
+    calls = []
+    result = kmeans_iou(wh, 2, restarts=3, evolve=4, progress=calls.append)
+    assert calls == [3, 1, 1, 1, 1]
+    calls.clear()
+    kmeans_iou(wh, 2, restarts=2, progress=calls.append)
+    assert calls == [2]
+    assert result.evolve_improvements >= 0 and result.distinct_shapes == 4
+
+
+def _capture_scatter(monkeypatch):
+    import vocli.plotting
+
+    seen = {}
+
+    def fake(path, groups, **kwargs):
+        seen.update(path=path, groups=groups, **kwargs)
+        return Path(path)
+
+    monkeypatch.setattr(vocli.plotting, "scatter_chart", fake)
+    return seen
+
+
+def test_plot_anchors_passes_pixels_labels_and_both_anchor_sets(monkeypatch, tmp_path):
+    from vocli.anchors import plot_anchors
+
+    seen = _capture_scatter(monkeypatch)
+    wh = np.array([[0.25, 0.5], [0.125, 0.75]])
+    anchors_px = np.array([[10, 20], [30, 60]])
+    assert plot_anchors(tmp_path / "a.png", wh, anchors_px, 320) == tmp_path / "a.png"
+    # 0.25 x 0.5 -> 80 x 160, 0.125 x 0.75 -> 40 x 240 at 320 px; nothing sampled (2 <= 5000).
+    assert seen["groups"] == {"boxes": ([80.0, 40.0], [160.0, 240.0])}
+    assert seen["title"] == "2 anchors at 320 px"
+    assert (seen["xlabel"], seen["ylabel"]) == ("width (px)", "height (px)")
+    stock_w = [10, 16, 33, 30, 62, 59, 116, 156, 373]
+    stock_h = [13, 30, 23, 61, 45, 119, 90, 198, 326]
+    assert seen["highlight"] == {"anchors": ([10, 30], [20, 60]), "YOLOv3 stock": (stock_w, stock_h)}
+
+
+def test_plot_anchors_samples_distinct_boxes_in_input_order(monkeypatch, tmp_path):
+    from vocli.anchors import plot_anchors
+
+    seen = _capture_scatter(monkeypatch)
+    wh = np.array([[0.1, 0.1], [0.2, 0.2], [0.3, 0.3], [0.4, 0.4]])
+    plot_anchors(tmp_path / "a.png", wh, np.array([[1, 1]]), 10, max_points=3)
+    # default seed 0: PCG64's choice(4, 3, replace=False) picks rows {1, 2, 3} (numpy's own draw;
+    # with replacement it would be [2, 2, 3], with seed 1 {0, 1, 3}); kept in input order.
+    assert seen["groups"]["boxes"] == ([2.0, 3.0, 4.0], [2.0, 3.0, 4.0])
+    plot_anchors(tmp_path / "a.png", wh, np.array([[1, 1]]), 10, seed=1, max_points=3)
+    assert seen["groups"]["boxes"] == ([1.0, 2.0, 4.0], [1.0, 2.0, 4.0])
+    # exactly max_points boxes: all of them
+    plot_anchors(tmp_path / "a.png", wh, np.array([[1, 1]]), 10, max_points=4)
+    assert seen["groups"]["boxes"] == ([1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0])
+
+
+def test_plot_anchors_draws_at_most_5000_boxes_by_default(monkeypatch, tmp_path):
+    from vocli.anchors import plot_anchors
+
+    seen = _capture_scatter(monkeypatch)
+    wh = np.linspace(0.01, 1.0, 5001)[:, None].repeat(2, axis=1)
+    plot_anchors(tmp_path / "a.png", wh, np.array([[1, 1]]), 100)
+    xs, ys = seen["groups"]["boxes"]
+    assert len(xs) == 5000 and len(set(xs)) == 5000 and xs == sorted(xs) and xs == ys
+
+
+NET = "[net]\nwidth=32\nheight=32\nchannels=3\n"
+CONV = "[convolutional]\nfilters={}\nsize=1\nstride=1\n"
+
+
+def test_write_cfg_keeps_bytes_that_are_not_utf8(tmp_path):
+    path = tmp_path / "latin1.cfg"
+    original = (NET + "# caf\xe9 au lait\n" + CONV.format(12) + "[yolo]\nanchors=1,2,3,4\nclasses=1\nnum=2\n").encode("latin-1")
+    path.write_bytes(original)
+    assert write_cfg_anchors(path, [(5, 6), (7, 8)]) == 1
+    # only the anchors line changes; the lone 0xE9 byte (invalid UTF-8) is written back as it was
+    assert path.read_bytes() == original.replace(b"anchors=1,2,3,4", b"anchors=5,6,  7,8")
+
+
+def test_write_cfg_parse_errors_name_the_file(tmp_path):
+    path = tmp_path / "bad.cfg"
+    path.write_text(NET + "[bogus]\nsize=1\n")
+    with pytest.raises(DarknetFormatError, match="^" + re.escape(f"{path}:5: unsupported section [bogus]")):
+        write_cfg_anchors(path, [(1, 1)])
+
+
+def test_write_cfg_same_count_keeps_hand_made_masks_and_inserts_num_after_the_header(tmp_path):
+    path = tmp_path / "two.cfg"
+    # two heads of 2 anchors, no num=; the first has no mask (all anchors), the second a
+    # hand-made reversed one. Header lines end in a comment and in spaces.
+    text = (NET + CONV.format(12) + "[yolo] # coarse X\nanchors=1,2,3,4\nclasses=1\n"
+            + CONV.format(12) + "[yolo]  \nanchors=1,2,3,4\nmask=1,0\nclasses=1\n")
+    path.write_text(text)
+    assert write_cfg_anchors(path, [(5, 6), (7, 8)]) == 2
+    want = (NET + CONV.format(12) + "[yolo] # coarse X\nnum=2\nanchors=5,6,  7,8\nclasses=1\n"
+            + CONV.format(12) + "[yolo]  \nnum=2\nanchors=5,6,  7,8\nmask=1,0\nclasses=1\n")
+    assert path.read_text() == want
+
+
+def test_write_cfg_header_ending_in_a_form_feed_gets_a_newline_before_the_inserted_option(tmp_path):
+    # Python's splitlines() ends a line at \f too, so "[yolo]\f" is a header line with no \r\n
+    # of its own: the inserted num= goes on a new line after the kept \f.
+    path = tmp_path / "ff.cfg"
+    path.write_text(NET + CONV.format(12) + "[yolo]\fanchors=1,2,3,4\nclasses=1\n")
+    write_cfg_anchors(path, [(5, 6), (7, 8)])
+    assert path.read_text() == NET + CONV.format(12) + "[yolo]\f\nnum=2\nanchors=5,6,  7,8\nclasses=1\n"
+
+
+def test_write_cfg_new_count_needs_a_convolution_right_before_each_head(tmp_path):
+    first = tmp_path / "first.cfg"
+    # [yolo] as layer 0 reads the 6 input channels (1 anchor x (5 + 1 class)); a conv comes after.
+    first.write_text("[net]\nwidth=32\nheight=32\nchannels=6\n[yolo]\nanchors=1,2\nclasses=1\n" + CONV.format(4))
+    with pytest.raises(DarknetFormatError) as info:
+        write_cfg_anchors(first, [(1, 2), (3, 4)])
+    assert str(info.value) == f"{first}:5: [yolo] must follow a [convolutional] layer to change the anchor count"
+    pooled = tmp_path / "pooled.cfg"
+    text = NET + CONV.format(14) + "[maxpool]\nsize=2\nstride=2\n[yolo]\nanchors=1,2,3,4\nclasses=2\n"
+    pooled.write_text(text)
+    with pytest.raises(DarknetFormatError) as info:
+        write_cfg_anchors(pooled, [(1, 2), (3, 4), (5, 6)])
+    assert str(info.value) == f"{pooled}:12: [yolo] must follow a [convolutional] layer to change the anchor count"
+    assert pooled.read_text() == text                # nothing written
+
+
+def test_write_cfg_new_count_uses_20_classes_when_the_head_names_none(tmp_path):
+    path = tmp_path / "voc20.cfg"
+    path.write_text(NET + CONV.format(50) + "[yolo]\nanchors=1,2,3,4\n")
+    write_cfg_anchors(path, [(1, 2), (3, 4), (5, 6)])
+    # 3 anchors x (5 + 20 classes) = 75 filters; mask 0,1,2 and num=3 inserted after the header
+    assert path.read_text() == (NET + "[convolutional]\nfilters=75\nsize=1\nstride=1\n"
+                                "[yolo]\nnum=3\nmask=0,1,2\nanchors=1,2,  3,4,  5,6\n")
