@@ -672,3 +672,58 @@ def test_write_cfg_new_count_uses_20_classes_when_the_head_names_none(tmp_path):
     # 3 anchors x (5 + 20 classes) = 75 filters; mask 0,1,2 and num=3 inserted after the header
     assert path.read_text() == (NET + "[convolutional]\nfilters=75\nsize=1\nstride=1\n"
                                 "[yolo]\nnum=3\nmask=0,1,2\nanchors=1,2,  3,4,  5,6\n")
+
+
+def test_anchor_metrics_compute_in_float64_whatever_the_input_dtype():
+    # 0.1 x 0.3 vs 0.3 x 0.1: inter 0.01, union 0.05, IoU 1/5. In float32 the areas and the
+    # quotient round differently (about 2e-8 off); the loop below works on the same float32
+    # values widened to Python floats, so only a float64 computation matches it to 1e-15.
+    box32 = np.array([[0.1, 0.3]], np.float32)
+    anchor32 = np.array([[0.3, 0.1]], np.float32)
+    want = _mean_best_iou_by_loop(box32.tolist(), anchor32.tolist())
+    assert want == pytest.approx(0.2, abs=1e-7)
+    for wh, anchors in ((box32, anchor32.astype(np.float64)), (box32.astype(np.float64), anchor32)):
+        m = anchor_metrics(wh, anchors)
+        assert m.mean_iou == pytest.approx(want, abs=1e-15)
+
+
+def test_anchor_metrics_ratio_test_is_strict_and_checks_both_axes():
+    anchors = np.array([[10.0, 10.0]])
+    # exactly 4x wider: worst ratio 1/4 is not above 1/4, so it fails (ultralytics' `> 1/thr`)
+    m = anchor_metrics(np.array([[40.0, 10.0]]), anchors)
+    assert (m.best_possible_recall, m.anchors_above_threshold) == (0.0, 0.0)
+    # 5x taller: height ratio 5, worst 1/5 < 1/4 fails; 3x taller passes (1/3 > 1/4)
+    m = anchor_metrics(np.array([[10.0, 50.0], [10.0, 30.0]]), anchors)
+    assert (m.best_possible_recall, m.anchors_above_threshold) == (0.5, 0.5)
+    # 5x shorter fails too (h ratio 1/5), 3.9x narrower passes
+    m = anchor_metrics(np.array([[10.0, 2.0], [10 / 3.9, 10.0]]), anchors)
+    assert (m.best_possible_recall, m.anchors_above_threshold) == (0.5, 0.5)
+    assert m.ratio_threshold == 4.0
+    # threshold 2: the 3x-taller box fails, a 1.5x-wider one passes; the threshold is reported
+    m = anchor_metrics(np.array([[10.0, 30.0], [15.0, 10.0]]), anchors, ratio_threshold=2.0)
+    assert (m.best_possible_recall, m.ratio_threshold) == (0.5, 2.0)
+
+
+def test_anchor_masks_error_says_how_many_anchors_are_needed():
+    with pytest.raises(AnchorError) as info:
+        anchor_masks(2, scales=3)
+    assert str(info.value) == "k=2 anchors cannot be shared by 3 [yolo] layers (use --k 3 or more)"
+
+
+def test_compute_anchors_defaults_and_img_size_checks(tmp_path):
+    # ten distinct square shapes 0.1 .. 1.0: the default k = 9 gives 9 anchors
+    text = "".join(f"0 0.5 0.5 {s / 10} {s / 10}\n" for s in range(1, 11))
+    list_file = write_yolo_tree(tmp_path, {"a": text})
+    result = compute_anchors(labels=list_file)
+    assert (result.k, result.restarts, result.iters, result.evolve, result.seed, result.update) == \
+        (9, 10, 300, 0, 0, "median")
+    assert len(result.anchors) == 9 and result.img_size == 416
+    with pytest.raises(AnchorError) as info:
+        compute_anchors(k=1, labels=list_file, img_size=0)
+    assert str(info.value) == "--img-size must be positive, got 0"
+    # img_size 1 is allowed: every anchor rounds to at least 1 px
+    tiny = compute_anchors(k=1, labels=list_file, img_size=1)
+    assert tiny.anchors == [(1, 1)] and tiny.img_size == 1
+    with pytest.raises(AnchorError) as info:
+        compute_anchors(k=0, labels=list_file)
+    assert str(info.value) == "--k must be at least 1, got 0"
