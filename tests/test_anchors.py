@@ -727,3 +727,160 @@ def test_compute_anchors_defaults_and_img_size_checks(tmp_path):
     with pytest.raises(AnchorError) as info:
         compute_anchors(k=0, labels=list_file)
     assert str(info.value) == "--k must be at least 1, got 0"
+
+
+def test_grouped_median_per_key_with_even_odd_and_empty_groups():
+    from vocli.anchors import _grouped_median
+
+    values = np.array([1.0, 2, 3, 4, 5, 6])
+    # restart 0 keys 0/1, restart 1 keys 2/3 (offset by k = 2), group 4 empty (last):
+    # 0: 1,3,5,6 -> (3+5)/2 = 4   1: 2,4 -> 3   2: 1,2,6 -> 2   3: 3,4,5 -> 4
+    medians, counts = _grouped_median(values, np.array([[0, 1, 0, 1, 0, 0], [2, 2, 3, 3, 3, 2]]), 5)
+    assert counts.tolist() == [4, 2, 3, 3, 0]
+    assert medians[:4].tolist() == [4.0, 3.0, 2.0, 4.0]
+    # empty first and last groups: 1: 1,2,3 -> 2   2: 4,5,6 -> 5
+    medians, counts = _grouped_median(values, np.array([[1, 1, 1, 2, 2, 2]]), 4)
+    assert counts.tolist() == [0, 3, 3, 0] and medians[1:3].tolist() == [2.0, 5.0]
+    # one box per group: the box itself
+    medians, counts = _grouped_median(values[:3], np.array([[2, 0, 1]], np.uint8), 3)
+    assert medians.tolist() == [2.0, 3.0, 1.0] and counts.tolist() == [1, 1, 1]
+
+
+# Six shapes sorted by width: three small, three large.
+SIX = np.array([[1, 1], [1, 2], [2, 1], [10, 10], [10, 12], [12, 10]], float)
+
+
+def test_lloyd_median_by_hand_with_two_restarts_at_once():
+    # Restart 0 starts at (1,1), (1,2). Round 1: (1,1)->0 (IoU 1), (1,2)->1, (2,1)->0 (1/2 vs 1/3),
+    # the large ones ->1 (2/100 > 1/100). Medians: 0: w 1,2 -> 1.5, h 1,1 -> 1; 1: w 1,10,10,12 -> 10,
+    # h 2,10,10,12 -> 10. Round 2: (1,2) vs (1.5,1): 1/2.5 = 0.4 beats 2/100 -> 0, so 0 = the small
+    # three -> (1,1), 1 = the large three -> (10,10). Round 3: no change: 2 iterations, converged.
+    # Restart 1 starts at (1,1), (10,10): right at once, 1 iteration.
+    start = np.array([[[1, 1], [1, 2]], [[1, 1], [10, 10]]], float)
+    centres, iterations, done = _lloyd(SIX, start, 100, "median")
+    assert centres.tolist() == [[[1, 1], [10, 10]], [[1, 1], [10, 10]]]
+    assert iterations.tolist() == [2, 1] and done.tolist() == [True, True]
+    # Mean update, restart 0 round 1: 0 -> (1.5, 1), 1 -> (33/4, 34/4); round 2: (1,2) vs
+    # (8.25, 8.5) is 2/70.125, so it joins 0: means (4/3, 4/3) and (32/3, 32/3).
+    centres, iterations, done = _lloyd(SIX, start, 100, "mean")
+    np.testing.assert_allclose(centres, [[[4 / 3, 4 / 3], [32 / 3, 32 / 3]]] * 2, rtol=1e-15)
+    assert iterations.tolist() == [2, 1] and done.tolist() == [True, True]
+
+
+def test_lloyd_stops_at_iters_or_when_few_boxes_move():
+    start = np.array([[[1, 1], [1, 2]]], float)
+    centres, iterations, done = _lloyd(SIX, start, 1, "median")
+    assert centres[0].tolist() == [[1.5, 1], [10, 10]]
+    assert (iterations.tolist(), done.tolist()) == ([1], [False])
+    # tol 0.5: round 2 moves 1 box, not more than int(0.5 * 6) = 3, so it stops there
+    centres, iterations, done = _lloyd(SIX, start, 100, "median", tol=0.5)
+    assert centres[0].tolist() == [[1.5, 1], [10, 10]]
+    assert (iterations.tolist(), done.tolist()) == ([1], [True])
+    # tol 1/6: int(1.0) = 1 box may move, so round 2 (one box) also ends it; at 1/7 it does not
+    assert _lloyd(SIX, start, 100, "median", tol=1 / 6)[1].tolist() == [1]
+    assert _lloyd(SIX, start, 100, "median", tol=1 / 7)[1].tolist() == [2]
+    # the start is not modified in place
+    assert start.tolist() == [[[1, 1], [1, 2]]]
+
+
+def test_lloyd_two_empty_clusters_take_the_two_worst_boxes():
+    # (500,500) and (600,600) win no box. Each box's best IoU is with (1,1): 1, 1/2, 1/2, 1/100,
+    # 1/120, 1/120. The worst is (10,12) (first of the tie), then (12,10). Centre 0 takes all six:
+    # medians w 1,1,2,10,10,12 -> 6 and h the same -> 6.
+    start = np.array([[[1, 1], [500, 500], [600, 600]]], float)
+    centres, iterations, done = _lloyd(SIX, start, 1, "median")
+    assert centres[0].tolist() == [[6, 6], [10, 12], [12, 10]]
+    centres, _, _ = _lloyd(SIX, start, 1, "mean")      # mean of all six: 36/6 = 6 and 36/6 = 6
+    assert centres[0].tolist() == [[6, 6], [10, 12], [12, 10]]
+
+
+def test_polish_walks_a_width_back_in_halving_log_steps():
+    from vocli.anchors import _polish
+
+    # One box 0.2 x 0.2, centre 0.2 e^0.037 wide. Steps of e^-0.01 raise the IoU 3 times
+    # (offset 0.007), e^-0.005 once (0.002), e^-0.0025 once (-0.0005, closer than 0.002);
+    # e^+-0.00125 do not help, and 0.000625 is below min_step: width 0.2 e^-0.0005.
+    got = _polish(np.array([[0.2, 0.2]]), np.array([[0.2 * np.exp(0.037), 0.2]]))
+    np.testing.assert_allclose(got, [[0.2 * np.exp(-0.0005), 0.2]], rtol=1e-12)
+    # the same from below, on the height
+    got = _polish(np.array([[0.2, 0.2]]), np.array([[0.2, 0.2 * np.exp(-0.037)]]))
+    np.testing.assert_allclose(got, [[0.2, 0.2 * np.exp(0.0005)]], rtol=1e-12)
+    # a centre already at its box does not move; results are clipped into [1e-9, 1]
+    assert _polish(np.array([[0.3, 0.5]]), np.array([[0.3, 0.5]])).tolist() == [[0.3, 0.5]]
+    # 1.0 e^0.0305 wide for a full-width box: three e^-0.01 steps leave e^+0.0005, which no
+    # smaller step beats (0.0045, 0.002, 0.00075 away): 1.0005 is clipped back to 1
+    assert _polish(np.array([[1.0, 0.5]]), np.array([[np.exp(0.0305), 0.5]])).tolist() == [[1.0, 0.5]]
+    assert _polish(np.array([[1e-12, 0.5]]), np.array([[1e-12, 0.5]])).tolist() == [[1e-9, 0.5]]
+
+
+def _seed_by_hand(wh, k, g):
+    """k-means++ written out: a uniform first box, then each next box drawn with probability
+    d^2 / sum d^2, d = 1 - IoU to the nearest chosen centre, by inverting the running sum at
+    u * total (the first box whose running sum exceeds it; the last box when all d are 0)."""
+    n = len(wh)
+    chosen = [wh[g.integers(n)]]
+    for _ in range(1, k):
+        d2 = [min(1 - _mean_best_iou_by_loop([box], [c]) for c in chosen) ** 2 for box in wh]
+        target, running, pick = g.random() * sum(d2), 0.0, n - 1
+        for i, v in enumerate(d2):
+            running += v
+            if running > target:
+                pick = i
+                break
+        chosen.append(wh[pick])
+    return np.array(chosen)
+
+
+def test_seed_plus_plus_matches_the_written_out_draws():
+    from vocli.anchors import _seed_plus_plus
+
+    wh = np.array([[0.1, 0.1], [0.12, 0.3], [0.3, 0.12], [0.5, 0.5], [0.6, 0.9], [0.9, 0.4], [0.2, 0.2]])
+    got = _seed_plus_plus(wh, 4, [np.random.default_rng(s) for s in range(6)])
+    assert got.shape == (6, 4, 2)
+    for s in range(6):
+        np.testing.assert_array_equal(got[s], _seed_by_hand(wh, 4, np.random.default_rng(s)))
+
+
+def test_seed_plus_plus_never_repeats_a_shape_while_others_remain():
+    from vocli.anchors import _seed_plus_plus
+
+    # Two shapes: a repeat has d = 0, so the second seed is always the other shape.
+    wh = np.array([[0.1, 0.1], [0.1, 0.1], [0.4, 0.2]])
+    got = _seed_plus_plus(wh, 2, [np.random.default_rng(s) for s in range(20)])
+    assert all(sorted(map(tuple, c.tolist())) == [(0.1, 0.1), (0.4, 0.2)] for c in got)
+    # One shape, k = 2: every d is 0 and the draw falls on the last box (no error).
+    same = np.array([[0.3, 0.3]] * 3)
+    assert _seed_plus_plus(same, 2, [np.random.default_rng(0)]).tolist() == [[[0.3, 0.3], [0.3, 0.3]]]
+
+
+def test_kmeans_counts_shapes_distinct_in_either_coordinate():
+    # sorted: (0.1,0.1), (0.1,0.2), (0.1,0.2), (0.3,0.2): rows differ in w or h at 2 places -> 3
+    wh = np.array([[0.3, 0.2], [0.1, 0.2], [0.1, 0.1], [0.1, 0.2]])
+    result = kmeans_iou(wh, 3, restarts=1)
+    assert result.distinct_shapes == 3
+    # three shapes, three anchors: each anchor is its shape, by area 0.01, 0.02, 0.06
+    assert result.centres.tolist() == [[0.1, 0.1], [0.1, 0.2], [0.3, 0.2]]
+    assert result.mean_iou == 1.0 and result.converged
+    with pytest.raises(AnchorError) as info:
+        kmeans_iou(wh, 4)
+    assert str(info.value) == "only 3 distinct box shapes for k=4 anchors (use --k 3 or fewer, or add data)"
+
+
+def test_kmeans_argument_errors_word_for_word():
+    wh = np.array([[0.1, 0.1], [0.2, 0.3]])
+    with pytest.raises(ValueError) as info:
+        kmeans_iou(wh, 1, update="mode")
+    assert str(info.value) == "unknown update 'mode'; use median or mean"
+    with pytest.raises(AnchorError) as info:
+        kmeans_iou(wh, 0)
+    assert str(info.value) == "k must be at least 1, got 0"
+    for restarts, iters in ((0, 5), (5, 0)):
+        with pytest.raises(AnchorError) as info:
+            kmeans_iou(wh, 1, restarts=restarts, iters=iters)
+        assert str(info.value) == f"restarts and iters must be at least 1, got {restarts} and {iters}"
+    with pytest.raises(AnchorError) as info:
+        kmeans_iou(np.zeros((0, 2)), 1)
+    assert str(info.value) == "no boxes to cluster"
+    # one restart, one iteration are allowed; a flat list of w, h pairs is read as (N, 2)
+    result = kmeans_iou([0.1, 0.1, 0.2, 0.3], 2, restarts=1, iters=1)
+    assert result.centres.tolist() == [[0.1, 0.1], [0.2, 0.3]] and result.iterations == 1
