@@ -884,3 +884,68 @@ def test_kmeans_argument_errors_word_for_word():
     # one restart, one iteration are allowed; a flat list of w, h pairs is read as (N, 2)
     result = kmeans_iou([0.1, 0.1, 0.2, 0.3], 2, restarts=1, iters=1)
     assert result.centres.tolist() == [[0.1, 0.1], [0.2, 0.3]] and result.iterations == 1
+
+
+def test_compute_anchors_cfg_option_errors_word_for_word(tmp_path):
+    list_file = write_yolo_tree(tmp_path / "y", {"a": "0 0.5 0.5 0.25 0.5\n"})
+    with pytest.raises(AnchorError) as info:
+        compute_anchors(k=1, labels=list_file, cfg="yolov3-voc")
+    assert str(info.value) == "--cfg names the cfg to start from; give the new file with --write-cfg FILE"
+    existing = tmp_path / "mine.cfg"
+    existing.write_text("kept")
+    with pytest.raises(DarknetFormatError) as info:
+        compute_anchors(k=1, labels=list_file, cfg="yolov3-voc", write_cfg=existing)
+    assert str(info.value) == (f"{existing} exists (drop --cfg to rewrite its anchors in place, "
+                               "or choose a new file name)")
+    assert existing.read_text() == "kept"
+    missing = tmp_path / "new.cfg"
+    with pytest.raises(DarknetFormatError) as info:
+        compute_anchors(k=1, labels=list_file, write_cfg=missing)
+    assert str(info.value) == (f"{missing}: cfg file not found (start from a shipped cfg: add --cfg yolov3-voc "
+                               f"to write {missing} from it (`vocli models` lists them), or edit an existing cfg "
+                               "in place)")
+    # an unknown cfg name fails before the boxes are read (this list has none: that error would differ)
+    empty = write_yolo_tree(tmp_path / "e", {"a": ""})
+    with pytest.raises(DarknetFormatError, match="no-such-cfg: no such cfg file or shipped cfg name"):
+        compute_anchors(k=1, labels=empty, cfg="no-such-cfg", write_cfg=missing)
+    assert not missing.exists()
+
+
+def test_compute_anchors_no_boxes_message_lists_only_what_happened(tmp_path):
+    hint = " (check --root/--sets or --labels, and --include-difficult)"
+    empty = write_yolo_tree(tmp_path / "e", {"a": ""})
+    with pytest.raises(AnchorError) as info:
+        compute_anchors(k=1, labels=empty)
+    assert str(info.value) == f"no boxes found in {empty}" + hint
+    dropped = write_yolo_tree(tmp_path / "d", {"a": "0 0.5 0.5 0 0.2\n0 0.5 0.5 0.1 0\n"})
+    with pytest.raises(AnchorError) as info:
+        compute_anchors(k=1, labels=dropped)
+    assert str(info.value) == f"no boxes found in {dropped} (2 zero-size dropped)" + hint
+    missing = write_yolo_tree(tmp_path / "m", {"a": None})
+    with pytest.raises(AnchorError) as info:
+        compute_anchors(k=1, labels=missing)
+    assert str(info.value) == f"no boxes found in {missing} (1 label files missing)" + hint
+
+
+def test_compute_anchors_passes_sets_difficult_and_progress_through(tiny_voc, tmp_path):
+    # 2007/train holds image 1 only: the dog, 41/100 x 41/80 -> 170.56 x 213.2 -> (171, 213) at 416
+    result = compute_anchors(k=1, root=tiny_voc, sets="2007/train")
+    assert (result.boxes, result.anchors, result.source) == (1, [(171, 213)], "2007/train")
+    # with difficult objects: dog, the difficult 100 x 80 person (1.0 x 1.0) and the cat
+    assert compute_anchors(k=1, root=tiny_voc, sets="2007/trainval", include_difficult=True).boxes == 3
+    list_file = write_yolo_tree(tmp_path / "y", {"a": "0 0.5 0.5 0.25 0.5\n", "b": "0 0.5 0.5 0.5 0.25\n"})
+    calls = []
+    compute_anchors(k=2, labels=list_file, restarts=3, evolve=2, progress=calls.append)
+    assert calls == [1, 1, 3, 1, 1]   # one tick per label file, the restarts, one per generation
+
+
+def test_compute_anchors_uses_the_seed_it_is_given(tmp_path):
+    rng = np.random.default_rng(4)
+    wh = rng.uniform(0.05, 0.95, (60, 2))
+    list_file = write_yolo_tree(tmp_path, {"a": "".join(f"0 0.5 0.5 {w:.6f} {h:.6f}\n" for w, h in wh)})
+    shapes = yolo_list_shapes(list_file).wh
+    by_seed = {s: kmeans_iou(shapes, 6, restarts=1, seed=s).centres.tolist() for s in (0, 5)}
+    assert by_seed[0] != by_seed[5]        # this set has more than one basin: the seed matters
+    for s in (0, 5):
+        result = compute_anchors(k=6, labels=list_file, restarts=1, seed=s)
+        assert result.seed == s and result.anchors_relative == [tuple(c) for c in by_seed[s]]
