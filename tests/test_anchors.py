@@ -949,3 +949,35 @@ def test_compute_anchors_uses_the_seed_it_is_given(tmp_path):
     for s in (0, 5):
         result = compute_anchors(k=6, labels=list_file, restarts=1, seed=s)
         assert result.seed == s and result.anchors_relative == [tuple(c) for c in by_seed[s]]
+
+
+def test_compute_anchors_rounds_half_to_even_floors_at_1_px_and_measures_in_pixels(tmp_path):
+    # At 512 px (a power of two, so every product below is exact):
+    #   A 2.5 x 0.25 px -> rint 2 (half to even) x 0 -> at least 1: (2, 1)
+    #   B 3.5 x 100 px  -> (4, 100)     C 256 x 128 px -> (256, 128)
+    # plus one zero-width box (dropped) and one image without a label file.
+    lines = "0 0.5 0.5 0.0048828125 0.00048828125\n0 0.5 0.5 0.0068359375 0.1953125\n0 0.5 0.5 0.5 0.25\n" \
+            "0 0.5 0.5 0 0.3\n"
+    list_file = write_yolo_tree(tmp_path, {"a": lines, "b": None})
+    result = compute_anchors(k=3, labels=list_file, img_size=512, restarts=2)
+    assert result.anchors == [(2, 1), (4, 100), (256, 128)]          # areas 2, 400, 32768
+    assert result.cfg_anchors == "2,1,  4,100,  256,128"
+    assert result.anchors_relative == [(0.0048828125, 0.00048828125), (0.0068359375, 0.1953125), (0.5, 0.25)]
+    assert (result.k, result.masks, result.img_size) == (3, [[2], [1], [0]], 512)
+    assert (result.boxes, result.images, result.dropped_zero, result.missing_labels) == (3, 2, 1, 1)
+    assert (result.distinct_shapes, result.source) == (3, str(list_file))
+    assert (result.best_restart, result.converged) == (0, True) and result.iterations >= 1
+    # Metrics compare the pixel boxes with the rounded anchors:
+    #   A (2.5, 0.25) vs (2, 1): inter 0.5, union 0.625 + 2 - 0.5 = 2.125 -> 4/17; ratios 1.25 and 1/4:
+    #     1/4 is not above 1/4, so no anchor passes.  B (3.5, 100) vs (4, 100): 350 / 400 = 7/8, passes.
+    #   C matches exactly.
+    m = result.metrics
+    assert m.mean_iou == pytest.approx((4 / 17 + 7 / 8 + 1) / 3, abs=1e-12)
+    assert (m.best_possible_recall, m.anchors_above_threshold) == (pytest.approx(2 / 3), pytest.approx(2 / 3))
+    assert result.cfg_written is None and result.plot is None and result.cfg_sections == 0
+
+
+def test_compute_anchors_masks_for_one_and_two_anchors(tmp_path):
+    list_file = write_yolo_tree(tmp_path, {"a": "0 0.5 0.5 0.25 0.5\n0 0.5 0.5 0.5 0.25\n"})
+    assert compute_anchors(k=1, labels=list_file, restarts=1).masks == [[0]]
+    assert compute_anchors(k=2, labels=list_file, restarts=1).masks == [[1], [0]]
