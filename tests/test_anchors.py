@@ -718,6 +718,7 @@ def test_compute_anchors_defaults_and_img_size_checks(tmp_path):
     assert (result.k, result.restarts, result.iters, result.evolve, result.seed, result.update) == \
         (9, 10, 300, 0, 0, "median")
     assert len(result.anchors) == 9 and result.img_size == 416
+    assert result.masks == [[6, 7, 8], [3, 4, 5], [0, 1, 2]]      # at most 3 [yolo] layers
     with pytest.raises(AnchorError) as info:
         compute_anchors(k=1, labels=list_file, img_size=0)
     assert str(info.value) == "--img-size must be positive, got 0"
@@ -981,3 +982,24 @@ def test_compute_anchors_masks_for_one_and_two_anchors(tmp_path):
     list_file = write_yolo_tree(tmp_path, {"a": "0 0.5 0.5 0.25 0.5\n0 0.5 0.5 0.5 0.25\n"})
     assert compute_anchors(k=1, labels=list_file, restarts=1).masks == [[0]]
     assert compute_anchors(k=2, labels=list_file, restarts=1).masks == [[1], [0]]
+
+
+def test_compute_anchors_lists_invalid_annotations_it_left_out(tiny_voc):
+    annotations = tiny_voc / "VOCdevkit" / "VOC2007" / "Annotations"
+    (annotations / "000002.xml").write_text("<annotation><size>")     # broken: left out, listed
+    result = compute_anchors(k=1, root=tiny_voc, sets="2007/trainval")
+    assert (result.boxes, result.images, len(result.invalid)) == (1, 1, 1)
+    assert "000002.xml" in str(result.invalid[0])
+
+
+def test_compute_anchors_plots_a_sample_drawn_with_its_seed(monkeypatch, tmp_path):
+    seen = _capture_scatter(monkeypatch)
+    # 5001 boxes (w = i / 8192, h = 1/2): one more than the plot keeps
+    lines = "".join(f"0 0.5 0.5 {i / 8192} 0.5\n" for i in range(1, 5002))
+    list_file = write_yolo_tree(tmp_path, {"a": lines})
+    result = compute_anchors(k=1, labels=list_file, img_size=8192, restarts=1, seed=7, plot=tmp_path / "p.png")
+    assert result.plot == tmp_path / "p.png"
+    # at 8192 px box i is i px wide; numpy's own seed-7 draw decides which one box is left out
+    keep = np.sort(np.random.default_rng(7).choice(5001, 5000, replace=False)) + 1
+    assert seen["groups"]["boxes"] == (keep.astype(float).tolist(), [4096.0] * 5000)
+    assert seen["title"] == "1 anchors at 8192 px"
