@@ -1003,3 +1003,12 @@ def test_compute_anchors_plots_a_sample_drawn_with_its_seed(monkeypatch, tmp_pat
     keep = np.sort(np.random.default_rng(7).choice(5001, 5000, replace=False)) + 1
     assert seen["groups"]["boxes"] == (keep.astype(float).tolist(), [4096.0] * 5000)
     assert seen["title"] == "1 anchors at 8192 px"
+
+
+def test_sort_by_area_breaks_area_ties_by_width():
+    from vocli.anchors import _sort_by_area
+
+    # areas 0.125, 0.125, 1/64 (all exact in binary): smallest first, the tie narrower first
+    shapes = np.array([[0.5, 0.25], [0.25, 0.5], [0.125, 0.125]])
+    assert _sort_by_area(shapes).tolist() == [[0.125, 0.125], [0.25, 0.5], [0.5, 0.25]]
+    assert kmeans_iou(shapes, 3, restarts=1).centres.tolist() == [[0.125, 0.125], [0.25, 0.5], [0.5, 0.25]]
