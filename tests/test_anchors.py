@@ -852,6 +852,14 @@ def test_seed_plus_plus_never_repeats_a_shape_while_others_remain():
     # One shape, k = 2: every d is 0 and the draw falls on the last box (no error).
     same = np.array([[0.3, 0.3]] * 3)
     assert _seed_plus_plus(same, 2, [np.random.default_rng(0)]).tolist() == [[[0.3, 0.3], [0.3, 0.3]]]
+    # Two shapes, k = 3: after both are seeds every d is 0, and the third is the last box,
+    # (0.1, 0.1) here (not the first or the second-to-last, both (0.4, 0.2)).
+    two = np.array([[0.4, 0.2], [0.4, 0.2], [0.1, 0.1]])
+    for seeds in _seed_plus_plus(two, 3, [np.random.default_rng(s) for s in range(10)]):
+        assert seeds[2].tolist() == [0.1, 0.1]
+        assert sorted(map(tuple, seeds[:2].tolist())) == [(0.1, 0.1), (0.4, 0.2)]
+    # the seeds keep the boxes' dtype (float32 for the restart sample)
+    assert _seed_plus_plus(two.astype(np.float32), 2, [np.random.default_rng(0)]).dtype == np.float32
 
 
 def test_kmeans_counts_shapes_distinct_in_either_coordinate():
