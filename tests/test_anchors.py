@@ -1091,3 +1091,33 @@ def test_polish_runs_the_step_equal_to_min_step():
     # and heights come down as well as up
     got = _polish(np.array([[0.2, 0.2]]), np.array([[0.2, 0.2 * np.exp(0.037)]]))
     np.testing.assert_allclose(got, [[0.2, 0.2 * np.exp(-0.0005)]], rtol=1e-12)
+
+
+def test_lloyd_first_round_always_counts_even_when_every_box_joins_centre_1():
+    # (500,500) wins no box, so every label is 1 in round 1: that still is a change from "no
+    # label yet", so the round runs: centre 1 -> medians of all six (6, 6), centre 0 -> the
+    # worst-fitting box (10, 12) (IoU 1/120 with (1,1), first of the tie).
+    start = np.array([[[500, 500], [1, 1]]], float)
+    centres, iterations, done = _lloyd(SIX, start, 1, "median")
+    assert centres[0].tolist() == [[10, 12], [6, 6]]
+    assert iterations.tolist() == [1] and iterations.dtype.kind == "i"
+
+
+def test_lloyd_mean_of_a_single_box_cluster_is_the_box():
+    wh = np.array([[1, 1], [1, 2], [10, 10]], float)
+    # cluster 0: (1,1), (1,2) -> mean (1, 1.5); cluster 1: (10,10) alone -> (10, 10)
+    centres, iterations, done = _lloyd(wh, np.array([[[1, 1], [10, 10]]], float), 100, "mean")
+    assert centres[0].tolist() == [[1, 1.5], [10, 10]] and iterations.tolist() == [1] and done[0]
+
+
+@pytest.mark.parametrize("copies", [130, 32769])  # 260 and 65538 cluster keys: past uint8 and uint16
+def test_lloyd_many_restarts_at_once_do_not_mix_their_clusters(copies):
+    # restart 0 starts at (1,1), (1,2) (one round: (1.5, 1), (10, 10), see above); every other
+    # restart starts at (1,1), (10,10) and stays there. Keys that wrapped around a small integer
+    # type would pool the last restart's boxes with restart 0's.
+    start = np.repeat(np.array([[[1, 1], [10, 10]]], float), copies, axis=0)
+    start[0] = [[1, 1], [1, 2]]
+    centres, iterations, _ = _lloyd(SIX, start, 1, "median")
+    assert centres[0].tolist() == [[1.5, 1], [10, 10]]
+    assert (centres[1:] == np.array([[1, 1], [10, 10]])).all()
+    assert (iterations == 1).all()
