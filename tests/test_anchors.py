@@ -1121,3 +1121,60 @@ def test_lloyd_many_restarts_at_once_do_not_mix_their_clusters(copies):
     assert centres[0].tolist() == [[1.5, 1], [10, 10]]
     assert (centres[1:] == np.array([[1, 1], [10, 10]])).all()
     assert (iterations == 1).all()
+
+
+def test_kmeans_float32_input_gives_exactly_the_float64_result():
+    # boxes are widened to float64 first: float32 input only names the same numbers
+    wh32 = np.random.default_rng(2).lognormal(-1.8, 0.6, (300, 2)).clip(0.01, 1).astype(np.float32)
+    a = kmeans_iou(wh32, 4, restarts=3)
+    b = kmeans_iou(wh32.astype(np.float64), 4, restarts=3)
+    assert np.array_equal(a.centres, b.centres) and a.mean_iou == b.mean_iou
+    assert a.centres.dtype == np.float64
+
+
+def _mean_best_iou_by_broadcast(wh, centres) -> float:
+    """The same objective as ``_mean_best_iou_by_loop``, by numpy broadcasting (for thousands of boxes)."""
+    wh, centres = np.asarray(wh, np.float64)[:, None], np.asarray(centres, np.float64)[None]
+    inter = np.minimum(wh[..., 0], centres[..., 0]) * np.minimum(wh[..., 1], centres[..., 1])
+    return float((inter / (wh[..., 0] * wh[..., 1] + centres[..., 0] * centres[..., 1] - inter)).max(axis=1).mean())
+
+
+@pytest.mark.parametrize("n", [300, 4500])  # 4500 > RESTART_SAMPLE: restarts see a seeded subsample
+def test_kmeans_is_seeding_lloyd_and_polish_wired_as_documented(n):
+    from vocli.anchors import LLOYD_TOL, RESTART_SAMPLE, _polish, _seed_plus_plus, _sort_by_area
+
+    wh = np.random.default_rng(8).lognormal(-1.8, 0.6, (n, 2)).clip(0.01, 1)
+    got = kmeans_iou(wh, 4, restarts=3, seed=5)
+    # 1. canonical order (by w, then h); restarts on float32 copies, seeded by the third child
+    #    of SeedSequence(seed) (one grandchild per restart); the first child draws the subsample.
+    wh = wh[np.lexsort((wh[:, 1], wh[:, 0]))]
+    sub_stream, _, restart_stream = np.random.SeedSequence(5).spawn(3)
+    work = wh.astype(np.float32)
+    if n > RESTART_SAMPLE:
+        work = work[np.sort(np.random.default_rng(sub_stream).choice(n, RESTART_SAMPLE, replace=False))]
+    rngs = [np.random.default_rng(s) for s in restart_stream.spawn(3)]
+    runs, _, _ = _lloyd(work, _seed_plus_plus(work, 4, rngs), 300, "median", LLOYD_TOL)
+    # 2. each restart is scored on all boxes (by broadcasting here); the best one wins
+    scores = [_mean_best_iou_by_broadcast(wh, c.astype(np.float64)) for c in runs]
+    np.testing.assert_allclose(got.restart_mean_ious, scores, rtol=0, atol=1e-12)
+    best = int(np.argmax(scores))
+    assert got.best_restart == best
+    # 3. the winner is refined by Lloyd on all boxes in float64, then polished; kept if not worse
+    refined, iterations, converged = _lloyd(wh, runs[best:best + 1].astype(np.float64), 300, "median", LLOYD_TOL)
+    polished = _polish(wh, refined[0])
+    assert _mean_best_iou_by_broadcast(wh, polished) >= scores[best]
+    np.testing.assert_array_equal(got.centres, _sort_by_area(polished))
+    assert got.mean_iou == pytest.approx(_mean_best_iou_by_broadcast(wh, polished), abs=1e-12)
+    assert (got.iterations, got.converged) == (int(iterations[0]), bool(converged[0]))
+    assert got.evolve_improvements == 0
+
+
+def test_kmeans_defaults_ten_restarts_seed_0_no_evolution():
+    wh = np.random.default_rng(4).uniform(0.05, 0.95, (60, 2))
+    calls = []
+    default = kmeans_iou(wh, 6, progress=calls.append)
+    assert calls == [10] and len(default.restart_mean_ious) == 10 and default.evolve_improvements == 0
+    seeded = kmeans_iou(wh, 6, restarts=10, seed=0)
+    assert np.array_equal(default.centres, seeded.centres)
+    # restart 0 of seed 1 differs from restart 0 of seed 0 (so the default seed is pinned)
+    assert kmeans_iou(wh, 6, restarts=1, seed=1).restart_mean_ious[0] != default.restart_mean_ious[0]
