@@ -1178,3 +1178,30 @@ def test_kmeans_defaults_ten_restarts_seed_0_no_evolution():
     assert np.array_equal(default.centres, seeded.centres)
     # restart 0 of seed 1 differs from restart 0 of seed 0 (so the default seed is pinned)
     assert kmeans_iou(wh, 6, restarts=1, seed=1).restart_mean_ious[0] != default.restart_mean_ious[0]
+
+
+def test_kmeans_evolves_the_polished_centres_with_the_second_child_seed():
+    from vocli.anchors import _sort_by_area
+
+    # a set (found by search) where one of 50 generations after the polish still helps
+    wh = np.array([[0.21, 0.66], [0.38, 0.35], [0.9, 0.23], [0.51, 0.07], [0.2, 0.85]])
+    from vocli.anchors import LLOYD_TOL, _polish, _seed_plus_plus
+
+    plain = kmeans_iou(wh, 2, restarts=1, seed=0)
+    evolved = kmeans_iou(wh, 2, restarts=1, seed=0, evolve=50)
+    # the polished centres, in cluster order (not yet sorted by area), as in the wiring test above
+    _, evolve_stream, restart_stream = np.random.SeedSequence(0).spawn(3)
+    wh = wh[np.lexsort((wh[:, 1], wh[:, 0]))]
+    work = wh.astype(np.float32)
+    run, _, _ = _lloyd(work, _seed_plus_plus(work, 2, [np.random.default_rng(restart_stream.spawn(1)[0])]),
+                       300, "median", LLOYD_TOL)
+    polished = _polish(wh, _lloyd(wh, run.astype(np.float64), 300, "median", LLOYD_TOL)[0][0])
+    assert np.array_equal(_sort_by_area(polished), plain.centres)
+    want, want_score, kept = _evolve_by_hand(wh, polished, 50, np.random.default_rng(evolve_stream))
+    assert kept == 1 and evolved.evolve_improvements == 1
+    np.testing.assert_allclose(evolved.centres, _sort_by_area(want), rtol=1e-12)
+    assert evolved.mean_iou == pytest.approx(want_score, abs=1e-12) and want_score > plain.mean_iou
+    # a single generation runs too (one progress tick after the restarts)
+    calls = []
+    kmeans_iou(wh, 2, restarts=1, seed=0, evolve=1, progress=calls.append)
+    assert calls == [1, 1]
