@@ -1205,3 +1205,14 @@ def test_kmeans_evolves_the_polished_centres_with_the_second_child_seed():
     calls = []
     kmeans_iou(wh, 2, restarts=1, seed=0, evolve=1, progress=calls.append)
     assert calls == [1, 1]
+
+
+def test_write_cfg_refuses_anchors_its_own_parser_rejects_and_names_the_file(tmp_path):
+    path = tmp_path / "tiny.cfg"
+    text = NET + CONV.format(12) + "[yolo]\nanchors=1,2,3,4\nclasses=1\nnum=2\n"
+    path.write_text(text)
+    with pytest.raises(DarknetFormatError) as info:
+        write_cfg_anchors(path, [(0, 6), (7, 8)])
+    # the anchors line is line 10; the rewritten text is checked before anything is written
+    assert str(info.value) == f"{path}:10: [yolo] anchors: sizes must be positive, got 0"
+    assert path.read_text() == text
