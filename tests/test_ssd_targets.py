@@ -329,3 +329,164 @@ def test_cli_ssd_json_and_errors(tiny_voc, tmp_path, capsys):
     (out / "junk.h5").write_bytes(b"not hdf5")
     with pytest.raises(Exception, match="junk.h5: not a readable SSD target file: not an HDF5 file"):
         open_targets(out / "junk.h5")
+
+
+# --------------------------------------------------------------------------- small contracts, value by value
+
+
+def test_config_attributes_every_value():
+    from converters.ssd_targets import config_attributes
+
+    attrs = config_attributes(SSD512, 0.45, True, ["cat", "dog"])
+    assert attrs == {
+        "format": "vocli-ssd-targets", "format_version": 1, "size": 512,
+        "feature_maps": [64, 32, 16, 8, 4, 2, 1], "steps": [8, 16, 32, 64, 128, 256, 512],
+        "min_sizes": [35.84, 76.8, 153.6, 230.4, 307.2, 384.0, 460.8],
+        "max_sizes": [76.8, 153.6, 230.4, 307.2, 384.0, 460.8, 537.6],
+        "aspect_ratios": "[[2], [2, 3], [2, 3], [2, 3], [2, 3], [2], [2]]",
+        "variances": [0.1, 0.2], "clip": True, "threshold": 0.45, "include_difficult": True,
+        "classes": '["cat", "dog"]', "num_classes": 2,
+        "gt_normalisation": "((xmin-1)/W, (ymin-1)/H, (xmax-1)/W, (ymax-1)/H)",
+        "label_offset": 1, "loc_background": "zero",
+    }
+    assert type(attrs["feature_maps"]) is list and type(attrs["variances"]) is list  # h5py stores lists as arrays
+
+
+def test_compression_settings_and_unknown_name():
+    from converters.ssd_targets import _compression
+    from vocli.errors import VocliError
+
+    assert _compression("gzip") == {"compression": "gzip", "compression_opts": 1}
+    assert _compression("lzf") == {"compression": "lzf"}
+    assert _compression("none") == {}
+    with pytest.raises(VocliError) as err:
+        _compression("GZIP")  # names are exact
+    assert (err.value.message, err.value.hint) == ("unknown compression 'GZIP'", "use gzip, lzf or none")
+
+
+def test_unknown_size_names_the_size_and_the_valid_ones():
+    from converters.ssd_targets import ssd_config
+    from vocli.errors import VocliError
+
+    assert ssd_config(300) is SSD300 and ssd_config(512) is SSD512
+    with pytest.raises(VocliError) as err:
+        ssd_config(400)
+    assert (err.value.message, err.value.hint) == ("no SSD layout for size 400", "use --size 300 or --size 512")
+
+
+def test_normalisation_keeps_rows_of_four_and_float32():
+    # One box given flat still gives one row; (x - 1) / W with W = 200, H = 100: (0, 0.5, 0.495, 0.99).
+    one = normalise_voc_boxes([1, 51, 100, 100], 200, 100)
+    assert one.dtype == np.float32 and one.shape == (1, 4)
+    np.testing.assert_allclose(one, [[0, 0.5, 0.495, 0.99]], rtol=1e-6)
+    none = normalise_voc_boxes(np.zeros((0, 4)), 10, 10)
+    assert none.shape == (0, 4) and none.dtype == np.float32
+
+
+def test_decode_keeps_batch_and_prior_axes():
+    # loc (B=2, P=2, 4): zero offsets give the priors themselves; image 1, prior 0: centre moved by
+    # 1 * 0.1 * w = 0.02 and width exp(0.2 * 5) = e times 0.2.
+    priors = np.array([[0.5, 0.5, 0.2, 0.4], [0.25, 0.25, 0.1, 0.1]], np.float32)
+    loc = np.zeros((2, 2, 4), np.float32)
+    loc[1, 0] = [1, 0, 5, 0]
+    out = decode(loc, priors)
+    assert out.shape == (2, 2, 4)
+    np.testing.assert_allclose(out[0], [[0.4, 0.3, 0.6, 0.7], [0.2, 0.2, 0.3, 0.3]], rtol=1e-6)
+    w = 0.2 * math.e
+    np.testing.assert_allclose(out[1, 0], [0.52 - w / 2, 0.3, 0.52 + w / 2, 0.7], rtol=1e-6)
+    torch.testing.assert_close(decode(torch.from_numpy(loc), torch.from_numpy(priors)), torch.from_numpy(out))
+
+
+# --------------------------------------------------------------------------- one chunk matched (worker side)
+
+
+def make_voc(voc: Path, images: dict, split: str = "trainval", listed=None) -> Path:
+    """A VOC<year> folder: images = {id: (filename, width, height, objects)}; the split lists ``listed`` (default: all)."""
+    for image_id, (filename, width, height, objects) in images.items():
+        write_voc_xml(voc / "Annotations" / f"{image_id}.xml", filename, width, height, objects)
+    lists = voc / "ImageSets" / "Main"
+    lists.mkdir(parents=True, exist_ok=True)
+    (lists / f"{split}.txt").write_text("".join(f"{i}\n" for i in (images if listed is None else listed)))
+    return voc
+
+
+CHUNK_IMAGES = {
+    # dog: ((11 - 1) / 100, (21 - 1) / 80, (51 - 1) / 100, (61 - 1) / 80) = (0.1, 0.25, 0.5, 0.75); person difficult.
+    "a": ("a.png", 100, 80, [("dog", 11, 21, 51, 61, 0), ("person", 1, 1, 100, 80, 1)]),
+    # cat: (4 / 64, 4 / 64, 19 / 64, 29 / 64); the <filename> names another image, so the file is b.jpg.
+    "b": ("other.jpg", 64, 64, [("cat", 5, 5, 20, 30, 0)]),
+    # only a difficult cow: nothing kept unless difficult objects are.
+    "c": ("c.jpg", 50, 50, [("cow", 2, 2, 26, 26, 1)]),
+}
+
+
+def test_match_chunk_fields_value_by_value(tmp_path):
+    from converters.ssd_targets import _Job, _match_chunk
+
+    voc = make_voc(tmp_path / "VOC2007", CHUNK_IMAGES)
+    priors = cached_reference_priors(300)
+    # "missing" has no annotation: reported, and the later images keep rows 0, 1, 2.
+    chunk = _match_chunk(_Job(str(voc), ("missing", "a", "b", "c"), VOC_CLASSES, False, 300, 0.5))
+    assert [(Path(i.path).name, i.reason) for i in chunk.invalid] == [("missing.xml", "file not found")]
+    assert chunk.ids == ["a", "b", "c"] and chunk.image_names == ["a.png", "b.jpg", "c.jpg"]
+    assert chunk.counts.dtype == np.int64 and chunk.counts.tolist() == [1, 1, 0]
+    assert chunk.gt_boxes.dtype == np.float32
+    np.testing.assert_allclose(chunk.gt_boxes, [[0.1, 0.25, 0.5, 0.75], [4 / 64, 4 / 64, 19 / 64, 29 / 64]],
+                               rtol=1e-6)
+    assert chunk.gt_labels.dtype == np.int64 and chunk.gt_labels.tolist() == [12, 8]  # dog 11 + 1, cat 7 + 1
+    assert chunk.gt_difficult.dtype == bool and chunk.gt_difficult.tolist() == [False, False]
+    assert chunk.conf.dtype == np.int16 and chunk.conf.shape == (3, 8732)
+    positive_rows, positive_loc = [], []
+    for row, k in ((0, 0), (1, 1)):
+        ref_loc, ref_conf = reference_match(chunk.gt_boxes[k:k + 1], np.array([[11], [7]][k]), priors)
+        assert torch.equal(torch.from_numpy(chunk.conf[row].astype(np.int64)), ref_conf)
+        rows = torch.nonzero(ref_conf).flatten()
+        positive_rows += [[row, int(p)] for p in rows]
+        positive_loc.append(ref_loc[rows])
+    assert not chunk.conf[2].any()
+    assert chunk.positive.dtype == np.int64 and chunk.positive.tolist() == positive_rows
+    assert chunk.positive_loc.dtype == np.float32
+    torch.testing.assert_close(torch.from_numpy(chunk.positive_loc), torch.cat(positive_loc), rtol=1e-5, atol=1e-5)
+
+
+def test_match_chunk_with_difficult_objects_and_another_threshold(tmp_path):
+    from converters.ssd_targets import _Job, _match_chunk
+
+    voc = make_voc(tmp_path / "VOC2007", CHUNK_IMAGES)
+    priors = cached_reference_priors(300)
+    chunk = _match_chunk(_Job(str(voc), ("a", "c"), VOC_CLASSES, True, 300, 0.3))
+    assert chunk.invalid == [] and chunk.counts.tolist() == [2, 1]
+    # person (1, 1, 100, 80) -> (0, 0, 0.99, 0.9875); cow (2, 2, 26, 26) in 50 x 50 -> (0.02, 0.02, 0.5, 0.5).
+    np.testing.assert_allclose(chunk.gt_boxes, [[0.1, 0.25, 0.5, 0.75], [0, 0, 0.99, 0.9875],
+                                                [0.02, 0.02, 0.5, 0.5]], rtol=1e-6)
+    assert chunk.gt_labels.tolist() == [12, 15, 10] and chunk.gt_difficult.tolist() == [False, True, True]
+    ref_loc, ref_conf = reference_match(chunk.gt_boxes[:2], np.array([11, 14]), priors, threshold=0.3)
+    assert torch.equal(torch.from_numpy(chunk.conf[0].astype(np.int64)), ref_conf)
+    assert not torch.equal(ref_conf, reference_match(chunk.gt_boxes[:2], np.array([11, 14]), priors)[1])
+    assert set(chunk.positive[:, 0].tolist()) == {0, 1}
+
+
+def test_match_chunk_of_only_invalid_files_is_empty_with_the_right_shapes(tmp_path):
+    from converters.ssd_targets import _Job, _match_chunk
+
+    voc = make_voc(tmp_path / "VOC2012", CHUNK_IMAGES)
+    (voc / "Annotations" / "bad.xml").write_text("<annotation>")
+    chunk = _match_chunk(_Job(str(voc), ("bad", "missing"), VOC_CLASSES, False, 512, 0.5))
+    assert [Path(i.path).name for i in chunk.invalid] == ["bad.xml", "missing.xml"]
+    assert chunk.ids == [] and chunk.image_names == []
+    shapes = {name: (getattr(chunk, name).shape, getattr(chunk, name).dtype)
+              for name in ("counts", "gt_boxes", "gt_labels", "gt_difficult", "conf", "positive", "positive_loc")}
+    assert shapes == {"counts": ((0,), np.int64), "gt_boxes": ((0, 4), np.float32), "gt_labels": ((0,), np.int64),
+                      "gt_difficult": ((0,), bool), "conf": ((0, 24564), np.int16),
+                      "positive": ((0, 2), np.int64), "positive_loc": ((0, 4), np.float32)}
+
+
+def test_match_chunk_reports_a_class_outside_the_list(tmp_path):
+    from converters.ssd_targets import _Job, _match_chunk
+
+    voc = make_voc(tmp_path / "VOC2007", CHUNK_IMAGES)
+    chunk = _match_chunk(_Job(str(voc), ("a", "b"), ("cat", "person"), False, 300, 0.5))
+    # a holds a dog, which the two-class list does not name: left out; b's cat is class 0 -> label 1.
+    assert [Path(i.path).name for i in chunk.invalid] == ["a.xml"] and "dog" in chunk.invalid[0].reason
+    assert chunk.ids == ["b"] and chunk.gt_labels.tolist() == [1]
+    assert set(chunk.conf[0].tolist()) == {0, 1}
