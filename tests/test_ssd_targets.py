@@ -490,3 +490,124 @@ def test_match_chunk_reports_a_class_outside_the_list(tmp_path):
     assert [Path(i.path).name for i in chunk.invalid] == ["a.xml"] and "dog" in chunk.invalid[0].reason
     assert chunk.ids == ["b"] and chunk.gt_labels.tolist() == [1]
     assert set(chunk.conf[0].tolist()) == {0, 1}
+
+
+# --------------------------------------------------------------------------- the written file
+
+
+def plain_attrs(h5) -> dict:
+    """HDF5 attributes as Python values (arrays as lists, numpy scalars as Python scalars)."""
+    return {k: (v.tolist() if isinstance(v, np.ndarray) else v.item() if hasattr(v, "item") else v)
+            for k, v in h5.attrs.items()}
+
+
+def positives_by_reference(boxes_and_labels, size: int = 300) -> int:
+    priors = cached_reference_priors(size)
+    return sum(int((reference_match(np.array(b, np.float32), np.array(l), priors)[1] > 0).sum())
+               for b, l in boxes_and_labels)
+
+
+def test_target_file_datasets_attributes_and_summary(tiny_voc, tmp_path):
+    from converters.ssd_targets import config_attributes
+
+    result = build_ssd_targets(tiny_voc, sets="2007/trainval", out=tmp_path / "ssd", workers=1)
+    (summary,) = result.files
+    path = tmp_path / "ssd" / "2007_trainval.h5"
+    with h5py.File(path) as h5:
+        assert set(h5) == {"loc", "conf", "image_ids", "image_paths", "gt_offsets", "gt_boxes", "gt_labels",
+                           "gt_difficult", "priors"}
+        loc, conf = h5["loc"], h5["conf"]
+        # One image per chunk, rows appendable, gzip level 1 without shuffle.
+        assert (loc.dtype, loc.shape, loc.maxshape, loc.chunks) == (np.float32, (2, 8732, 4), (None, 8732, 4),
+                                                                    (1, 8732, 4))
+        assert (conf.dtype, conf.shape, conf.maxshape, conf.chunks) == (np.int16, (2, 8732), (None, 8732), (1, 8732))
+        for ds in (loc, conf):
+            assert (ds.compression, ds.compression_opts, ds.shuffle) == ("gzip", 1, False)
+        for name in ("image_ids", "image_paths"):
+            assert h5py.check_string_dtype(h5[name].dtype).encoding == "utf-8"
+        images = (tiny_voc / "VOCdevkit" / "VOC2007" / "JPEGImages").resolve()
+        assert [s.decode() for s in h5["image_paths"][:]] == [str(images / "000001.jpg"), str(images / "000002.jpg")]
+        assert h5["gt_offsets"].dtype == np.int64 and h5["gt_offsets"][:].tolist() == [0, 1, 2]
+        # dog (10, 20, 50, 60) in 100 x 80 -> (0.09, 0.2375, 0.49, 0.7375); cat (5, 5, 20, 30) in 64 x 64.
+        assert h5["gt_boxes"].dtype == np.float32
+        np.testing.assert_allclose(h5["gt_boxes"][:], [[0.09, 0.2375, 0.49, 0.7375],
+                                                       [0.0625, 0.0625, 0.296875, 0.453125]], rtol=1e-6)
+        assert h5["gt_labels"].dtype == np.int64 and h5["gt_labels"][:].tolist() == [12, 8]
+        assert h5["gt_difficult"].dtype == bool and h5["gt_difficult"][:].tolist() == [False, False]
+        assert h5["priors"].dtype == np.float32 and torch.equal(torch.from_numpy(h5["priors"][:]),
+                                                                cached_reference_priors(300))
+        assert plain_attrs(h5) == {**config_attributes(SSD300, 0.5, False, VOC_CLASSES), "set": "2007/trainval"}
+    positives = positives_by_reference([([[0.09, 0.2375, 0.49, 0.7375]], [11]),
+                                        ([[0.0625, 0.0625, 0.296875, 0.453125]], [7])])
+    assert (summary.set, summary.path, summary.images, summary.objects) == ("2007/trainval", path.resolve(), 2, 2)
+    assert summary.positives_per_image == positives / 2
+    assert summary.bytes == path.stat().st_size and summary.bytes_per_image == path.stat().st_size / 2
+
+
+@pytest.mark.parametrize("compression, expected", [("lzf", ("lzf", None)), ("none", (None, None))])
+def test_other_compressions_reach_loc_and_conf(tiny_voc, tmp_path, compression, expected):
+    result = build_ssd_targets(tiny_voc, sets="2007/test", out=tmp_path, compression=compression, workers=1)
+    with h5py.File(result.files[0].path) as h5:
+        assert [(h5[n].compression, h5[n].compression_opts) for n in ("loc", "conf")] == [expected, expected]
+        assert h5["loc"].chunks == (1, 8732, 4) and h5["conf"].chunks == (1, 8732)
+
+
+def test_empty_split_list_gives_an_empty_file_of_the_asked_size(tiny_voc, tmp_path):
+    # Before the fix: an empty list wrote SSD300 priors into an SSD512 file (the size came from the
+    # first job, and there is none), then failed with "no appropriate function for conversion path".
+    voc = tiny_voc / "VOCdevkit" / "VOC2007"
+    (voc / "ImageSets" / "Main" / "val.txt").write_text("")
+    result = build_ssd_targets(tiny_voc, sets="2007/val", out=tmp_path / "out", size=512, workers=1)
+    (summary,) = result.files
+    assert (summary.images, summary.objects, summary.positives_per_image) == (0, 0, 0.0)
+    with h5py.File(summary.path) as h5:
+        shapes = {name: (ds.shape, ds.dtype) for name, ds in h5.items()}
+        assert h5.attrs["size"] == 512 and h5["gt_offsets"][:].tolist() == [0]
+    assert shapes == {"loc": ((0, 24564, 4), np.float32), "conf": ((0, 24564), np.int16),
+                      "image_ids": ((0,), object), "image_paths": ((0,), object), "gt_offsets": ((1,), np.int64),
+                      "gt_boxes": ((0, 4), np.float32), "gt_labels": ((0,), np.int64),
+                      "gt_difficult": ((0,), bool), "priors": ((24564, 4), np.float32)}
+    with open_targets(summary.path) as targets:
+        assert len(targets) == 0 and targets.priors.shape == (24564, 4)
+
+
+def test_set_of_only_invalid_annotations_is_an_empty_file(tiny_voc, tmp_path):
+    voc = tiny_voc / "VOCdevkit" / "VOC2007"
+    (voc / "ImageSets" / "Main" / "val.txt").write_text("nothing\n")
+    result = build_ssd_targets(tiny_voc, sets="2007/val", out=tmp_path, workers=1)
+    assert [Path(i.path).name for i in result.invalid] == ["nothing.xml"] and not result.ok
+    (summary,) = result.files
+    assert (summary.images, summary.objects, summary.positives_per_image) == (0, 0, 0.0)
+    with h5py.File(summary.path) as h5:
+        assert h5["loc"].shape == (0, 8732, 4) and h5["conf"].shape == (0, 8732)
+        assert h5["gt_offsets"][:].tolist() == [0] and h5["gt_boxes"].shape == (0, 4)
+        assert h5["gt_difficult"].dtype == bool and h5["gt_labels"].dtype == np.int64
+
+
+def test_many_chunks_fill_their_own_rows_and_report_progress_across_sets(tmp_path):
+    # 17 images with one worker: chunks of max(8, ceil(17 / 8)) = 8 -> 8, 8, 1; then a 3-image set.
+    voc = tmp_path / "VOCdevkit" / "VOC2007"
+    images = {f"{k:06d}": (f"{k:06d}.jpg", 100, 100, [(VOC_CLASSES[k % 20], 1 + 3 * k, 1 + 2 * k, 40 + 3 * k,
+                                                          30 + 4 * k, 0)]) for k in range(17)}
+    make_voc(voc, images, "train")
+    make_voc(voc, {}, "val", listed=["000003", "000016", "000000"])
+    seen = []
+    result = build_ssd_targets(tmp_path, sets="2007/train,2007/val", out=tmp_path / "t", workers=1,
+                               progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(0, 20), (8, 20), (16, 20), (17, 20), (17, 20), (20, 20)]
+    train, val = result.files
+    assert (train.images, train.objects, val.images, val.objects) == (17, 17, 3, 3)
+    priors = cached_reference_priors(300)
+    with open_targets(train.path) as targets:  # the rows on both sides of each chunk boundary
+        for i in (0, 7, 8, 15, 16):
+            item = targets[i]
+            ref_loc, ref_conf = reference_match(item["boxes"].numpy(), np.array([i % 20]), priors)
+            assert item["image_id"] == f"{i:06d}" and torch.equal(item["conf"], ref_conf)
+            torch.testing.assert_close(item["loc"], ref_loc, rtol=1e-5, atol=1e-5)
+    # Box k = (1 + 3k, 1 + 2k, 40 + 3k, 30 + 4k) in 100 x 100 -> ((3k) / 100, (2k) / 100, (39 + 3k) / 100, (29 + 4k) / 100).
+    ks = [3, 16, 0]
+    expected = [([[3 * k / 100, 2 * k / 100, (39 + 3 * k) / 100, (29 + 4 * k) / 100]], [k % 20]) for k in ks]
+    assert val.positives_per_image == positives_by_reference(expected) / 3
+    with open_targets(val.path) as targets:
+        assert [targets[i]["image_id"] for i in range(3)] == ["000003", "000016", "000000"]
+        np.testing.assert_allclose(targets[1]["boxes"].numpy(), expected[1][0], rtol=1e-6)
