@@ -6,7 +6,11 @@ import functools
 import itertools
 import json
 import math
+import multiprocessing
+import os
+import pickle
 import shutil
+import signal
 from pathlib import Path
 
 import h5py
@@ -553,8 +557,9 @@ def test_other_compressions_reach_loc_and_conf(tiny_voc, tmp_path, compression, 
 
 
 def test_empty_split_list_gives_an_empty_file_of_the_asked_size(tiny_voc, tmp_path):
-    # Before the fix: an empty list wrote SSD300 priors into an SSD512 file (the size came from the
-    # first job, and there is none), then failed with "no appropriate function for conversion path".
+    # Before the fix: loc and conf were sized for SSD300's priors in an SSD512 file (the size came from
+    # the first job, and there is none), and writing the empty difficult flags (float64) failed with
+    # HDF5's "no appropriate function for conversion path".
     voc = tiny_voc / "VOCdevkit" / "VOC2007"
     (voc / "ImageSets" / "Main" / "val.txt").write_text("")
     result = build_ssd_targets(tiny_voc, sets="2007/val", out=tmp_path / "out", size=512, workers=1)
@@ -611,3 +616,207 @@ def test_many_chunks_fill_their_own_rows_and_report_progress_across_sets(tmp_pat
     with open_targets(val.path) as targets:
         assert [targets[i]["image_id"] for i in range(3)] == ["000003", "000016", "000000"]
         np.testing.assert_allclose(targets[1]["boxes"].numpy(), expected[1][0], rtol=1e-6)
+
+
+def test_ctrl_c_during_matching_stops_at_once(tiny_voc, tmp_path, monkeypatch, default_sigint):
+
+    import converters.ssd_targets as ssd
+
+    reached = []
+    read = ssd._read_in_process
+
+    def read_then_interrupted(paths, classes):
+        os.kill(os.getpid(), signal.SIGINT)
+        reached.append("after the signal")  # not reached: the matching window delivers it at once
+        return read(paths, classes)
+
+    monkeypatch.setattr(ssd, "_read_in_process", read_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_ssd_targets(tiny_voc, sets="2007/trainval", out=tmp_path / "t", workers=1)
+    assert reached == [] and not (tmp_path / "t" / "2007_trainval.h5").exists()
+
+
+def test_ctrl_c_during_the_final_write_leaves_no_file(tiny_voc, tmp_path, monkeypatch, default_sigint):
+
+    import vocli.paths
+
+    write = vocli.paths.atomic_write_bytes
+
+    def interrupted_write(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # deferred: the check before the rename delivers it
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(vocli.paths, "atomic_write_bytes", interrupted_write)
+    with pytest.raises(KeyboardInterrupt):
+        build_ssd_targets(tiny_voc, sets="2007/test", out=tmp_path / "t", workers=1)
+    assert not (tmp_path / "t" / "2007_test.h5").exists()
+
+
+# --------------------------------------------------------------------------- build_ssd_targets' arguments
+
+
+def test_threshold_bounds_and_message(tiny_voc, tmp_path):
+    from vocli.errors import VocliError
+
+    for bad in (0.0, 1.5, -0.1):
+        with pytest.raises(VocliError) as err:
+            build_ssd_targets(tiny_voc, sets="2007/test", out=tmp_path, threshold=bad)
+        assert str(err.value) == f"--threshold must be in (0, 1], got {bad}"
+    result = build_ssd_targets(tiny_voc, sets="2007/test", out=tmp_path, threshold=1.0, workers=1)
+    with open_targets(result.files[0].path) as targets:
+        # IoU >= 1 only for the forced best prior: exactly one positive, the cat's label 8.
+        assert targets.attrs["threshold"] == 1.0 and sorted(targets[0]["conf"].unique().tolist()) == [0, 8]
+        assert int((targets[0]["conf"] > 0).sum()) == 1
+
+
+def test_arguments_are_checked_before_the_dataset_is_read(tmp_path):
+    from vocli.errors import VocliError
+
+    with pytest.raises(VocliError) as err:
+        build_ssd_targets(tmp_path / "nowhere", compression="zip")
+    assert (err.value.message, err.value.hint) == ("unknown compression 'zip'", "use gzip, lzf or none")
+
+
+def test_root_default_and_home_expansion(tiny_voc, tmp_path, monkeypatch):
+    # The tiny tree moves under the default root, <VOCLI_HOME>/data.
+    monkeypatch.setenv("VOCLI_HOME", str(tmp_path / "home"))
+    (tmp_path / "home" / "data").mkdir(parents=True)
+    (tiny_voc / "VOCdevkit").rename(tmp_path / "home" / "data" / "VOCdevkit")
+    result = build_ssd_targets(sets="2007/test", workers=1)  # no root: <VOCLI_HOME>/data
+    assert result.out == tmp_path / "home" / "data" / "ssd300" and result.files[0].images == 1
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    result = build_ssd_targets("~/data", sets="2007/test", out="~/t", workers=1)
+    assert result.out == tmp_path / "home" / "t" and result.files[0].path == tmp_path / "home" / "t" / "2007_test.h5"
+
+
+def test_result_fields_and_default_output_folder(tiny_voc):
+    result = build_ssd_targets(tiny_voc, sets="2007/test", size=512, workers=1)
+    assert result.out == (tiny_voc / "ssd512").resolve() and result.size == 512 and result.num_priors == 24564
+    assert [f.path for f in result.files] == [(tiny_voc / "ssd512" / "2007_test.h5").resolve()]
+    assert result.invalid == [] and 0 < result.seconds < 60
+
+
+def test_split_entries_that_are_paths_are_reported(tiny_voc, tmp_path):
+    split = tiny_voc / "VOCdevkit" / "VOC2007" / "ImageSets" / "Main" / "test.txt"
+    split.write_text("000002\n../000001\n")
+    result = build_ssd_targets(tiny_voc, sets="2007/test", out=tmp_path, workers=1)
+    assert [(i.path, i.reason) for i in result.invalid] == [
+        (str(split), "entry '../000001' holds a path separator (ids and file names are names, not paths)")]
+    assert result.files[0].images == 1
+
+
+def test_classes_from_a_file_a_list_or_the_dataset(tiny_voc, tmp_path):
+    voc = tiny_voc / "VOCdevkit" / "VOC2007"
+    names = tmp_path / "two.names"
+    names.write_text("cat\ndog\n")
+    # Only 000002's cat is in the test list: class 0 of (cat, dog) -> label 1.
+    from_file = build_ssd_targets(tiny_voc, sets="2007/test", out=tmp_path / "a", classes=names, workers=1)
+    from_list = build_ssd_targets(tiny_voc, sets="2007/test", out=tmp_path / "b", classes=["dog", "cat"], workers=1)
+    (voc / "classes.txt").write_text("bird\ncat\n")
+    from_dataset = build_ssd_targets(tiny_voc, sets="2007/test", out=tmp_path / "c", workers=1)
+    for result, classes, label in ((from_file, ("cat", "dog"), 1), (from_list, ("dog", "cat"), 2),
+                                   (from_dataset, ("bird", "cat"), 2)):
+        with open_targets(result.files[0].path) as targets:
+            assert targets.classes == classes and targets.attrs["num_classes"] == 2
+            assert targets[0]["labels"].tolist() == [label] and targets[0]["conf"].max() == label
+
+
+# --------------------------------------------------------------------------- reading target files
+
+
+@pytest.fixture
+def two_image_targets(tiny_voc, tmp_path) -> Path:
+    return build_ssd_targets(tiny_voc, sets="2007/trainval", out=tmp_path / "t", workers=1).files[0].path
+
+
+def test_reader_attributes_are_python_scalars_and_arrays(two_image_targets):
+    with open_targets(two_image_targets) as targets:
+        attrs = targets.attrs
+        assert type(attrs["size"]) is int and attrs["size"] == 300
+        assert attrs["include_difficult"] is False and attrs["clip"] is True
+        assert type(attrs["threshold"]) is float and attrs["threshold"] == 0.5
+        assert attrs["set"] == "2007/trainval" and attrs["format"] == "vocli-ssd-targets"
+        assert isinstance(attrs["steps"], np.ndarray) and attrs["steps"].tolist() == [8, 16, 32, 64, 100, 300]
+
+
+def test_reader_items_negative_indices_and_range_error(two_image_targets):
+    with open_targets(two_image_targets) as targets:
+        assert len(targets) == 2
+        first, last = targets[-2], targets[-1]
+        assert (first["image_id"], last["image_id"]) == ("000001", "000002")
+        assert last["image_path"].endswith("/JPEGImages/000002.jpg")
+        assert first["conf"].dtype == torch.int64 and first["loc"].dtype == torch.float32
+        assert first["labels"].dtype == torch.int64 and first["difficult"].dtype == torch.bool
+        assert first["boxes"].dtype == torch.float32 and first["boxes"].shape == (1, 4)
+        assert last["labels"].tolist() == [8] and last["difficult"].tolist() == [False]
+        for bad, text in ((2, "image 2 out of range for 2 images"), (-3, "image -3 out of range for 2 images")):
+            with pytest.raises(IndexError) as err:
+                targets[bad]
+            assert str(err.value) == text
+
+
+def test_reader_reopens_lazily_once_per_process_and_after_close(two_image_targets):
+
+    targets = open_targets(two_image_targets)
+    handle = targets._file()
+    assert targets._file() is handle and targets._pid == os.getpid()  # one handle per process
+    targets.close()
+    assert not handle.id.valid and targets._h5 is None
+    assert targets[1]["image_id"] == "000002"  # opened again on use
+    targets.close()
+    targets.close()  # closing twice is harmless
+
+
+def test_reader_opens_its_own_handle_in_a_forked_process(two_image_targets):
+    targets = open_targets(two_image_targets)
+    parent = targets._file()
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.SimpleQueue()
+
+    def child():
+        item = targets[1]
+        queue.put((targets._pid == os.getpid(), targets._h5 is not parent, item["image_id"]))
+
+    proc = ctx.Process(target=child)
+    proc.start()
+    proc.join()
+    assert proc.exitcode == 0 and queue.get() == (True, True, "000002")
+    targets.close()
+
+
+def test_reader_pickles_without_its_handle(two_image_targets):
+
+    targets = open_targets(two_image_targets)
+    targets[0]
+    state = targets.__getstate__()
+    assert set(state) == {"path", "attrs", "_offsets", "_h5", "_pid"}
+    assert state["path"] == two_image_targets and state["attrs"] is targets.attrs
+    assert state["_offsets"].tolist() == [0, 1, 2] and state["_h5"] is None and state["_pid"] is None
+    copy = pickle.loads(pickle.dumps(targets))
+    assert len(copy) == 2 and copy[1]["image_id"] == "000002" and copy.classes == VOC_CLASSES
+    copy.close()
+    targets.close()
+
+
+def test_reader_errors_name_the_file_and_the_fix(tmp_path):
+    from vocli.errors import DatasetNotFoundError, VocliError
+
+    with pytest.raises(DatasetNotFoundError) as err:
+        open_targets(tmp_path / "absent.h5")
+    assert (err.value.message, err.value.hint) == (f"{tmp_path / 'absent.h5'}: SSD target file not found",
+                                                   "run `vocli convert ssd`")
+    partial = tmp_path / "partial.h5"
+    with h5py.File(partial, "w") as h5:
+        h5["loc"] = np.zeros((0, 4), np.float32)
+        h5["gt_offsets"] = np.zeros(1, np.int64)
+    with pytest.raises(VocliError) as err:
+        open_targets(partial)
+    assert err.value.message == (f"{partial}: not an SSD target file (missing image_ids, image_paths, gt_boxes, "
+                                 "gt_labels, gt_difficult, priors, conf)")
+    assert err.value.hint == "write it with `vocli convert ssd`"
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"not hdf5")
+    with pytest.raises(VocliError) as err:
+        open_targets(junk)
+    assert err.value.message.startswith(f"{junk}: not a readable SSD target file: ")
+    assert err.value.hint == "write it again with `vocli convert ssd`"
