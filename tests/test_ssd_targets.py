@@ -663,6 +663,7 @@ def test_threshold_bounds_and_message(tiny_voc, tmp_path):
             build_ssd_targets(tiny_voc, sets="2007/test", out=tmp_path, threshold=bad)
         assert str(err.value) == f"--threshold must be in (0, 1], got {bad}"
     result = build_ssd_targets(tiny_voc, sets="2007/test", out=tmp_path, threshold=1.0, workers=1)
+    assert result.files[0].positives_per_image == 1.0  # one image, one positive prior
     with open_targets(result.files[0].path) as targets:
         # IoU >= 1 only for the forced best prior: exactly one positive, the cat's label 8.
         assert targets.attrs["threshold"] == 1.0 and sorted(targets[0]["conf"].unique().tolist()) == [0, 8]
@@ -820,3 +821,24 @@ def test_reader_errors_name_the_file_and_the_fix(tmp_path):
         open_targets(junk)
     assert err.value.message.startswith(f"{junk}: not a readable SSD target file: ")
     assert err.value.hint == "write it again with `vocli convert ssd`"
+
+
+def test_match_output_types_and_other_variances():
+    truths = np.array([[0, 0, 0.5, 0.5]], dtype=np.float32)
+    loc, conf = match(truths, [4], PRIORS, variances=(0.2, 0.5))
+    assert loc.dtype == np.float32 and loc.shape == (5, 4) and conf.dtype == np.int64 and conf.shape == (5,)
+    assert conf.tolist() == [5, 5, 0, 0, 0]
+    # p1 = [0, 0, 0.5, 0.25]: centre offset (0, 0.125) over (0.2 * 0.5, 0.2 * 0.25) = (0, 2.5); size log(1) / 0.5,
+    # log(0.5 / 0.25) / 0.5.
+    np.testing.assert_allclose(loc[1], [0, 2.5, 0, math.log(2) / 0.5], rtol=1e-6)
+    empty_loc, empty_conf = match(np.zeros((0, 4), np.float32), [], PRIORS)
+    assert (empty_loc.dtype, empty_loc.shape, empty_conf.dtype) == (np.float32, (5, 4), np.int64)
+
+
+def test_priors_without_clipping_keep_boxes_past_the_border():
+    import dataclasses
+
+    priors = prior_boxes(dataclasses.replace(SSD300, clip=False))
+    # The 1x1 map's last box: (0.88 / sqrt 2, 0.88 * sqrt 2) = (0.6223, 1.2445), not clamped to 1.
+    np.testing.assert_allclose(priors[-1], [0.5, 0.5, 0.88 / math.sqrt(2), 0.88 * math.sqrt(2)], rtol=1e-6)
+    assert priors.dtype == np.float32 and priors.max() > 1
