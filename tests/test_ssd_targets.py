@@ -842,3 +842,16 @@ def test_priors_without_clipping_keep_boxes_past_the_border():
     # The 1x1 map's last box: (0.88 / sqrt 2, 0.88 * sqrt 2) = (0.6223, 1.2445), not clamped to 1.
     np.testing.assert_allclose(priors[-1], [0.5, 0.5, 0.88 / math.sqrt(2), 0.88 * math.sqrt(2)], rtol=1e-6)
     assert priors.dtype == np.float32 and priors.max() > 1
+
+
+def test_match_computes_ious_in_float32_like_ssd_pytorch():
+    # Two VOC boxes in a 300 x 300 image where float64 IoUs pick other priors than float32 ones
+    # (found by comparing both on a few random boxes): prior corners and truths stay float32.
+    priors = prior_boxes(SSD300)
+    reference_priors_300 = cached_reference_priors(300)
+    for box in ([198, 219, 210, 228], [13, 91, 198, 117]):
+        truths = normalise_voc_boxes(np.array([box]), 300, 300)
+        loc, conf = match(truths, np.array([0]), priors)
+        ref_loc, ref_conf = reference_match(truths, np.array([0]), reference_priors_300)
+        assert torch.equal(torch.from_numpy(conf), ref_conf)
+        torch.testing.assert_close(torch.from_numpy(loc), ref_loc, rtol=1e-5, atol=1e-5)
