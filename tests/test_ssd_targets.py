@@ -855,3 +855,17 @@ def test_match_computes_ious_in_float32_like_ssd_pytorch():
         ref_loc, ref_conf = reference_match(truths, np.array([0]), reference_priors_300)
         assert torch.equal(torch.from_numpy(conf), ref_conf)
         torch.testing.assert_close(torch.from_numpy(loc), ref_loc, rtol=1e-5, atol=1e-5)
+
+
+def test_temp_file_of_a_killed_run_is_removed_from_the_output_folder(tiny_voc, tmp_path):
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])  # a process id that is gone
+    child.wait()
+    out = tmp_path / "t"
+    out.mkdir()
+    stale = out / f".2007_test.h5.{child.pid}.x1y2z3w4.h5.tmp"
+    stale.write_text("half written")
+    build_ssd_targets(tiny_voc, sets="2007/test", out=out, workers=1)
+    assert sorted(p.name for p in out.iterdir()) == ["2007_test.h5"]
