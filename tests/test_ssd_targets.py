@@ -602,6 +602,8 @@ def test_many_chunks_fill_their_own_rows_and_report_progress_across_sets(tmp_pat
     assert seen == [(0, 20), (8, 20), (16, 20), (17, 20), (17, 20), (20, 20)]
     train, val = result.files
     assert (train.images, train.objects, val.images, val.objects) == (17, 17, 3, 3)
+    with h5py.File(train.path) as h5:  # every chunk's positives count, not only the last one's
+        assert train.positives_per_image == np.count_nonzero(h5["conf"][:]) / 17
     priors = cached_reference_priors(300)
     with open_targets(train.path) as targets:  # the rows on both sides of each chunk boundary
         for i in (0, 7, 8, 15, 16):
