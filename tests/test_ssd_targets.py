@@ -589,8 +589,18 @@ def test_set_of_only_invalid_annotations_is_an_empty_file(tiny_voc, tmp_path):
         assert h5["gt_difficult"].dtype == bool and h5["gt_labels"].dtype == np.int64
 
 
-def test_many_chunks_fill_their_own_rows_and_report_progress_across_sets(tmp_path):
+def test_many_chunks_fill_their_own_rows_and_report_progress_across_sets(tmp_path, monkeypatch):
     # 17 images with one worker: chunks of max(8, ceil(17 / 8)) = 8 -> 8, 8, 1; then a 3-image set.
+    import converters.ssd_targets as ssd
+
+    read, pids = ssd._read_in_process, tmp_path / "pids.txt"
+
+    def read_noting_the_process(paths, classes):  # a file, so that a pool's worker would show too
+        with open(pids, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return read(paths, classes)
+
+    monkeypatch.setattr(ssd, "_read_in_process", read_noting_the_process)
     voc = tmp_path / "VOCdevkit" / "VOC2007"
     images = {f"{k:06d}": (f"{k:06d}.jpg", 100, 100, [(VOC_CLASSES[k % 20], 1 + 3 * k, 1 + 2 * k, 40 + 3 * k,
                                                           30 + 4 * k, 0)]) for k in range(17)}
@@ -600,6 +610,7 @@ def test_many_chunks_fill_their_own_rows_and_report_progress_across_sets(tmp_pat
     result = build_ssd_targets(tmp_path, sets="2007/train,2007/val", out=tmp_path / "t", workers=1,
                                progress=lambda done, total: seen.append((done, total)))
     assert seen == [(0, 20), (8, 20), (16, 20), (17, 20), (17, 20), (20, 20)]
+    assert pids.read_text().split() == [str(os.getpid())] * 4  # --workers 1: no pool, every chunk matched here
     train, val = result.files
     assert (train.images, train.objects, val.images, val.objects) == (17, 17, 3, 3)
     with h5py.File(train.path) as h5:  # every chunk's positives count, not only the last one's
