@@ -590,7 +590,7 @@ def test_set_of_only_invalid_annotations_is_an_empty_file(tiny_voc, tmp_path):
 
 
 def test_many_chunks_fill_their_own_rows_and_report_progress_across_sets(tmp_path, monkeypatch):
-    # 17 images with one worker: chunks of max(8, ceil(17 / 8)) = 8 -> 8, 8, 1; then a 3-image set.
+    # 17 images with one worker: chunks of max(8, ceil(17 / 8)) = 8 -> 8, 8, 1; then sets of 3 and 2 images.
     import converters.ssd_targets as ssd
 
     read, pids = ssd._read_in_process, tmp_path / "pids.txt"
@@ -606,12 +606,13 @@ def test_many_chunks_fill_their_own_rows_and_report_progress_across_sets(tmp_pat
                                                           30 + 4 * k, 0)]) for k in range(17)}
     make_voc(voc, images, "train")
     make_voc(voc, {}, "val", listed=["000003", "000016", "000000"])
+    make_voc(voc, {}, "test", listed=["000005", "000006"])
     seen = []
-    result = build_ssd_targets(tmp_path, sets="2007/train,2007/val", out=tmp_path / "t", workers=1,
+    result = build_ssd_targets(tmp_path, sets="2007/train,2007/val,2007/test", out=tmp_path / "t", workers=1,
                                progress=lambda done, total: seen.append((done, total)))
-    assert seen == [(0, 20), (8, 20), (16, 20), (17, 20), (17, 20), (20, 20)]
-    assert pids.read_text().split() == [str(os.getpid())] * 4  # --workers 1: no pool, every chunk matched here
-    train, val = result.files
+    assert seen == [(0, 22), (8, 22), (16, 22), (17, 22), (17, 22), (20, 22), (20, 22), (22, 22)]
+    assert pids.read_text().split() == [str(os.getpid())] * 5  # --workers 1: no pool, every chunk matched here
+    train, val, _ = result.files
     assert (train.images, train.objects, val.images, val.objects) == (17, 17, 3, 3)
     with h5py.File(train.path) as h5:  # every chunk's positives count, not only the last one's
         assert train.positives_per_image == np.count_nonzero(h5["conf"][:]) / 17
@@ -882,3 +883,20 @@ def test_temp_file_of_a_killed_run_is_removed_from_the_output_folder(tiny_voc, t
     stale.write_text("half written")
     build_ssd_targets(tiny_voc, sets="2007/test", out=out, workers=1)
     assert sorted(p.name for p in out.iterdir()) == ["2007_test.h5"]
+
+
+def test_match_computes_each_block_of_ground_truths_once(monkeypatch):
+    import converters.ssd_targets as ssd
+
+    rows = []
+    iou = ssd.box_iou_columns
+
+    def counted(truths, corners):
+        rows.append(len(truths))
+        return iou(truths, corners)
+
+    monkeypatch.setattr(ssd, "MATCH_BLOCK", 7)
+    monkeypatch.setattr(ssd, "box_iou_columns", counted)
+    xy = np.linspace(0, 0.5, 40)[:, None].repeat(2, 1)
+    match(np.concatenate([xy, xy + 0.3], 1).astype(np.float32), np.zeros(40, int), prior_boxes(SSD300))
+    assert rows == [7, 7, 7, 7, 7, 5]  # 40 truths in blocks of 7
