@@ -325,7 +325,7 @@ def _write_set(path: Path, set_name: str, voc_dir: Path, jobs: list[_Job], sizes
 
     from vocli.interrupts import DeferredSignals
 
-    priors = _priors(jobs[0].size if jobs else 300)[0]
+    priors = _priors(attributes["size"])[0]  # also when the list is empty (no jobs)
     num = sum(sizes)
     per_image = _compression(compression)
     strings = h5py.string_dtype("utf-8")
@@ -366,7 +366,7 @@ def _write_set(path: Path, set_name: str, voc_dir: Path, jobs: list[_Job], sizes
         h5.create_dataset("gt_boxes", data=np.concatenate(boxes).reshape(-1, 4) if boxes else np.zeros((0, 4)),
                           dtype=np.float32)
         h5.create_dataset("gt_labels", data=np.concatenate(labels) if labels else np.zeros(0), dtype=np.int64)
-        h5.create_dataset("gt_difficult", data=np.concatenate(difficult) if difficult else np.zeros(0), dtype=bool)
+        h5.create_dataset("gt_difficult", data=np.concatenate(difficult) if difficult else np.zeros(0, bool), dtype=bool)
         h5.create_dataset("priors", data=priors)
         h5.attrs.update({**attributes, "set": set_name})
         signals.check()
