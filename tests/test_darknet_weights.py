@@ -750,3 +750,319 @@ def test_h5_layout_attributes_and_datasets(tmp_path, small_cfg):
     with h5py.File(tmp_path / "p.h5", "r") as f:
         assert f.attrs["cfg_name"] == "" and f.attrs["cutoff"] == 1 and "trailing" not in f
         assert sorted(f["state_dict"]) == sorted(SMALL_KEYS[:5])
+
+
+# --------------------------------------------------------------------------- what .pt / .h5 / checkpoints carry
+
+
+def test_from_dict_reads_a_converted_payload():
+    from converters.darknet_weights import _from_dict, _Loaded
+
+    sd = {"layers.0.conv.weight": torch.ones(2)}
+    full = {"format": "vocli-darknet-1", "state_dict": sd, "cfg": "[net]\n", "cfg_name": "mine", "header": [1, 2, 3],
+            "seen": 5, "cutoff": 2, "trailing": torch.tensor([1, 2, 255], dtype=torch.uint8), "img_size": 320}
+    assert _from_dict(full, "x.pt") == _Loaded(sd, "[net]\n", "mine", (1, 2, 3), 5, 2, b"\x01\x02\xff", img_size=320)
+    bare = {"format": "vocli-darknet-1", "state_dict": sd}  # the defaults: header 0.2.0, seen 0
+    assert _from_dict(bare, "x.pt") == _Loaded(sd, None, None, (0, 2, 0), 0, None, None, None, None)
+
+
+def test_from_dict_reads_a_train_checkpoint():
+    from converters.darknet_weights import _from_dict, _Loaded
+
+    w = torch.ones(2)
+    cfg_text = "[net]\nwidth=64\n"
+    ckpt = {"model": {"module.layers.0.conv.weight": w}, "cfg_text": cfg_text, "header": [0, 2, 5], "seen": 7,
+            "config": {"cfg": "yolov3-tiny-voc", "classes": ["a", "b"], "img_size": 320}}
+    assert _from_dict(ckpt, "last.pt") == _Loaded({"layers.0.conv.weight": w}, cfg_text, "yolov3-tiny-voc", (0, 2, 5),
+                                                  7, names=("a", "b"), img_size=320)
+    # the cfg text in config, the cfg reference itself a text, top-level classes first; seen None is 0
+    ckpt = {"model": {"model.x": w}, "config": {"cfg_text": cfg_text, "cfg": "[net]\nother", "classes": ["z"]},
+            "classes": ("p", "q"), "seen": None, "img_size": 416}
+    assert _from_dict(ckpt, "c.pt") == _Loaded({"x": w}, cfg_text, None, (0, 2, 0), 0, names=("p", "q"), img_size=416)
+    ckpt = {"model": {"x": w}, "config": {"cfg": "[net]\nother"}, "cfg_text": 5}  # only the reference is a cfg
+    assert _from_dict(ckpt, "c.pt") == _Loaded({"x": w}, "[net]\nother", None, (0, 2, 0), 0)
+    ckpt = {"model": {"x": w}, "config": "not a dict", "seen": 3, "header": []}  # an empty header: the default
+    assert _from_dict(ckpt, "c.pt") == _Loaded({"x": w}, None, None, (0, 2, 0), 3)
+
+
+@pytest.mark.parametrize("classes, names", [(["a"], ("a",)), ([], None), ("abc", None), ([1, 2], None),
+                                            (["a", 2], None), (None, None)])
+def test_class_names_only_from_a_list_of_strings(classes, names):
+    from converters.darknet_weights import _from_dict
+
+    assert _from_dict({"model": {}, "classes": classes}, "c.pt").names == names
+
+
+@pytest.mark.parametrize("top, config, size", [(320, None, 320), (1, None, 1), (None, 416, 416), (0, 416, 416),
+                                               (True, 416, 416), (-32, None, None), (True, None, None), ("320", None, None),
+                                               (None, 0, None)])
+def test_trained_size_only_from_a_positive_int(top, config, size):
+    from converters.darknet_weights import _from_dict
+
+    ckpt = {"model": {}, "img_size": top, "config": {"img_size": config}}
+    assert _from_dict(ckpt, "c.pt").img_size == size
+    assert _from_dict({"format": "vocli-darknet-1", "state_dict": {}, "img_size": top,
+                       "config": {"img_size": config}}, "c.pt").img_size == size
+
+
+def test_plain_state_dicts_lose_a_shared_prefix_only():
+    from converters.darknet_weights import _from_dict
+
+    a, b = torch.zeros(1), torch.ones(1)
+    assert _from_dict({"module.model.x": a, "module.model.y": b}, "s").state_dict == {"x": a, "y": b}
+    assert _from_dict({"module.x": a, "y": b}, "s").state_dict == {"module.x": a, "y": b}
+    assert _from_dict({"model.x": a, "module.y": b}, "s").state_dict == {"model.x": a, "module.y": b}
+
+
+@pytest.mark.parametrize("obj", [{}, {"a": 1}, {"w": torch.zeros(1), "n": 3}, [torch.zeros(1)], "text",
+                                 {"format": "other", "state_dict": {}}])
+def test_anything_else_is_not_a_weights_file(obj):
+    from converters.darknet_weights import _from_dict
+
+    with pytest.raises(DarknetFormatError) as e:
+        _from_dict(obj, "src.pt")
+    assert message(e) == ("src.pt: not a vocli weights file, train checkpoint or state dict "
+                          "(convert Darknet weights with `vocli convert-weights` first)")
+
+
+def test_load_payload_of_h5_files(tmp_path, small_cfg):
+    import h5py
+
+    from converters.darknet_weights import load_payload
+
+    src = tmp_path / "s.weights"
+    floats = small_file(src, header=(0, 2, 6), seen=99, extra=b"\x05\x06")
+    convert_weights(src, cfg=small_cfg, out=tmp_path / "s.hdf5", allow_trailing=True)
+    loaded = load_payload(tmp_path / "s.hdf5")
+    assert (loaded.cfg_text, loaded.cfg_name, loaded.header, loaded.seen, loaded.cutoff, loaded.trailing) == (
+        SMALL_CFG, "small", (0, 2, 6), 99, None, b"\x05\x06")
+    assert sorted(loaded.state_dict) == sorted(SMALL_KEYS)
+    np.testing.assert_array_equal(loaded.state_dict["layers.0.conv.weight"].numpy().ravel(), floats[16:124])
+    weights = read_darknet_weights(src, parse_cfg(SMALL_CFG), cutoff=1, allow_trailing=True)  # no name, cutoff 1
+    weights.trailing = None
+    from converters.darknet_weights import save_h5
+
+    save_h5(tmp_path / "p.H5", weights)
+    loaded = load_payload(tmp_path / "p.H5")
+    assert (loaded.cfg_name, loaded.cutoff, loaded.trailing) == (None, 1, None)
+    with h5py.File(tmp_path / "p.H5", "r+") as f:
+        f.attrs["format"] = "something-else"
+    with pytest.raises(DarknetFormatError) as e:
+        load_payload(tmp_path / "p.H5")
+    assert message(e) == f"{tmp_path / 'p.H5'}: not a vocli Darknet HDF5 file (no format=vocli-darknet-1 attribute)"
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"\0" * 64)
+    with pytest.raises(DarknetFormatError) as e:
+        load_payload(bad)
+    assert message(e) == f"{bad}: not a readable vocli Darknet HDF5 file: not an HDF5 file"
+    with pytest.raises(DarknetFormatError) as e:
+        load_payload(tmp_path / "none.pt")
+    assert message(e) == f"{tmp_path / 'none.pt'}: no such file"
+
+
+def test_load_payload_names_an_unreadable_pt_as_a_weights_file(tmp_path):
+    from converters.darknet_weights import load_payload
+    from vocli.errors import CheckpointError
+
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x80\x02not a pickle at all")
+    with pytest.raises(CheckpointError, match=r"weights file"):
+        load_payload(bad)
+
+
+def test_an_h5_with_cutoff_0_is_refused_not_read_whole(tmp_path, small_cfg):
+    import h5py
+
+    src = tmp_path / "s.weights"
+    small_file(src)
+    convert_weights(src, cfg=small_cfg, out=tmp_path / "s.h5")
+    with h5py.File(tmp_path / "s.h5", "r+") as f:
+        f.attrs["cutoff"] = 0  # never written by vocli: cutoffs start at 1, -1 means none
+    with pytest.raises(DarknetFormatError, match=r"cutoff 0 is outside 1\.\.4"):
+        export_weights(tmp_path / "s.h5", tmp_path / "back.weights")
+
+
+# --------------------------------------------------------------------------- export
+
+
+def test_export_report_every_field_and_progress(tmp_path, small_cfg):
+    from converters.darknet_weights import ExportReport
+
+    src = tmp_path / "s.weights"
+    floats = small_file(src, header=(0, 1, 2), seen=55)
+    convert_weights(src, cfg=small_cfg, out=tmp_path / "s.pt")
+    calls = []
+    out = tmp_path / "back.weights"
+    report = export_weights(tmp_path / "s.pt", out, progress=calls.append)
+    assert report == ExportReport(src=tmp_path / "s.pt", out=out, cfg="small", header=(0, 1, 2), seen=55, floats=184,
+                                  bytes_out=16 + 736)
+    assert calls == [496, 240] and out.read_bytes() == src.read_bytes()
+    assert floats.size == 184
+
+
+def test_export_of_a_partial_file_counts_its_floats(tmp_path, small_cfg):
+    src = tmp_path / "s.conv.1"
+    small_file(src, floats=124)
+    convert_weights(src, cfg=small_cfg, out=tmp_path / "p.pt")
+    report = export_weights(tmp_path / "p.pt", tmp_path / "back.conv.1")
+    assert report.floats == 124 and report.bytes_out == 20 + 496
+    assert (tmp_path / "back.conv.1").read_bytes() == src.read_bytes()
+
+
+def test_export_refuses_existing_outputs_and_its_own_input(tmp_path, small_cfg):
+    from vocli.errors import OutputError
+
+    src = tmp_path / "s.weights"
+    small_file(src)
+    convert_weights(src, cfg=small_cfg, out=tmp_path / "s.pt")
+    out = tmp_path / "o.weights"
+    out.write_bytes(b"keep")
+    with pytest.raises(OutputError, match="already exists"):
+        export_weights(tmp_path / "s.pt", out)
+    assert out.read_bytes() == b"keep"
+    assert export_weights(tmp_path / "s.pt", out, overwrite=True).bytes_out == 756
+    assert out.read_bytes() == src.read_bytes()
+    before = (tmp_path / "s.pt").read_bytes()
+    with pytest.raises(OutputError, match="is the input"):
+        export_weights(tmp_path / "s.pt", tmp_path / "s.pt", overwrite=True)
+    assert (tmp_path / "s.pt").read_bytes() == before
+
+
+def test_export_cfg_from_the_option_the_embedded_text_or_the_name(tmp_path, small_cfg):
+    from converters.darknet_weights import FORMAT
+
+    src = tmp_path / "s.weights"
+    small_file(src)
+    state = read_darknet_weights(src, small_cfg).tensors
+    pt = tmp_path / "s.pt"
+    # the embedded text wins over the name; the report names the cfg by its name
+    torch.save({"format": FORMAT, "state_dict": state, "cfg": SMALL_CFG, "cfg_name": "yolov3"}, pt)
+    assert export_weights(pt, tmp_path / "a.weights").cfg == "yolov3"
+    assert (tmp_path / "a.weights").read_bytes() == src.read_bytes()
+    # embedded text without a name: the report names its source
+    torch.save({"format": FORMAT, "state_dict": state, "cfg": SMALL_CFG}, pt)
+    assert export_weights(pt, tmp_path / "b.weights").cfg == f"{pt} (embedded cfg)"
+    # the option wins over the embedded text
+    torch.save({"format": FORMAT, "state_dict": state, "cfg": SMALL_CFG.replace("filters=4", "filters=8")}, pt)
+    assert export_weights(pt, tmp_path / "c.weights", cfg=small_cfg).cfg == "small"
+    with pytest.raises(DarknetFormatError) as e:  # the embedded cfg alone does not fit
+        export_weights(pt, tmp_path / "d.weights")
+    assert message(e) == (f"layers.0.bn.bias is (4,), {pt} (embedded cfg) needs (8,) "
+                          "(pass the cfg the model was built from (--cfg))")
+    # only a shipped name
+    torch.save({"format": FORMAT, "state_dict": state, "cfg_name": "yolov3-tiny"}, pt)
+    with pytest.raises(DarknetFormatError, match=r"layers.0.bn.bias is \(4,\), yolov3-tiny.cfg needs \(16,\)"):
+        export_weights(pt, tmp_path / "e.weights")
+    torch.save(state, pt)  # a bare state dict carries no cfg
+    with pytest.raises(DarknetFormatError) as e:
+        export_weights(pt, tmp_path / "f.weights")
+    assert message(e) == f"{pt}: carries no cfg (pass --cfg NAME|PATH)"
+    assert export_weights(pt, tmp_path / "f.weights", cfg=small_cfg).header == (0, 2, 0)
+    assert (tmp_path / "f.weights").read_bytes() == src.read_bytes()
+
+
+# --------------------------------------------------------------------------- into a model
+
+# helpers.TWO_CLASS_CFG: conv 0 (8 filters 3x3 on 3 channels, BN) = 216 + 32 = 248 floats,
+# conv 1 (21 filters 1x1 on 8, bias) = 168 + 21 = 189 floats: 437 in all.
+TWO_KEYS = ["layers.0.bn.bias", "layers.0.bn.weight", "layers.0.bn.running_mean", "layers.0.bn.running_var",
+            "layers.0.conv.weight", "layers.1.conv.bias", "layers.1.conv.weight"]
+
+
+def two_class_model():
+    from helpers import TWO_CLASS_CFG
+
+    torch.manual_seed(0)
+    return Darknet(parse_cfg(TWO_CLASS_CFG))
+
+
+def raw_weights(path, floats: int, seed: int = 0, header=(0, 2, 0), extra=b""):
+    values = np.random.default_rng(seed).standard_normal(floats).astype("<f4")
+    path.write_bytes(struct.pack("<3iq", *header, 0) + values.tobytes() + extra)
+    return values
+
+
+def test_load_weights_with_the_models_own_cfg(tmp_path):
+    model = two_class_model()
+    path = tmp_path / "two.weights"
+    values = raw_weights(path, 437)
+    report = load_weights(model, path)
+    assert report.loaded == TWO_KEYS and report.skipped == [] and report.missing == []  # no num_batches_tracked
+    np.testing.assert_array_equal(model.layers[1].conv.bias.detach().numpy(), values[248:269])
+    np.testing.assert_array_equal(model.layers[0].bn.running_var.numpy(), values[24:32])
+
+
+def test_load_weights_partial_by_name_and_by_size(tmp_path):
+    for name in ("two.conv.1", "renamed.weights"):  # a .conv.N name, or the size of the first layers
+        model = two_class_model()
+        bias_before = model.layers[1].conv.bias.detach().clone()
+        path = tmp_path / name
+        values = raw_weights(path, 248, seed=1)
+        report = load_weights(model, path)
+        assert report.loaded == TWO_KEYS[:5] and report.skipped == []
+        assert report.missing == ["layers.1.conv.weight", "layers.1.conv.bias"]  # model order
+        np.testing.assert_array_equal(model.layers[0].bn.bias.detach().numpy(), values[:8])
+        assert torch.equal(model.layers[1].conv.bias, bias_before)
+
+
+def test_load_weights_refuses_sizes_nothing_fits(tmp_path):
+    model = two_class_model()
+    path = tmp_path / "odd.weights"
+    raw_weights(path, 248, extra=b"\0\0")  # the first layer and 2 bytes
+    with pytest.raises(DarknetFormatError) as e:
+        load_weights(model, path)
+    assert message(e) == (f"{path}: 994 bytes after the header fit neither the model's cfg (1,748 bytes) nor a shipped "
+                          f"cfg ({SHIPPED_SIZES}) (convert it with `vocli convert-weights --cfg ...` first)")
+    part = tmp_path / "tiny.conv.1"  # yolov3-tiny's first layer and 2 bytes, with a cutoff in the name
+    raw_weights(part, 496, extra=b"\0\0")
+    with pytest.raises(DarknetFormatError) as e:
+        load_weights(model, part)
+    assert message(e) == (f"{part}: 1,986 bytes after the header fit neither the model's cfg (992 bytes) nor a shipped "
+                          f"cfg ({FIRST_LAYER_SIZES}) (convert it with `vocli convert-weights --cfg ...` first)")
+
+
+def test_load_weights_takes_a_shipped_cfg_that_fits(tmp_path):
+    model = Darknet("yolov3-tiny-voc")
+    part = tmp_path / "tiny.conv.1"  # yolov3-tiny's first layer: the same in the voc model
+    values = raw_weights(part, 496, seed=2)
+    report = load_weights(model, part)
+    assert report.loaded == ["layers.0.bn.bias", "layers.0.bn.weight", "layers.0.bn.running_mean",
+                             "layers.0.bn.running_var", "layers.0.conv.weight"]
+    np.testing.assert_array_equal(model.layers[0].conv.weight.detach().numpy().ravel(), values[64:])
+
+
+def test_load_weights_from_a_dict_and_every_converted_suffix(tmp_path):
+    model = two_class_model()
+    w = torch.arange(21.0)
+    report = load_weights(model, {"layers.1.conv.bias": w, "foo.bar": torch.zeros(1),
+                                  "layers.0.bn.bias": torch.zeros(3)})
+    assert report.loaded == ["layers.1.conv.bias"]
+    assert report.skipped == [("foo.bar", "not in model"), ("layers.0.bn.bias", "shape (3,) != model (8,)")]
+    assert report.missing == [k for k in model.state_dict() if k not in ("layers.1.conv.bias",
+                                                                          "layers.0.bn.num_batches_tracked")]
+    assert torch.equal(model.layers[1].conv.bias.detach(), w)
+    with pytest.raises(DarknetFormatError) as e:
+        load_weights(model, {"layers.0.bn.bias": torch.zeros(3)}, strict_shapes=True)
+    assert message(e) == "layers.0.bn.bias: shape (3,) != model (8,)"
+    with pytest.raises(DarknetFormatError, match=r"^<state dict>: not a vocli weights file"):
+        load_weights(model, {"a": 1})
+    state = {k: torch.full_like(v, 2.0) for k, v in model.state_dict().items()}
+    for suffix in (".pt", ".pth", ".ckpt", ".PT"):
+        torch.save(state, tmp_path / f"m{suffix}")
+        fresh = two_class_model()
+        assert load_weights(fresh, tmp_path / f"m{suffix}").missing == []
+        assert torch.equal(fresh.layers[1].conv.weight.detach(), state["layers.1.conv.weight"])
+    from helpers import TWO_CLASS_CFG
+
+    cfg = tmp_path / "two.cfg"
+    cfg.write_text(TWO_CLASS_CFG)
+    src = tmp_path / "two.weights"
+    values = raw_weights(src, 437, seed=3)
+    for suffix in (".h5", ".hdf5"):
+        convert_weights(src, cfg=cfg, out=tmp_path / f"two{suffix}")
+        fresh = two_class_model()
+        assert sorted(load_weights(fresh, tmp_path / f"two{suffix}").loaded) == sorted(TWO_KEYS)  # h5: sorted keys
+        np.testing.assert_array_equal(fresh.layers[1].conv.weight.detach().numpy().ravel(), values[269:])
+    with pytest.raises(DarknetFormatError) as e:
+        load_weights(model, tmp_path / "none.weights")
+    assert message(e) == f"{tmp_path / 'none.weights'}: no such weights file (check the path, or `vocli fetch` it)"
