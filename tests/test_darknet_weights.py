@@ -271,7 +271,10 @@ def test_darknet_header_rule_for_versions_from_1000():
     from converters.darknet_weights import header_size
 
     table = {(0, 1): 16, (0, 2): 20, (1, 0): 20, (0, 999): 20, (999, 999): 20,
-             (1000, 0): 16, (1000, 2): 16, (0, 1000): 16, (2, 1000): 16}
+             (1000, 0): 16, (1000, 2): 16, (0, 1000): 16, (2, 1000): 16,
+             # darknet's int arithmetic, also for a header a .pt carries that read_header would refuse:
+             # -1 * 10 + 12 = 2 -> 20 bytes, -1 * 10 + 11 = 1 -> 16 bytes
+             (-1, 12): 20, (-1, 11): 16}
     assert {k: header_size(*k) for k in table} == table
 
 
@@ -1066,3 +1069,16 @@ def test_load_weights_from_a_dict_and_every_converted_suffix(tmp_path):
     with pytest.raises(DarknetFormatError) as e:
         load_weights(model, tmp_path / "none.weights")
     assert message(e) == f"{tmp_path / 'none.weights'}: no such weights file (check the path, or `vocli fetch` it)"
+
+
+def test_load_weights_reads_a_partial_file_with_the_shipped_cfg_it_fits(tmp_path):
+    model = two_class_model()  # its first layer holds 248 floats: the file's 496 are yolov3-tiny's first layer
+    part = tmp_path / "tiny.conv.1"
+    raw_weights(part, 496)
+    report = load_weights(model, part)
+    assert report.loaded == []
+    assert report.skipped == [("layers.0.bn.bias", "shape (16,) != model (8,)"),
+                              ("layers.0.bn.weight", "shape (16,) != model (8,)"),
+                              ("layers.0.bn.running_mean", "shape (16,) != model (8,)"),
+                              ("layers.0.bn.running_var", "shape (16,) != model (8,)"),
+                              ("layers.0.conv.weight", "shape (16, 3, 3, 3) != model (8, 3, 3, 3)")]
