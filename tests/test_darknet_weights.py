@@ -871,6 +871,12 @@ def test_load_payload_names_an_unreadable_pt_as_a_weights_file(tmp_path):
     bad.write_bytes(b"\x80\x02not a pickle at all")
     with pytest.raises(CheckpointError, match=r"weights file"):
         load_payload(bad)
+    other = tmp_path / "other.pt"  # a readable .pt that holds no weights
+    torch.save({"epoch": 3}, other)
+    with pytest.raises(DarknetFormatError) as e:
+        load_payload(other)
+    assert message(e) == (f"{other}: not a vocli weights file, train checkpoint or state dict "
+                          "(convert Darknet weights with `vocli convert-weights` first)")
 
 
 def test_an_h5_with_cutoff_0_is_refused_not_read_whole(tmp_path, small_cfg):
