@@ -374,6 +374,8 @@ def test_read_header_of_exact_size_files(tmp_path):
     assert read_header(str(path)) == ((0, 2, 5), 2 ** 40 + 3, 20)
     path.write_bytes(struct.pack("<3i", 0, 2, 0) + b"\xff" * 8)  # seen is a signed int64: -1
     assert read_header(path) == ((0, 2, 0), -1, 20)
+    path.write_bytes(struct.pack("<3i", 0, 1, 0) + b"\xff" * 4)  # and a signed int32 before 0.2: -1
+    assert read_header(path) == ((0, 1, 0), -1, 16)
     path.write_bytes(struct.pack("<3ii", 2 ** 20 - 1, 0, 0, 4))  # the largest version accepted (16 bytes)
     assert read_header(path) == ((2 ** 20 - 1, 0, 0), 4, 16)
 
