@@ -15,7 +15,7 @@ import torch
 from hostile_common import TINY_CFG, error_line, run, tree_state, write_tiny_pt
 from PIL import Image
 
-from vocli.errors import CheckpointError
+from vocli.errors import CheckpointError, DarknetFormatError
 
 
 def corrupt_tensor_bytes(path, length: int = 4096) -> str:
@@ -158,3 +158,62 @@ def test_train_refuses_a_foreign_checkpoint_as_starting_weights(tmp_path, tiny_p
     # the model's own weights: all 7 (conv, 4 batch norm, head weight and bias) and the counter load
     _, report = build_model(TrainConfig(cfg=str(cfg), weights=str(weights), img_size=64), 2, load_initial=True)
     assert report["loaded"] == 8 and "backbone" not in report["summary"]
+
+
+# --------------------------------------------------------------------------- not weights at all
+
+HTML = "looks like an HTML page, not Darknet weights"
+TEXT = "looks like a text file, not Darknet weights"
+
+
+@pytest.mark.parametrize("head, what", [
+    (b"<!DOCTYPE html><title>moved</title>", HTML),
+    (b"<head><title>404 Not Found</title></head>", HTML),
+    (b'<?xml version="1.0"?><Error><Code>NoSuchKey</Code></Error>', HTML),  # an S3 error page
+    (b"<!-- mirror --><p>gone</p>", HTML),
+    (b"\n\r\t <?xml version='1.0'?><x/>", HTML),  # leading white space is skipped
+    (b"\xef\xbb\xbf<HTML><body>moved</body></HTML>", HTML),  # a byte-order mark, then upper-case tags
+    (b'{"error": "Not Found", "status": 404}', "looks like a JSON document, not Darknet weights"),
+    (b'[{"name": "yolov3.weights", "size": 0}]', "looks like a JSON document, not Darknet weights"),
+    (b"\x1f\x8b\x08\x00" + bytes(28), "is a gzip archive, not Darknet weights"),
+    (b"PK\x03\x04" + bytes(28), "is a zip archive (a PyTorch .pt?), not Darknet weights"),
+    (b"\x89HDF\r\n\x1a\n" + bytes(24), "is an HDF5 file, not Darknet weights"),
+    (b"Not Found.\tTry again\r\nlater", TEXT),  # space, tab, CR and LF are text
+    (b"0123456789abcdef", TEXT),  # 16 printable bytes are enough to call it text
+    (b"a" * 64 + bytes(16), TEXT),  # only the first 64 bytes are looked at
+])
+def test_files_that_are_not_weights_are_named(tmp_path, head, what):
+    from converters.darknet_weights import read_header
+
+    path = tmp_path / "yolov3.weights"
+    path.write_bytes(head)
+    with pytest.raises(DarknetFormatError) as e:
+        read_header(path)
+    assert str(e.value) == f"{path}: {what} (re-download it)"
+
+
+@pytest.mark.parametrize("head, version", [
+    (b"\x7f" + b"a" * 19, "1633771903.1633771873.1633771873"),  # DEL is no text: 0x6161617f, 0x61616161 ...
+    (b"{\xff\xff\xff" + bytes(16), "-133.0.0"),  # "{" then bytes that are no ASCII: no JSON; 0xffffff7b = -133
+])
+def test_near_misses_are_read_as_headers(tmp_path, head, version):
+    from converters.darknet_weights import read_header
+
+    path = tmp_path / "w.weights"
+    path.write_bytes(head)
+    with pytest.raises(DarknetFormatError) as e:
+        read_header(path)
+    assert str(e.value) == f"{path}: header version {version} is not a Darknet header (re-download it)"
+
+
+def test_only_the_first_512_bytes_are_sniffed(tmp_path):
+    from converters.darknet_weights import read_header
+
+    # One form feed (white space to lstrip, but no text), 507 bytes 0x80, then "<html" at bytes 508-512:
+    # the 512 bytes read end inside the tag, so this is no HTML page but a bad header (0x8080800c).
+    path = tmp_path / "w.weights"
+    path.write_bytes(b"\x0c" + b"\x80" * 507 + b"<html>" + bytes(100))
+    with pytest.raises(DarknetFormatError) as e:
+        read_header(path)
+    assert str(e.value) == (f"{path}: header version -2139062260.-2139062144.-2139062144 is not a Darknet header "
+                            "(re-download it)")
