@@ -989,16 +989,10 @@ def two_class_model():
     return Darknet(parse_cfg(TWO_CLASS_CFG))
 
 
-def raw_weights(path, floats: int, seed: int = 0, header=(0, 2, 0), extra=b""):
-    values = np.random.default_rng(seed).standard_normal(floats).astype("<f4")
-    path.write_bytes(struct.pack("<3iq", *header, 0) + values.tobytes() + extra)
-    return values
-
-
 def test_load_weights_with_the_models_own_cfg(tmp_path):
     model = two_class_model()
     path = tmp_path / "two.weights"
-    values = raw_weights(path, 437)
+    values = small_file(path, floats=437)
     report = load_weights(model, path)
     assert report.loaded == TWO_KEYS and report.skipped == [] and report.missing == []  # no num_batches_tracked
     np.testing.assert_array_equal(model.layers[1].conv.bias.detach().numpy(), values[248:269])
@@ -1010,7 +1004,7 @@ def test_load_weights_partial_by_name_and_by_size(tmp_path):
         model = two_class_model()
         bias_before = model.layers[1].conv.bias.detach().clone()
         path = tmp_path / name
-        values = raw_weights(path, 248, seed=1)
+        values = small_file(path, floats=248, seed=1)
         report = load_weights(model, path)
         assert report.loaded == TWO_KEYS[:5] and report.skipped == []
         assert report.missing == ["layers.1.conv.weight", "layers.1.conv.bias"]  # model order
@@ -1021,13 +1015,13 @@ def test_load_weights_partial_by_name_and_by_size(tmp_path):
 def test_load_weights_refuses_sizes_nothing_fits(tmp_path):
     model = two_class_model()
     path = tmp_path / "odd.weights"
-    raw_weights(path, 248, extra=b"\0\0")  # the first layer and 2 bytes
+    small_file(path, floats=248, extra=b"\0\0")  # the first layer and 2 bytes
     with pytest.raises(DarknetFormatError) as e:
         load_weights(model, path)
     assert message(e) == (f"{path}: 994 bytes after the header fit neither the model's cfg (1,748 bytes) nor a shipped "
                           f"cfg ({SHIPPED_SIZES}) (convert it with `vocli convert-weights --cfg ...` first)")
     part = tmp_path / "tiny.conv.1"  # yolov3-tiny's first layer and 2 bytes, with a cutoff in the name
-    raw_weights(part, 496, extra=b"\0\0")
+    small_file(part, floats=496, extra=b"\0\0")
     with pytest.raises(DarknetFormatError) as e:
         load_weights(model, part)
     assert message(e) == (f"{part}: 1,986 bytes after the header fit neither the model's cfg (992 bytes) nor a shipped "
@@ -1037,7 +1031,7 @@ def test_load_weights_refuses_sizes_nothing_fits(tmp_path):
 def test_load_weights_takes_a_shipped_cfg_that_fits(tmp_path):
     model = Darknet("yolov3-tiny-voc")
     part = tmp_path / "tiny.conv.1"  # yolov3-tiny's first layer: the same in the voc model
-    values = raw_weights(part, 496, seed=2)
+    values = small_file(part, floats=496, seed=2)
     report = load_weights(model, part)
     assert report.loaded == ["layers.0.bn.bias", "layers.0.bn.weight", "layers.0.bn.running_mean",
                              "layers.0.bn.running_var", "layers.0.conv.weight"]
@@ -1070,7 +1064,7 @@ def test_load_weights_from_a_dict_and_every_converted_suffix(tmp_path):
     cfg = tmp_path / "two.cfg"
     cfg.write_text(TWO_CLASS_CFG)
     src = tmp_path / "two.weights"
-    values = raw_weights(src, 437, seed=3)
+    values = small_file(src, floats=437, seed=3)
     for suffix in (".h5", ".hdf5"):
         convert_weights(src, cfg=cfg, out=tmp_path / f"two{suffix}")
         fresh = two_class_model()
@@ -1084,7 +1078,7 @@ def test_load_weights_from_a_dict_and_every_converted_suffix(tmp_path):
 def test_load_weights_reads_a_partial_file_with_the_shipped_cfg_it_fits(tmp_path):
     model = two_class_model()  # its first layer holds 248 floats: the file's 496 are yolov3-tiny's first layer
     part = tmp_path / "tiny.conv.1"
-    raw_weights(part, 496)
+    small_file(part, floats=496)
     report = load_weights(model, part)
     assert report.loaded == []
     assert report.skipped == [("layers.0.bn.bias", "shape (16,) != model (8,)"),
